@@ -1,0 +1,100 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::check_prefix;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryParams};
+use crate::names::parse_namespace;
+use crate::types::{
+    CreateNamespaceRequest, ListNamespacesResponse, NamespaceResponse,
+    UpdateNamespacePropertiesRequest, UpdateNamespacePropertiesResponse,
+};
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    query: QueryParams,
+) -> ApiResult<Json<ListNamespacesResponse>> {
+    check_prefix(&state, &prefix)?;
+    let parent = query.get("parent").map(parse_namespace).transpose()?;
+    let page = state
+        .catalog
+        .list_namespaces(parent.as_deref(), &query.page()?)
+        .await?;
+    Ok(Json(ListNamespacesResponse {
+        namespaces: page.items,
+        next_page_token: page.next_page_token,
+    }))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    JsonBody(request): JsonBody<CreateNamespaceRequest>,
+) -> ApiResult<Json<NamespaceResponse>> {
+    check_prefix(&state, &prefix)?;
+    if request.namespace.iter().any(|level| level.is_empty()) || request.namespace.is_empty() {
+        return Err(ApiError::bad_request("namespace levels must not be empty"));
+    }
+    state
+        .catalog
+        .create_namespace(&request.namespace, &request.properties)
+        .await?;
+    Ok(Json(NamespaceResponse {
+        namespace: request.namespace,
+        properties: request.properties,
+    }))
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+) -> ApiResult<Json<NamespaceResponse>> {
+    check_prefix(&state, &prefix)?;
+    let namespace = parse_namespace(&namespace)?;
+    let properties = state.catalog.load_namespace(&namespace).await?;
+    Ok(Json(NamespaceResponse {
+        namespace,
+        properties,
+    }))
+}
+
+pub async fn exists(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    check_prefix(&state, &prefix)?;
+    let namespace = parse_namespace(&namespace)?;
+    state.catalog.load_namespace(&namespace).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn drop(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    check_prefix(&state, &prefix)?;
+    let namespace = parse_namespace(&namespace)?;
+    state.catalog.drop_namespace(&namespace).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn update_properties(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+    JsonBody(request): JsonBody<UpdateNamespacePropertiesRequest>,
+) -> ApiResult<Json<UpdateNamespacePropertiesResponse>> {
+    check_prefix(&state, &prefix)?;
+    let namespace = parse_namespace(&namespace)?;
+    let change = state
+        .catalog
+        .update_namespace_properties(&namespace, &request.removals, &request.updates)
+        .await?;
+    Ok(Json(UpdateNamespacePropertiesResponse {
+        updated: change.updated,
+        removed: change.removed,
+        missing: change.missing,
+    }))
+}

@@ -1,0 +1,298 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use floe_commit::{CreateTable, LoadedTable, TableChange};
+use floe_store::TableName;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::check_prefix;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryParams};
+use crate::names::parse_namespace;
+use crate::types::{
+    CommitTableRequest, CommitTransactionRequest, CreateTableRequest, ListTablesResponse,
+    RegisterTableRequest, RenameTableRequest, TableIdentifier,
+};
+
+type TablePath = Path<(String, String, String)>;
+
+fn table_name(
+    state: &AppState,
+    (prefix, namespace, table): (String, String, String),
+) -> ApiResult<TableName> {
+    check_prefix(state, &prefix)?;
+    Ok(TableName::new(parse_namespace(&namespace)?, table))
+}
+
+/// Which snapshots a loadTable response carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SnapshotsMode {
+    All,
+    /// Only snapshots that a branch or tag points at: small responses for tables with long history.
+    Refs,
+}
+
+impl SnapshotsMode {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        match query.get("snapshots") {
+            None | Some("all") => Ok(Self::All),
+            Some("refs") => Ok(Self::Refs),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "snapshots must be \"all\" or \"refs\", not {other:?}"
+            ))),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Refs => "refs",
+        }
+    }
+}
+
+/// The spec's LoadTableResult.
+fn load_result(table: &LoadedTable, mode: SnapshotsMode) -> ApiResult<Value> {
+    let mut metadata = serde_json::to_value(table.metadata.as_ref()).map_err(|err| {
+        ApiError::from(floe_commit::CommitError::Internal(format!(
+            "cannot serialize metadata of {}: {err}",
+            table.name
+        )))
+    })?;
+    if mode == SnapshotsMode::Refs {
+        let referenced: std::collections::HashSet<i64> = metadata
+            .get("refs")
+            .and_then(Value::as_object)
+            .map(|refs| {
+                refs.values()
+                    .filter_map(|r| r.get("snapshot-id").and_then(Value::as_i64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(snapshots) = metadata.get_mut("snapshots").and_then(Value::as_array_mut) {
+            snapshots.retain(|s| {
+                s.get("snapshot-id")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|id| referenced.contains(&id))
+            });
+        }
+    }
+    let mut result = json!({ "metadata": metadata, "config": {} });
+    if let Some(location) = &table.metadata_location {
+        result["metadata-location"] = json!(location);
+    }
+    Ok(result)
+}
+
+/// Distinct per metadata file and per snapshots mode, as the spec asks.
+fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
+    let digest = Sha256::digest(format!("{metadata_location}\n{}", mode.as_str()).as_bytes());
+    format!("\"{}\"", &hex::encode(digest)[..32])
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+fn with_etag(body: Value, etag: &str) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+    query: QueryParams,
+) -> ApiResult<Json<ListTablesResponse>> {
+    check_prefix(&state, &prefix)?;
+    let namespace = parse_namespace(&namespace)?;
+    let page = state
+        .catalog
+        .list_tables(&namespace, &query.page()?)
+        .await?;
+    Ok(Json(ListTablesResponse {
+        identifiers: page
+            .items
+            .into_iter()
+            .map(|name| TableIdentifier {
+                namespace: namespace.clone(),
+                name,
+            })
+            .collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+    JsonBody(request): JsonBody<CreateTableRequest>,
+) -> ApiResult<Response> {
+    check_prefix(&state, &prefix)?;
+    let name = TableName::new(parse_namespace(&namespace)?, request.name);
+    let table = state
+        .catalog
+        .create_table(CreateTable {
+            name,
+            location: request.location,
+            schema: request.schema,
+            partition_spec: request.partition_spec,
+            sort_order: request.write_order,
+            properties: request.properties,
+            stage: request.stage_create,
+        })
+        .await?;
+    let body = load_result(&table, SnapshotsMode::All)?;
+    Ok(match &table.metadata_location {
+        Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
+        None => Json(body).into_response(),
+    })
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    path: TablePath,
+    query: QueryParams,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let name = table_name(&state, path.0)?;
+    let mode = SnapshotsMode::from_query(&query)?;
+    let table = state.catalog.load_table(&name).await?;
+    let location = table.metadata_location.as_deref().unwrap_or_default();
+    let tag = etag(location, mode);
+    if if_none_match(&headers, &tag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        return Ok(response);
+    }
+    Ok(with_etag(load_result(&table, mode)?, &tag))
+}
+
+pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
+    let name = table_name(&state, path.0)?;
+    state.catalog.table_pointer(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    path: TablePath,
+    JsonBody(request): JsonBody<CommitTableRequest>,
+) -> ApiResult<Response> {
+    let name = table_name(&state, path.0)?;
+    if let Some(identifier) = &request.identifier {
+        if identifier.namespace != name.namespace || identifier.name != name.name {
+            return Err(ApiError::bad_request(format!(
+                "the body's identifier {}.{} does not match the URL's table {name}",
+                identifier.namespace.join("."),
+                identifier.name
+            )));
+        }
+    }
+    let table = state
+        .catalog
+        .commit_table(TableChange {
+            table: name,
+            requirements: request.requirements,
+            updates: request.updates,
+        })
+        .await?;
+    let location = table.metadata_location.clone().unwrap_or_default();
+    let metadata = serde_json::to_value(table.metadata.as_ref())
+        .map_err(|err| ApiError::from(floe_commit::CommitError::Internal(err.to_string())))?;
+    Ok(with_etag(
+        json!({ "metadata-location": location, "metadata": metadata }),
+        &etag(&location, SnapshotsMode::All),
+    ))
+}
+
+pub async fn drop(
+    State(state): State<AppState>,
+    path: TablePath,
+    query: QueryParams,
+) -> ApiResult<StatusCode> {
+    let name = table_name(&state, path.0)?;
+    let purge = query.flag("purgeRequested")?;
+    state.catalog.drop_table(&name, purge).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Path((prefix, namespace)): Path<(String, String)>,
+    JsonBody(request): JsonBody<RegisterTableRequest>,
+) -> ApiResult<Response> {
+    check_prefix(&state, &prefix)?;
+    let name = TableName::new(parse_namespace(&namespace)?, request.name);
+    let table = state
+        .catalog
+        .register_table(&name, &request.metadata_location, request.overwrite)
+        .await?;
+    let tag = etag(&request.metadata_location, SnapshotsMode::All);
+    Ok(with_etag(load_result(&table, SnapshotsMode::All)?, &tag))
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    JsonBody(request): JsonBody<RenameTableRequest>,
+) -> ApiResult<StatusCode> {
+    check_prefix(&state, &prefix)?;
+    let from = TableName::new(request.source.namespace, request.source.name);
+    let to = TableName::new(request.destination.namespace, request.destination.name);
+    state.catalog.rename_table(&from, &to).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn commit_transaction(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    JsonBody(request): JsonBody<CommitTransactionRequest>,
+) -> ApiResult<StatusCode> {
+    check_prefix(&state, &prefix)?;
+    let changes = request
+        .table_changes
+        .into_iter()
+        .map(|change| {
+            let identifier = change.identifier.ok_or_else(|| {
+                ApiError::bad_request("every table change of a transaction needs an identifier")
+            })?;
+            Ok(TableChange {
+                table: TableName::new(identifier.namespace, identifier.name),
+                requirements: change.requirements,
+                updates: change.updates,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    state.catalog.commit(changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clients report scan and commit metrics here; Floe records them in its log.
+pub async fn report_metrics(
+    State(state): State<AppState>,
+    path: TablePath,
+    JsonBody(report): JsonBody<Value>,
+) -> ApiResult<StatusCode> {
+    let name = table_name(&state, path.0)?;
+    let kind = report
+        .get("report-type")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    tracing::info!(table = %name, report_type = kind, report = %report, "client metrics report");
+    Ok(StatusCode::NO_CONTENT)
+}

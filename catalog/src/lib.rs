@@ -1,0 +1,197 @@
+//! Floe's Iceberg REST catalog server: routes, handlers, errors and configuration.
+//!
+//! # How a request flows
+//!
+//! ```text
+//! HTTP ──► router (this crate) ──► handler: parse, check prefix ──► floe_commit::Catalog
+//!                                                                    │  requirements, updates,
+//!                                                                    │  metadata file (floe-storage)
+//!                                                                    ▼
+//!                                          floe_store::MetadataStore::swap_pointers (the commit)
+//! ```
+//!
+//! Handlers are thin: they turn the spec's JSON into calls on [`floe_commit::Catalog`] and its
+//! results back into JSON. Errors become the spec's `ErrorModel` in one place, [`error::ApiError`].
+//! Cross-cutting concerns are layers around the router: request tracing (one span per request with
+//! a request id), the body size limit, and [`idempotency`] keys.
+
+pub mod config;
+pub mod error;
+mod extract;
+pub mod handlers;
+pub mod idempotency;
+pub mod names;
+pub mod types;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use floe_commit::{Catalog, CommitSettings};
+use floe_storage::Warehouse;
+use floe_store::MetadataStore;
+use floe_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use config::ServerConfig;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub config: Arc<ServerConfig>,
+}
+
+/// The REST API, with its layers.
+pub fn router(state: AppState) -> Router {
+    use handlers::{config, namespaces, tables};
+    let api = Router::new()
+        .route("/v1/config", get(config::get_config))
+        .route(
+            "/v1/{prefix}/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}",
+            get(namespaces::load)
+                .head(namespaces::exists)
+                .delete(namespaces::drop),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/properties",
+            post(namespaces::update_properties),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/tables",
+            get(tables::list).post(tables::create),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/tables/{table}",
+            get(tables::load)
+                .head(tables::exists)
+                .post(tables::commit)
+                .delete(tables::drop),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+            post(tables::report_metrics),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/register",
+            post(tables::register),
+        )
+        .route("/v1/{prefix}/tables/rename", post(tables::rename))
+        .route(
+            "/v1/{prefix}/transactions/commit",
+            post(tables::commit_transaction),
+        )
+        .fallback(not_found);
+
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::middleware,
+    ))
+    .layer(DefaultBodyLimit::max(state.config.max_request_bytes))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::info_span!(
+                "request",
+                id = %uuid::Uuid::now_v7(),
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        }),
+    )
+    .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(
+        "NotFoundException",
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+/// Opens the embedded metadata store and warehouse that `config` names.
+pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| {
+        format!(
+            "cannot create data dir {}: {err}",
+            config.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn MetadataStore> = Arc::new(
+        SqliteStore::open(&config.catalog_db())
+            .await
+            .map_err(|err| format!("cannot open {}: {err}", config.catalog_db().display()))?,
+    );
+    let warehouse = Warehouse::local(&config.warehouse, &config.warehouse_dir())
+        .map_err(|err| err.to_string())?;
+    Ok(Catalog::with_settings(
+        store,
+        warehouse,
+        CommitSettings {
+            max_attempts: config.commit_max_attempts.max(1),
+            ..CommitSettings::default()
+        },
+    ))
+}
+
+/// Runs the server until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let catalog = Arc::new(open_catalog(&config).await?);
+    let address = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+    let local = listener.local_addr().map_err(|err| err.to_string())?;
+    let state = AppState {
+        catalog: catalog.clone(),
+        config: Arc::new(config),
+    };
+    let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
+    tracing::info!(address = %local, warehouse = catalog.warehouse().root(), "floe catalog listening");
+    // Tests and scripts wait for this exact line on stdout.
+    println!("floe catalog listening on {local}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|err| err.to_string())?;
+    expiry.abort();
+    tracing::info!("floe catalog stopped");
+    Ok(())
+}
+
+async fn expire_idempotency_keys(catalog: Arc<Catalog>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        interval.tick().await;
+        match catalog
+            .store()
+            .expire_idempotency_keys(idempotency::KEY_RETENTION)
+            .await
+        {
+            Ok(0) => {}
+            Ok(expired) => tracing::debug!(expired, "expired idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "could not expire idempotency keys"),
+        }
+    }
+}
+
+/// Why the server could not start or keep serving: a message for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}

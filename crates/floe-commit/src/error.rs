@@ -1,0 +1,89 @@
+//! The commit engine's errors: one enum whose variants the server maps one-to-one onto REST errors.
+
+use floe_storage::StorageError;
+use floe_store::{StoreError, TableName};
+
+/// What went wrong, by what the caller (and the REST client) should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("{0}")]
+    NamespaceNotFound(String),
+    #[error("{0}")]
+    TableNotFound(String),
+    /// A file the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NamespaceNotEmpty(String),
+    /// A requirement failed, or concurrent commits kept winning: the client should refresh and retry.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong (bad update, bad location, bad name); retrying will not help.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A dependency (metadata store, object store) is down or overloaded; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = CommitError> = std::result::Result<T, E>;
+
+impl CommitError {
+    /// Maps an error from Iceberg's metadata builder or updates: they reject bad input.
+    pub(crate) fn from_iceberg(err: iceberg::Error) -> Self {
+        use iceberg::ErrorKind;
+        let message = err.to_string();
+        match err.kind() {
+            ErrorKind::CatalogCommitConflicts => CommitError::Conflict(message),
+            ErrorKind::TableNotFound => CommitError::TableNotFound(message),
+            ErrorKind::DataInvalid
+            | ErrorKind::FeatureUnsupported
+            | ErrorKind::PreconditionFailed => CommitError::InvalidRequest(message),
+            _ => CommitError::InvalidRequest(message),
+        }
+    }
+
+    /// Maps a failed requirement: the table changed since the client read it.
+    pub(crate) fn from_requirement(table: &TableName, err: iceberg::Error) -> Self {
+        match err.kind() {
+            iceberg::ErrorKind::TableNotFound => {
+                CommitError::TableNotFound(format!("table {table} does not exist"))
+            }
+            _ => CommitError::Conflict(format!("commit to {table} failed: {err}")),
+        }
+    }
+}
+
+impl From<StoreError> for CommitError {
+    fn from(err: StoreError) -> Self {
+        let message = err.to_string();
+        match err {
+            StoreError::NamespaceNotFound(_) => CommitError::NamespaceNotFound(message),
+            StoreError::NamespaceAlreadyExists(_) | StoreError::TableAlreadyExists(_) => {
+                CommitError::AlreadyExists(message)
+            }
+            StoreError::NamespaceNotEmpty { .. } => CommitError::NamespaceNotEmpty(message),
+            StoreError::TableNotFound(_) => CommitError::TableNotFound(message),
+            StoreError::Conflict { .. } => CommitError::Conflict(message),
+            StoreError::Unavailable(_) => CommitError::Unavailable(message),
+            #[allow(unreachable_patterns)]
+            _ => CommitError::Internal(message),
+        }
+    }
+}
+
+impl From<StorageError> for CommitError {
+    fn from(err: StorageError) -> Self {
+        let message = err.to_string();
+        match err {
+            StorageError::NotFound { .. } => CommitError::NotFound(message),
+            StorageError::AlreadyExists { .. } => CommitError::Internal(message),
+            StorageError::InvalidLocation { .. } => CommitError::InvalidRequest(message),
+            StorageError::Store { .. } => CommitError::Unavailable(message),
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! Floe's commit engine: the one path by which a table's metadata changes.
+//!
+//! # The commit protocol
+//!
+//! Every writer — the REST API now, SQL writes and maintenance jobs later — changes a table by
+//! handing [`Catalog::commit`] a list of [`TableChange`]s (Iceberg requirements plus updates). For
+//! each attempt the engine:
+//!
+//! 1. reads each table's current pointer from the [`MetadataStore`] and its metadata file (cached
+//!    by location: metadata files are immutable, so a cache hit is never stale once the pointer
+//!    was read fresh);
+//! 2. checks every requirement against that state; a failed requirement is a real conflict (409);
+//! 3. applies every update with Iceberg's `TableMetadataBuilder`;
+//! 4. writes each new metadata file under its table's location with put-if-absent;
+//! 5. moves all pointers from the values read in step 1 to the new files in one
+//!    [`MetadataStore::swap_pointers`] call: all tables or none.
+//!
+//! If step 5 loses a race, the files written in step 4 are deleted and the attempt starts over from
+//! step 1, so that commits which do not really conflict (their requirements still hold on the new
+//! state) both succeed. After a bounded number of attempts the commit fails with
+//! [`CommitError::Conflict`]. A failed commit never leaves a file that any pointer names.
+//!
+//! `docs/commit-protocol.md` lists the invariants and the tests that check them.
+
+mod cache;
+mod create;
+mod error;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_storage::{StorageError, Warehouse};
+use floe_store::{
+    MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties, PropertiesChange,
+    TableName, TablePointer,
+};
+use iceberg::spec::{
+    FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
+};
+use iceberg::{TableCreation, TableRequirement, TableUpdate};
+use tracing::{debug, info, warn};
+
+pub use cache::MetadataCache;
+pub use error::{CommitError, Result};
+
+/// The Iceberg property that turns on deleting metadata files dropped from the metadata log.
+const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// A table as it is now: its pointer and parsed metadata.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    pub name: TableName,
+    /// `None` only for a staged create, which has no metadata file yet.
+    pub metadata_location: Option<String>,
+    /// The store's pointer version; 0 for a staged create.
+    pub version: i64,
+    pub metadata: Arc<TableMetadata>,
+}
+
+/// One table's part of a commit: what must hold, and what to change.
+#[derive(Debug, Clone)]
+pub struct TableChange {
+    pub table: TableName,
+    pub requirements: Vec<TableRequirement>,
+    pub updates: Vec<TableUpdate>,
+}
+
+/// A request to create a table, as the REST API carries it.
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub name: TableName,
+    pub location: Option<String>,
+    pub schema: Schema,
+    pub partition_spec: Option<UnboundPartitionSpec>,
+    pub sort_order: Option<SortOrder>,
+    pub properties: HashMap<String, String>,
+    /// Build the metadata but create nothing: the client will commit it with `assert-create`.
+    pub stage: bool,
+}
+
+/// Tuning of the commit loop.
+#[derive(Debug, Clone)]
+pub struct CommitSettings {
+    /// How many times a commit that lost the pointer race is re-checked and re-tried.
+    pub max_attempts: u32,
+    /// Base of the jittered exponential back-off between attempts.
+    pub retry_backoff: Duration,
+}
+
+impl Default for CommitSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            retry_backoff: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Namespaces and tables over one metadata store and one warehouse.
+pub struct Catalog {
+    store: Arc<dyn MetadataStore>,
+    warehouse: Warehouse,
+    cache: MetadataCache,
+    settings: CommitSettings,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn MetadataStore>, warehouse: Warehouse) -> Self {
+        Self::with_settings(store, warehouse, CommitSettings::default())
+    }
+
+    pub fn with_settings(
+        store: Arc<dyn MetadataStore>,
+        warehouse: Warehouse,
+        settings: CommitSettings,
+    ) -> Self {
+        Self {
+            store,
+            warehouse,
+            cache: MetadataCache::new(1024),
+            settings,
+        }
+    }
+
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    // ---- namespaces: the store does all the work; they have no files.
+
+    pub async fn create_namespace(
+        &self,
+        namespace: &[String],
+        properties: &Properties,
+    ) -> Result<()> {
+        validate_namespace(namespace)?;
+        Ok(self.store.create_namespace(namespace, properties).await?)
+    }
+
+    pub async fn load_namespace(&self, namespace: &[String]) -> Result<Properties> {
+        Ok(self.store.load_namespace(namespace).await?)
+    }
+
+    pub async fn list_namespaces(
+        &self,
+        parent: Option<&[String]>,
+        page: &PageRequest,
+    ) -> Result<Page<NamespacePath>> {
+        Ok(self.store.list_namespaces(parent, page).await?)
+    }
+
+    pub async fn update_namespace_properties(
+        &self,
+        namespace: &[String],
+        removals: &[String],
+        updates: &Properties,
+    ) -> Result<PropertiesChange> {
+        if let Some(key) = removals.iter().find(|key| updates.contains_key(*key)) {
+            return Err(CommitError::InvalidRequest(format!(
+                "property {key:?} is both updated and removed"
+            )));
+        }
+        Ok(self
+            .store
+            .update_namespace_properties(namespace, removals, updates)
+            .await?)
+    }
+
+    pub async fn drop_namespace(&self, namespace: &[String]) -> Result<()> {
+        Ok(self.store.drop_namespace(namespace).await?)
+    }
+
+    // ---- tables
+
+    pub async fn list_tables(
+        &self,
+        namespace: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<String>> {
+        Ok(self.store.list_tables(namespace, page).await?)
+    }
+
+    /// The table's current state. Always reads the pointer from the store, so it never returns a
+    /// state older than an acknowledged commit; the metadata file itself comes from the cache when
+    /// it can.
+    pub async fn load_table(&self, table: &TableName) -> Result<LoadedTable> {
+        let pointer = self.store.load_table(table).await?;
+        let metadata = self.read_metadata(&pointer.metadata_location).await?;
+        Ok(LoadedTable {
+            name: table.clone(),
+            metadata_location: Some(pointer.metadata_location),
+            version: pointer.version,
+            metadata,
+        })
+    }
+
+    /// The store's pointer alone: one indexed read, for existence checks and ETags.
+    pub async fn table_pointer(&self, table: &TableName) -> Result<TablePointer> {
+        Ok(self.store.load_table(table).await?)
+    }
+
+    pub async fn create_table(&self, request: CreateTable) -> Result<LoadedTable> {
+        validate_name(&request.name.name, "table")?;
+        self.store.load_namespace(&request.name.namespace).await?;
+        let location = match &request.location {
+            Some(location) => {
+                let location = location.trim_end_matches('/').to_string();
+                self.warehouse.object_path(&location)?;
+                location
+            }
+            None => self
+                .warehouse
+                .new_table_location(&request.name.namespace, &request.name.name),
+        };
+        let creation = TableCreation::builder()
+            .name(request.name.name.clone())
+            .location(location)
+            .schema(request.schema)
+            .partition_spec_opt(request.partition_spec)
+            .sort_order_opt(request.sort_order)
+            .properties(request.properties.clone())
+            .format_version(format_version_of(&request.properties)?)
+            .build();
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|builder| builder.build())
+            .map_err(CommitError::from_iceberg)?
+            .metadata;
+
+        if request.stage {
+            if self.store.load_table(&request.name).await.is_ok() {
+                return Err(CommitError::AlreadyExists(format!(
+                    "table {} already exists",
+                    request.name
+                )));
+            }
+            return Ok(LoadedTable {
+                name: request.name,
+                metadata_location: None,
+                version: 0,
+                metadata: Arc::new(metadata),
+            });
+        }
+
+        let new_location = metadata_file_location(metadata.location(), 0);
+        self.write_metadata(&new_location, &metadata).await?;
+        let swap = PointerSwap {
+            table: request.name.clone(),
+            expected: None,
+            new_location: new_location.clone(),
+        };
+        match self.store.swap_pointers(&[swap]).await {
+            Ok(pointers) => {
+                info!(table = %request.name, location = %new_location, "table created");
+                let metadata = Arc::new(metadata);
+                self.cache.insert(&new_location, metadata.clone());
+                Ok(LoadedTable {
+                    name: request.name,
+                    metadata_location: Some(new_location),
+                    version: pointers[0].version,
+                    metadata,
+                })
+            }
+            Err(err) => {
+                self.delete_quietly(&new_location).await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Commits one table change.
+    pub async fn commit_table(&self, change: TableChange) -> Result<LoadedTable> {
+        let mut tables = self.commit(vec![change]).await?;
+        Ok(tables.remove(0))
+    }
+
+    /// Commits changes to several tables atomically: all of them or none. See the crate docs for
+    /// the protocol.
+    pub async fn commit(&self, changes: Vec<TableChange>) -> Result<Vec<LoadedTable>> {
+        if changes.is_empty() {
+            return Err(CommitError::InvalidRequest(
+                "no table changes to commit".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for change in &changes {
+            if !seen.insert(&change.table) {
+                return Err(CommitError::InvalidRequest(format!(
+                    "table {} appears twice in one commit",
+                    change.table
+                )));
+            }
+        }
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let prepared = self.prepare(&changes).await?;
+            let written = prepared
+                .iter()
+                .map(|p| p.new_location.clone())
+                .collect::<Vec<_>>();
+            if let Err(err) = self.write_all(&prepared).await {
+                self.delete_all_quietly(&written).await;
+                return Err(err);
+            }
+            let swaps = prepared
+                .iter()
+                .map(|p| PointerSwap {
+                    table: p.table.clone(),
+                    expected: p.expected.clone(),
+                    new_location: p.new_location.clone(),
+                })
+                .collect::<Vec<_>>();
+            match self.store.swap_pointers(&swaps).await {
+                Ok(pointers) => {
+                    let mut loaded = Vec::with_capacity(prepared.len());
+                    for (p, pointer) in prepared.into_iter().zip(pointers) {
+                        self.cache.insert(&p.new_location, p.metadata.clone());
+                        self.expire_metadata_files(&p).await;
+                        debug!(table = %p.table, location = %p.new_location, attempt, "committed");
+                        loaded.push(LoadedTable {
+                            name: p.table,
+                            metadata_location: Some(p.new_location),
+                            version: pointer.version,
+                            metadata: p.metadata,
+                        });
+                    }
+                    return Ok(loaded);
+                }
+                Err(floe_store::StoreError::Conflict { table }) => {
+                    self.delete_all_quietly(&written).await;
+                    if attempt >= self.settings.max_attempts {
+                        warn!(%table, attempt, "commit gave up after repeated conflicts");
+                        return Err(CommitError::Conflict(format!(
+                            "table {table} was changed by concurrent commits; gave up after {attempt} attempts"
+                        )));
+                    }
+                    debug!(%table, attempt, "lost the pointer race, re-checking");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(err) => {
+                    // The store did not commit (its transaction rolled back), so the files are
+                    // unreferenced and safe to delete.
+                    self.delete_all_quietly(&written).await;
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    /// Drops a table; with `purge`, also deletes every file under its location.
+    pub async fn drop_table(&self, table: &TableName, purge: bool) -> Result<()> {
+        let pointer = self.store.drop_table(table).await?;
+        info!(%table, purge, "table dropped");
+        if purge {
+            let metadata = self.read_metadata(&pointer.metadata_location).await?;
+            let location = metadata.location();
+            if self.warehouse.contains(location) {
+                let deleted = self.warehouse.delete_all_under(location).await?;
+                info!(%table, deleted, "table files purged");
+            } else {
+                warn!(%table, location, "not purging files outside the warehouse");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
+        validate_name(&to.name, "table")?;
+        Ok(self.store.rename_table(from, to).await?)
+    }
+
+    /// Registers an existing metadata file as a new table (or, with `overwrite`, as the new state
+    /// of an existing one).
+    pub async fn register_table(
+        &self,
+        table: &TableName,
+        metadata_location: &str,
+        overwrite: bool,
+    ) -> Result<LoadedTable> {
+        validate_name(&table.name, "table")?;
+        self.store.load_namespace(&table.namespace).await?;
+        let metadata = match self.read_metadata(metadata_location).await {
+            Err(CommitError::NotFound(message)) => {
+                return Err(CommitError::InvalidRequest(format!(
+                    "cannot register {table}: {message}"
+                )));
+            }
+            other => other?,
+        };
+        self.warehouse.object_path(metadata.location())?;
+        let expected = if overwrite {
+            match self.store.load_table(table).await {
+                Ok(pointer) => Some(pointer.metadata_location),
+                Err(floe_store::StoreError::TableNotFound(_)) => None,
+                Err(err) => return Err(err.into()),
+            }
+        } else {
+            None
+        };
+        let swap = PointerSwap {
+            table: table.clone(),
+            expected,
+            new_location: metadata_location.to_string(),
+        };
+        let pointers = self.store.swap_pointers(&[swap]).await?;
+        Ok(LoadedTable {
+            name: table.clone(),
+            metadata_location: Some(metadata_location.to_string()),
+            version: pointers[0].version,
+            metadata,
+        })
+    }
+
+    // ---- internals
+
+    async fn prepare(&self, changes: &[TableChange]) -> Result<Vec<PreparedCommit>> {
+        let mut prepared = Vec::with_capacity(changes.len());
+        for change in changes {
+            prepared.push(self.prepare_one(change).await?);
+        }
+        Ok(prepared)
+    }
+
+    /// Steps 1–3 of the protocol for one table: read, check, apply.
+    async fn prepare_one(&self, change: &TableChange) -> Result<PreparedCommit> {
+        let current = match self.store.load_table(&change.table).await {
+            Ok(pointer) => {
+                let metadata = self.read_metadata(&pointer.metadata_location).await?;
+                Some((pointer, metadata))
+            }
+            Err(floe_store::StoreError::TableNotFound(_)) => None,
+            Err(err) => return Err(err.into()),
+        };
+        for requirement in &change.requirements {
+            requirement
+                .check(current.as_ref().map(|(_, metadata)| metadata.as_ref()))
+                .map_err(|err| CommitError::from_requirement(&change.table, err))?;
+        }
+        let updates = change.updates.clone();
+        let (builder, expected, previous_version) = match current {
+            Some((pointer, metadata)) => {
+                let builder = metadata
+                    .as_ref()
+                    .clone()
+                    .into_builder(Some(pointer.metadata_location.clone()));
+                let version = metadata_file_version(&pointer.metadata_location);
+                (builder, Some(pointer.metadata_location), version)
+            }
+            None => {
+                // Only a create transaction (one that asserts the table does not exist) may
+                // commit to a missing table; the requirement check above let it through.
+                if !change
+                    .requirements
+                    .iter()
+                    .any(|r| matches!(r, TableRequirement::NotExist))
+                {
+                    return Err(CommitError::TableNotFound(format!(
+                        "table {} does not exist",
+                        change.table
+                    )));
+                }
+                self.store.load_namespace(&change.table.namespace).await?;
+                let default_location = self
+                    .warehouse
+                    .new_table_location(&change.table.namespace, &change.table.name);
+                let base = create::base_metadata(&updates, &default_location)?;
+                (
+                    TableMetadataBuilder::new_from_metadata(base, None),
+                    None,
+                    -1,
+                )
+            }
+        };
+        let mut builder = builder;
+        for update in updates {
+            builder = update.apply(builder).map_err(CommitError::from_iceberg)?;
+        }
+        let built = builder.build().map_err(CommitError::from_iceberg)?;
+        let metadata = built.metadata;
+        // Every file of the table must stay inside the warehouse, whatever location a client set.
+        self.warehouse.object_path(metadata.location())?;
+        let new_location = metadata_file_location(metadata.location(), previous_version + 1);
+        Ok(PreparedCommit {
+            table: change.table.clone(),
+            expected,
+            new_location,
+            metadata: Arc::new(metadata),
+            expired_metadata_files: built
+                .expired_metadata_logs
+                .into_iter()
+                .map(|log| log.metadata_file)
+                .collect(),
+        })
+    }
+
+    async fn write_all(&self, prepared: &[PreparedCommit]) -> Result<()> {
+        for p in prepared {
+            self.write_metadata(&p.new_location, &p.metadata).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_metadata(&self, location: &str, metadata: &TableMetadata) -> Result<()> {
+        let bytes = to_bytes(metadata)?;
+        match self.warehouse.put_new(location, bytes).await {
+            Ok(()) => Ok(()),
+            // A fresh UUID is in every name, so this is a broken store, not a race.
+            Err(StorageError::AlreadyExists { location }) => Err(CommitError::Internal(format!(
+                "metadata file {location} already exists"
+            ))),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn read_metadata(&self, location: &str) -> Result<Arc<TableMetadata>> {
+        if let Some(metadata) = self.cache.get(location) {
+            return Ok(metadata);
+        }
+        let bytes = self.warehouse.get(location).await?;
+        let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|err| {
+            CommitError::Internal(format!("metadata file {location} is not valid: {err}"))
+        })?;
+        let metadata = Arc::new(metadata);
+        self.cache.insert(location, metadata.clone());
+        Ok(metadata)
+    }
+
+    /// Honors `write.metadata.delete-after-commit.enabled`: files that fell off the metadata log
+    /// (kept to `write.metadata.previous-versions-max` entries) are deleted after the commit.
+    async fn expire_metadata_files(&self, commit: &PreparedCommit) {
+        let enabled = commit
+            .metadata
+            .properties()
+            .get(DELETE_AFTER_COMMIT)
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+        if enabled {
+            self.delete_all_quietly(&commit.expired_metadata_files)
+                .await;
+        }
+    }
+
+    async fn delete_quietly(&self, location: &str) {
+        if let Err(err) = self.warehouse.delete(location).await {
+            warn!(location, error = %err, "could not delete an unreferenced metadata file");
+        }
+    }
+
+    async fn delete_all_quietly(&self, locations: &[String]) {
+        for location in locations {
+            self.delete_quietly(location).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.retry_backoff.as_micros() as u64;
+        let ceiling = base.saturating_mul(1 << attempt.min(10));
+        // Jitter keeps concurrent losers from retrying in lock-step.
+        let jitter = uuid::Uuid::new_v4().as_u128() as u64 % ceiling.max(1);
+        Duration::from_micros(ceiling / 2 + jitter / 2)
+    }
+}
+
+/// A table's commit, ready to write and swap.
+struct PreparedCommit {
+    table: TableName,
+    expected: Option<String>,
+    new_location: String,
+    metadata: Arc<TableMetadata>,
+    expired_metadata_files: Vec<String>,
+}
+
+/// `<table>/metadata/<version>-<uuid>.metadata.json`, the layout every Iceberg engine writes.
+fn metadata_file_location(table_location: &str, version: i64) -> String {
+    format!(
+        "{}/metadata/{:05}-{}.metadata.json",
+        table_location.trim_end_matches('/'),
+        version.max(0),
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// The version number in a metadata file name, or -1 when the name does not follow the layout
+/// (e.g. a registered table written by another tool).
+fn metadata_file_version(location: &str) -> i64 {
+    location
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.split('-').next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(-1)
+}
+
+fn format_version_of(properties: &HashMap<String, String>) -> Result<FormatVersion> {
+    match properties.get("format-version").map(String::as_str) {
+        None | Some("2") => Ok(FormatVersion::V2),
+        Some("1") => Ok(FormatVersion::V1),
+        Some("3") => Ok(FormatVersion::V3),
+        Some(other) => Err(CommitError::InvalidRequest(format!(
+            "unsupported format-version {other:?}"
+        ))),
+    }
+}
+
+fn validate_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(CommitError::InvalidRequest(format!(
+            "{what} name must not be empty"
+        )));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(CommitError::InvalidRequest(format!(
+            "{what} name {name:?} contains control characters"
+        )));
+    }
+    if name.len() > 1024 {
+        return Err(CommitError::InvalidRequest(format!(
+            "{what} name is longer than 1024 bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_namespace(namespace: &[String]) -> Result<()> {
+    if namespace.is_empty() {
+        return Err(CommitError::InvalidRequest(
+            "namespace must not be empty".into(),
+        ));
+    }
+    namespace
+        .iter()
+        .try_for_each(|level| validate_name(level, "namespace"))
+}
+
+fn to_bytes(metadata: &TableMetadata) -> Result<bytes::Bytes> {
+    serde_json::to_vec(metadata)
+        .map(bytes::Bytes::from)
+        .map_err(|err| CommitError::Internal(format!("cannot serialize metadata: {err}")))
+}

@@ -1,0 +1,148 @@
+//! The rules for what callers hand the store — names and page tokens — shared by every backend so
+//! that they all accept and refuse the same things.
+
+use crate::{Page, PageRequest, Result, StoreError};
+
+/// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
+/// so no REST client can put it inside a level, which keeps the join reversible.
+const LEVEL_SEPARATOR: &str = "\u{1f}";
+
+/// The key a namespace is stored under; refuses paths that break the naming rules.
+pub(crate) fn namespace_key(namespace: &[String]) -> Result<String> {
+    if namespace.is_empty() {
+        return Err(StoreError::InvalidInput(
+            "a namespace has at least one level".into(),
+        ));
+    }
+    for level in namespace {
+        if level.is_empty() {
+            return Err(StoreError::InvalidInput(format!(
+                "namespace {namespace:?} has an empty level"
+            )));
+        }
+        if level.contains(LEVEL_SEPARATOR) {
+            return Err(StoreError::InvalidInput(format!(
+                "namespace level {level:?} contains the level separator U+001F"
+            )));
+        }
+    }
+    Ok(namespace.join(LEVEL_SEPARATOR))
+}
+
+/// The key of the namespace's parent, `None` for a top-level one. Expects a valid path.
+pub(crate) fn parent_key(namespace: &[String]) -> Option<String> {
+    match namespace.split_last() {
+        Some((_, parent)) if !parent.is_empty() => Some(parent.join(LEVEL_SEPARATOR)),
+        _ => None,
+    }
+}
+
+pub(crate) fn check_table_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(StoreError::InvalidInput(
+            "a table name is never empty".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A page request turned into a keyset query: items sort by name, and a page starts after the last
+/// name of the previous one, so concurrent inserts and deletes never shift items across pages.
+pub(crate) struct Keyset {
+    /// Names greater than this one; `""` sorts before every (non-empty) name.
+    pub after: String,
+    /// How many rows to fetch: one more than the page holds, to learn whether another page follows.
+    pub limit: i64,
+    size: Option<usize>,
+}
+
+impl Keyset {
+    pub fn new(page: &PageRequest) -> Result<Self> {
+        let after = match &page.token {
+            None => String::new(),
+            Some(token) => hex::decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| {
+                    StoreError::InvalidInput(format!("malformed page token {token:?}"))
+                })?,
+        };
+        let limit = match page.size {
+            Some(0) => {
+                return Err(StoreError::InvalidInput("a page size is at least 1".into()));
+            }
+            Some(size) => i64::try_from(size).unwrap_or(i64::MAX).saturating_add(1),
+            None => i64::MAX,
+        };
+        Ok(Self {
+            after,
+            limit,
+            size: page.size,
+        })
+    }
+
+    /// Cuts the fetched rows (in name order, at most `limit`) into a page.
+    pub fn page<T>(&self, mut rows: Vec<T>, name: impl Fn(&T) -> &str) -> Page<T> {
+        let next_page_token = match self.size {
+            Some(size) if rows.len() > size => {
+                rows.truncate(size);
+                rows.last().map(|last| hex::encode(name(last)))
+            }
+            _ => None,
+        };
+        Page {
+            items: rows,
+            next_page_token,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(levels: &[&str]) -> Vec<String> {
+        levels.iter().map(|level| level.to_string()).collect()
+    }
+
+    #[test]
+    fn keys_of_distinct_paths_differ() {
+        assert_ne!(
+            namespace_key(&path(&["a.b"])).unwrap(),
+            namespace_key(&path(&["a", "b"])).unwrap()
+        );
+        assert_eq!(
+            parent_key(&path(&["a", "b", "c"])).as_deref(),
+            Some("a\u{1f}b")
+        );
+        assert_eq!(parent_key(&path(&["a"])), None);
+    }
+
+    #[test]
+    fn malformed_names_are_refused() {
+        for bad in [path(&[]), path(&["a", ""]), path(&["a\u{1f}b"])] {
+            assert!(matches!(
+                namespace_key(&bad),
+                Err(StoreError::InvalidInput(_))
+            ));
+        }
+        assert!(check_table_name("").is_err());
+    }
+
+    #[test]
+    fn malformed_page_requests_are_refused() {
+        for token in ["zz", "", "ff"] {
+            let page = PageRequest {
+                token: Some(token.into()),
+                size: None,
+            };
+            assert!(Keyset::new(&page).is_err(), "token {token:?}");
+        }
+        let page = PageRequest {
+            token: None,
+            size: Some(0),
+        };
+        assert!(Keyset::new(&page).is_err());
+    }
+}

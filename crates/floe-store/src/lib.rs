@@ -1,0 +1,225 @@
+//! Floe's metadata store: the strongly consistent record of which namespaces exist, which tables
+//! exist, and where each table's *current* metadata file is.
+//!
+//! # The model
+//!
+//! An Iceberg table is a chain of immutable metadata files in object storage. What makes one of them
+//! the table's current state is a single *pointer* kept here: `(namespace, table) -> metadata
+//! location`, plus a `version` counter that moves with it. Every table commit in Floe ends in exactly
+//! one operation on this store, [`MetadataStore::swap_pointers`], which moves one or more pointers from
+//! the value the committer read to a new value, all of them or none. Two commits that read the same
+//! pointer can never both succeed: the loser gets [`StoreError::Conflict`] and re-reads.
+//!
+//! The store knows nothing about Iceberg metadata itself; the commit engine (`floe-commit`) writes
+//! metadata files and asks this store to swap pointers. Keeping the store this small is what lets it
+//! run on SQLite (the embedded default, [`sqlite::SqliteStore`]) and, later, on PostgreSQL-compatible
+//! databases without the rest of Floe noticing.
+//!
+//! # Names
+//!
+//! Namespaces are paths of non-empty levels (`["sales", "eu"]`); table names are one level inside a
+//! namespace. The store treats them as opaque strings: they are never used to build file paths here.
+//! Two rules only: a level or table name is never empty, and a level never contains U+001F, the unit
+//! separator the Iceberg REST API itself uses between levels (so no REST client can send one). Names
+//! breaking them are refused with [`StoreError::InvalidInput`].
+//!
+//! # Idempotency keys
+//!
+//! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
+//! while its request runs and *completed* with the response once it finished, so that a retry
+//! replays the first outcome instead of applying the change twice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+
+mod input;
+pub mod sqlite;
+
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+
+/// A namespace path: one string per level, outermost first. Never empty.
+pub type NamespacePath = Vec<String>;
+
+/// Namespace or table properties.
+pub type Properties = BTreeMap<String, String>;
+
+/// A table's full name: its namespace and its name within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    pub namespace: NamespacePath,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(namespace: impl Into<NamespacePath>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace.join("."), self.name)
+    }
+}
+
+/// Where a table's current metadata is, and how many times that has changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePointer {
+    /// Full URL of the current metadata JSON file.
+    pub metadata_location: String,
+    /// Starts at 1 when the table is created and grows by one on every successful swap. Cheap to
+    /// read, so caches can check freshness against it.
+    pub version: i64,
+}
+
+/// One pointer move inside [`MetadataStore::swap_pointers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointerSwap {
+    pub table: TableName,
+    /// The metadata location the committer read. `None` means the table must not exist yet: the
+    /// swap creates it (its namespace must exist).
+    pub expected: Option<String>,
+    /// The new metadata location.
+    pub new_location: String,
+}
+
+/// A page request for list operations. `token` is the opaque `next_page_token` of a previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub token: Option<String>,
+    /// At most this many items; `None` means all.
+    pub size: Option<usize>,
+}
+
+/// One page of a listing; `next_page_token` is `Some` only when more items follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+/// What a namespace properties update did, as the REST API reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PropertiesChange {
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    /// Keys asked to be removed that were not there.
+    pub missing: Vec<String>,
+}
+
+/// A finished request's response, kept for replay under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The response's content type, if any.
+    pub content_type: Option<String>,
+}
+
+/// The outcome of [`MetadataStore::claim_idempotency_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key was unknown and is now claimed by the caller, who must later complete or release it.
+    Claimed,
+    /// Another request with this key is still running.
+    InFlight,
+    /// A request with this key finished; replay its response.
+    Completed(StoredResponse),
+    /// The key was used before for a different request (another fingerprint).
+    Mismatch,
+}
+
+/// Errors a caller can act on. Each maps to one REST error in exactly one place in the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("namespace {} does not exist", .0.join("."))]
+    NamespaceNotFound(NamespacePath),
+    #[error("namespace {} already exists", .0.join("."))]
+    NamespaceAlreadyExists(NamespacePath),
+    #[error("namespace {} is not empty: {reason}", .namespace.join("."))]
+    NamespaceNotEmpty {
+        namespace: NamespacePath,
+        reason: String,
+    },
+    #[error("table {0} does not exist")]
+    TableNotFound(TableName),
+    #[error("table {0} already exists")]
+    TableAlreadyExists(TableName),
+    /// A swap found a pointer other than the one the committer read: someone else committed first.
+    #[error("table {table} was changed by a concurrent commit")]
+    Conflict { table: TableName },
+    /// A name or page token from the caller is malformed (see *Names* in the crate docs).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The store cannot be reached or is overloaded; the request may be retried.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a corrupt store.
+    #[error("metadata store error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The metadata store. Every method is one atomic operation on the backing database.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Creates a namespace. Its parent (if nested) must exist.
+    async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()>;
+
+    /// The namespace's properties, or [`StoreError::NamespaceNotFound`].
+    async fn load_namespace(&self, namespace: &[String]) -> Result<Properties>;
+
+    /// The direct children of `parent` (top-level namespaces when `None`), in name order.
+    async fn list_namespaces(
+        &self,
+        parent: Option<&[String]>,
+        page: &PageRequest,
+    ) -> Result<Page<NamespacePath>>;
+
+    /// Removes then sets properties, atomically.
+    async fn update_namespace_properties(
+        &self,
+        namespace: &[String],
+        removals: &[String],
+        updates: &Properties,
+    ) -> Result<PropertiesChange>;
+
+    /// Drops an empty namespace (no tables, no child namespaces).
+    async fn drop_namespace(&self, namespace: &[String]) -> Result<()>;
+
+    /// The table's current pointer, or [`StoreError::TableNotFound`].
+    async fn load_table(&self, table: &TableName) -> Result<TablePointer>;
+
+    /// Table names in `namespace`, in name order.
+    async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>>;
+
+    /// Moves every pointer in `swaps` from its expected value to its new value, or none of them.
+    /// A swap whose `expected` is `None` creates the table. Returns the new pointers, in order.
+    async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>>;
+
+    /// Removes the table's pointer and returns what it was.
+    async fn drop_table(&self, table: &TableName) -> Result<TablePointer>;
+
+    /// Renames a table, possibly into another (existing) namespace; its pointer moves with it.
+    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()>;
+
+    /// Claims an idempotency key for a request identified by `fingerprint`.
+    async fn claim_idempotency_key(&self, key: &str, fingerprint: &str)
+    -> Result<IdempotencyClaim>;
+
+    /// Records the final response of a claimed key.
+    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()>;
+
+    /// Forgets a claimed key whose request did not finish (e.g. a 5xx), so a retry runs again.
+    async fn release_idempotency_key(&self, key: &str) -> Result<()>;
+
+    /// Deletes keys created more than `older_than` ago; returns how many.
+    async fn expire_idempotency_keys(&self, older_than: std::time::Duration) -> Result<u64>;
+}

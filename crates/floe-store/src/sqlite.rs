@@ -1,0 +1,883 @@
+//! The embedded metadata store: one SQLite file.
+//!
+//! # Durability
+//!
+//! The file runs in WAL mode with `synchronous=FULL`. WAL lets readers go on while a writer commits,
+//! and never blocks a writer on readers, which is what a catalog serving many `loadTable`s beside a
+//! few commits needs. `synchronous=FULL` makes every commit fsync the WAL before it returns: once
+//! [`MetadataStore::swap_pointers`] has returned, the new pointer survives a crash or a power loss.
+//! (WAL's cheaper `NORMAL` could lose the last commits on power loss, and a lost pointer swap means
+//! a commit the client was told had succeeded is gone.)
+//!
+//! # The compare-and-swap
+//!
+//! SQLite has a single writer at a time. Every write runs in a transaction opened with
+//! `BEGIN IMMEDIATE`, which takes the write lock up front: a transaction that starts as a reader and
+//! later writes can find that another writer committed since its snapshot, and then fails with
+//! `SQLITE_BUSY` instead of waiting. With the lock taken first, a swap is
+//! `UPDATE tables SET metadata_location = new, version = version + 1 WHERE ... AND
+//! metadata_location = expected`; no row updated means the table is gone or someone else's swap
+//! came first, and the whole transaction — every swap of the batch — rolls back.
+//!
+//! Writers of this process also queue on a fair in-process lock before `BEGIN IMMEDIATE`: SQLite's
+//! busy handler polls with growing sleeps and serves no one in order, so many writers contending
+//! inside SQLite see latency spikes, and each would hold a pooled connection the readers need. The
+//! busy timeout is left for other processes holding the file (e.g. a backup). A wait that outlasts
+//! its timeout becomes [`StoreError::Unavailable`], which callers may retry.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::error::DatabaseError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::Mutex;
+
+use crate::input::{Keyset, check_table_name, namespace_key, parent_key};
+use crate::{
+    IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Tuning of a [`SqliteStore`]. Durability settings are not here on purpose: they are not optional.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Pooled connections. Reads use them in parallel; writes use one at a time.
+    pub max_connections: u32,
+    /// How long a write waits for another process to release the file's write lock.
+    pub busy_timeout: Duration,
+    /// How long an operation waits for a pooled connection, or a write for its turn.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A [`MetadataStore`] in a SQLite file (see the module docs).
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// This process's writers take turns here, in arrival order, before `BEGIN IMMEDIATE`.
+    write_turn: Mutex<()>,
+    acquire_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating the file if missing, and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &SqliteOptions::default()).await
+    }
+
+    pub async fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db_error)?;
+        Self::migrate(pool, options.acquire_timeout).await
+    }
+
+    /// A store that lives in memory, for tests. Everything is lost when it is dropped.
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteOptions::default();
+        let connect = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // Each connection to `:memory:` is a database of its own, so the pool holds exactly one and
+        // never lets it go.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db_error)?;
+        Self::migrate(pool, options.acquire_timeout).await
+    }
+
+    async fn migrate(pool: SqlitePool, acquire_timeout: Duration) -> Result<Self> {
+        MIGRATOR.run(&pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(err) => db_error(err),
+            other => StoreError::Internal(format!("migrating the metadata store: {other}")),
+        })?;
+        Ok(Self {
+            pool,
+            write_turn: Mutex::new(()),
+            acquire_timeout,
+        })
+    }
+
+    /// Waits for open connections to finish and closes them. Dropping the store closes them too,
+    /// but without waiting.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `body` in a write transaction and commits it if `body` succeeds; rolls back otherwise.
+    async fn write<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let _turn = if std::env::var("NO_TURN").is_ok() { None } else { Some(()) };
+        let _turn2 = if _turn.is_none() { None } else { Some(tokio::time::timeout(self.acquire_timeout, self.write_turn.lock()).await) };
+        let _x = tokio::time::timeout(self.acquire_timeout, async {})
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no turn to write to the metadata store within {:?}",
+                    self.acquire_timeout
+                ))
+            })?;
+        let tx = self
+            .pool
+            .begin_with(if std::env::var("DEFERRED").is_ok() { "BEGIN" } else { "BEGIN IMMEDIATE" })
+            .await
+            .map_err(db_error)?;
+        finish(tx, body).await
+    }
+
+    /// Runs `body` in a read transaction, so that its queries see one snapshot.
+    async fn read<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        finish(tx, body).await
+    }
+}
+
+async fn finish<T>(
+    mut tx: Transaction<'static, Sqlite>,
+    body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+) -> Result<T> {
+    match body(&mut tx).await {
+        Ok(value) => {
+            tx.commit().await.map_err(db_error)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // Dropping the transaction would roll back too, but only once the connection is next
+            // used; rolling back now releases the write lock at once.
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a metadata store transaction failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()> {
+        let key = namespace_key(namespace)?;
+        let parent = parent_key(namespace);
+        let properties = properties_to_json(properties)?;
+        self.write(async |conn| {
+            if namespace_exists(conn, &key).await? {
+                return Err(StoreError::NamespaceAlreadyExists(namespace.to_vec()));
+            }
+            if let Some(parent) = &parent
+                && !namespace_exists(conn, parent).await?
+            {
+                return Err(StoreError::NamespaceNotFound(
+                    namespace[..namespace.len() - 1].to_vec(),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO namespaces (path, parent, name, properties) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&key)
+            .bind(&parent)
+            .bind(&namespace[namespace.len() - 1])
+            .bind(&properties)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_namespace(&self, namespace: &[String]) -> Result<Properties> {
+        let key = namespace_key(namespace)?;
+        let row = sqlx::query("SELECT properties FROM namespaces WHERE path = ?")
+            .bind(&key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::NamespaceNotFound(namespace.to_vec()))?;
+        properties_from_json(row.get("properties"))
+    }
+
+    async fn list_namespaces(
+        &self,
+        parent: Option<&[String]>,
+        page: &PageRequest,
+    ) -> Result<Page<NamespacePath>> {
+        let parent_key = parent.map(namespace_key).transpose()?;
+        let keyset = Keyset::new(page)?;
+        let names: Vec<String> = self
+            .read(async |conn| {
+                let Some(parent_key) = &parent_key else {
+                    return sqlx::query_scalar(
+                        "SELECT name FROM namespaces WHERE parent IS NULL AND name > ? \
+                         ORDER BY name LIMIT ?",
+                    )
+                    .bind(&keyset.after)
+                    .bind(keyset.limit)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error);
+                };
+                if !namespace_exists(conn, parent_key).await? {
+                    return Err(StoreError::NamespaceNotFound(
+                        parent.unwrap_or_default().to_vec(),
+                    ));
+                }
+                sqlx::query_scalar(
+                    "SELECT name FROM namespaces WHERE parent = ? AND name > ? \
+                     ORDER BY name LIMIT ?",
+                )
+                .bind(parent_key)
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        let page = keyset.page(names, String::as_str);
+        let prefix = parent.unwrap_or_default();
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|name| [prefix, &[name]].concat())
+                .collect(),
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    async fn update_namespace_properties(
+        &self,
+        namespace: &[String],
+        removals: &[String],
+        updates: &Properties,
+    ) -> Result<PropertiesChange> {
+        let key = namespace_key(namespace)?;
+        self.write(async |conn| {
+            let current: String =
+                sqlx::query_scalar("SELECT properties FROM namespaces WHERE path = ?")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or_else(|| StoreError::NamespaceNotFound(namespace.to_vec()))?;
+            let mut properties = properties_from_json(&current)?;
+            let mut change = PropertiesChange::default();
+            for removal in removals {
+                if change.removed.contains(removal) || change.missing.contains(removal) {
+                    continue;
+                }
+                match properties.remove(removal) {
+                    Some(_) => change.removed.push(removal.clone()),
+                    None => change.missing.push(removal.clone()),
+                }
+            }
+            for (name, value) in updates {
+                properties.insert(name.clone(), value.clone());
+                change.updated.push(name.clone());
+            }
+            sqlx::query("UPDATE namespaces SET properties = ? WHERE path = ?")
+                .bind(properties_to_json(&properties)?)
+                .bind(&key)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Ok(change)
+        })
+        .await
+    }
+
+    async fn drop_namespace(&self, namespace: &[String]) -> Result<()> {
+        let key = namespace_key(namespace)?;
+        let not_empty = |reason: &str| StoreError::NamespaceNotEmpty {
+            namespace: namespace.to_vec(),
+            reason: reason.into(),
+        };
+        self.write(async |conn| {
+            if !namespace_exists(conn, &key).await? {
+                return Err(StoreError::NamespaceNotFound(namespace.to_vec()));
+            }
+            let has_tables = sqlx::query("SELECT 1 FROM tables WHERE namespace = ? LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .is_some();
+            if has_tables {
+                return Err(not_empty("it contains tables"));
+            }
+            let has_children = sqlx::query("SELECT 1 FROM namespaces WHERE parent = ? LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .is_some();
+            if has_children {
+                return Err(not_empty("it contains namespaces"));
+            }
+            sqlx::query("DELETE FROM namespaces WHERE path = ?")
+                .bind(&key)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
+        let key = table_key(table)?;
+        load_pointer(
+            &mut *self.pool.acquire().await.map_err(db_error)?,
+            &key,
+            &table.name,
+        )
+        .await?
+        .ok_or_else(|| StoreError::TableNotFound(table.clone()))
+    }
+
+    async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
+        let key = namespace_key(namespace)?;
+        let keyset = Keyset::new(page)?;
+        let names = self
+            .read(async |conn| {
+                if !namespace_exists(conn, &key).await? {
+                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()));
+                }
+                sqlx::query_scalar(
+                    "SELECT name FROM tables WHERE namespace = ? AND name > ? ORDER BY name LIMIT ?",
+                )
+                .bind(&key)
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(keyset.page(names, String::as_str))
+    }
+
+    async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = swaps
+            .iter()
+            .map(|swap| table_key(&swap.table))
+            .collect::<Result<Vec<_>>>()?;
+        self.write(async |conn| {
+            let mut pointers = Vec::with_capacity(swaps.len());
+            for (swap, key) in swaps.iter().zip(&keys) {
+                let pointer = match &swap.expected {
+                    Some(expected) => move_pointer(conn, swap, key, expected).await?,
+                    None => create_pointer(conn, swap, key).await?,
+                };
+                pointers.push(pointer);
+            }
+            Ok(pointers)
+        })
+        .await
+    }
+
+    async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
+        let key = table_key(table)?;
+        self.write(async |conn| {
+            let row = sqlx::query(
+                "DELETE FROM tables WHERE namespace = ? AND name = ? \
+                 RETURNING metadata_location, version",
+            )
+            .bind(&key)
+            .bind(&table.name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::TableNotFound(table.clone()))?;
+            Ok(pointer_from_row(&row))
+        })
+        .await
+    }
+
+    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
+        let from_key = table_key(from)?;
+        let to_key = table_key(to)?;
+        self.write(async |conn| {
+            if load_pointer(conn, &from_key, &from.name).await?.is_none() {
+                return Err(StoreError::TableNotFound(from.clone()));
+            }
+            if !namespace_exists(conn, &to_key).await? {
+                return Err(StoreError::NamespaceNotFound(to.namespace.clone()));
+            }
+            if load_pointer(conn, &to_key, &to.name).await?.is_some() {
+                return Err(StoreError::TableAlreadyExists(to.clone()));
+            }
+            sqlx::query(
+                "UPDATE tables SET namespace = ?, name = ? WHERE namespace = ? AND name = ?",
+            )
+            .bind(&to_key)
+            .bind(&to.name)
+            .bind(&from_key)
+            .bind(&from.name)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<IdempotencyClaim> {
+        self.write(async |conn| {
+            let row = sqlx::query(
+                "SELECT fingerprint, state, status, body, content_type FROM idempotency_keys \
+                 WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            let Some(row) = row else {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (key, fingerprint, state, created_at) \
+                     VALUES (?, ?, 'claimed', ?)",
+                )
+                .bind(key)
+                .bind(fingerprint)
+                .bind(unix_millis(SystemTime::now()))
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                return Ok(IdempotencyClaim::Claimed);
+            };
+            if row.get::<&str, _>("fingerprint") != fingerprint {
+                return Ok(IdempotencyClaim::Mismatch);
+            }
+            match row.get::<&str, _>("state") {
+                "claimed" => Ok(IdempotencyClaim::InFlight),
+                "completed" => {
+                    let status: i64 = row.get("status");
+                    let status = u16::try_from(status).map_err(|_| {
+                        StoreError::Internal(format!(
+                            "idempotency key {key:?} has the invalid status {status}"
+                        ))
+                    })?;
+                    Ok(IdempotencyClaim::Completed(StoredResponse {
+                        status,
+                        body: row.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
+                        content_type: row.get("content_type"),
+                    }))
+                }
+                state => Err(StoreError::Internal(format!(
+                    "idempotency key {key:?} is in the unknown state {state:?}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
+        self.write(async |conn| {
+            let completed = sqlx::query(
+                "UPDATE idempotency_keys SET state = 'completed', status = ?, body = ?, \
+                 content_type = ? WHERE key = ? AND state = 'claimed'",
+            )
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(&response.content_type)
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if completed == 0 {
+                return Err(StoreError::Internal(format!(
+                    "idempotency key {key:?} is not claimed (released, expired or completed)"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
+        self.write(async |conn| {
+            sqlx::query("DELETE FROM idempotency_keys WHERE key = ? AND state = 'claimed'")
+                .bind(key)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expire_idempotency_keys(&self, older_than: Duration) -> Result<u64> {
+        let cutoff = unix_millis(
+            SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(UNIX_EPOCH),
+        );
+        self.write(async |conn| {
+            Ok(
+                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+                    .bind(cutoff)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected(),
+            )
+        })
+        .await
+    }
+}
+
+/// Validates the table's name and returns the key of its namespace.
+fn table_key(table: &TableName) -> Result<String> {
+    check_table_name(&table.name)?;
+    namespace_key(&table.namespace)
+}
+
+async fn move_pointer(
+    conn: &mut SqliteConnection,
+    swap: &PointerSwap,
+    key: &str,
+    expected: &str,
+) -> Result<TablePointer> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "UPDATE tables SET metadata_location = ?, version = version + 1 \
+         WHERE namespace = ? AND name = ? AND metadata_location = ? RETURNING version",
+    )
+    .bind(&swap.new_location)
+    .bind(key)
+    .bind(&swap.table.name)
+    .bind(expected)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    match version {
+        Some(version) => Ok(TablePointer {
+            metadata_location: swap.new_location.clone(),
+            version,
+        }),
+        None => match load_pointer(conn, key, &swap.table.name).await? {
+            None => Err(StoreError::TableNotFound(swap.table.clone())),
+            Some(_) => Err(StoreError::Conflict {
+                table: swap.table.clone(),
+            }),
+        },
+    }
+}
+
+async fn create_pointer(
+    conn: &mut SqliteConnection,
+    swap: &PointerSwap,
+    key: &str,
+) -> Result<TablePointer> {
+    if !namespace_exists(conn, key).await? {
+        return Err(StoreError::NamespaceNotFound(swap.table.namespace.clone()));
+    }
+    sqlx::query(
+        "INSERT INTO tables (namespace, name, metadata_location, version) VALUES (?, ?, ?, 1)",
+    )
+    .bind(key)
+    .bind(&swap.table.name)
+    .bind(&swap.new_location)
+    .execute(&mut *conn)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::TableAlreadyExists(swap.table.clone())
+        }
+        _ => db_error(err),
+    })?;
+    Ok(TablePointer {
+        metadata_location: swap.new_location.clone(),
+        version: 1,
+    })
+}
+
+async fn namespace_exists(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM namespaces WHERE path = ?")
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .is_some())
+}
+
+async fn load_pointer(
+    conn: &mut SqliteConnection,
+    namespace_key: &str,
+    name: &str,
+) -> Result<Option<TablePointer>> {
+    Ok(sqlx::query(
+        "SELECT metadata_location, version FROM tables WHERE namespace = ? AND name = ?",
+    )
+    .bind(namespace_key)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .map(|row| pointer_from_row(&row)))
+}
+
+fn pointer_from_row(row: &sqlx::sqlite::SqliteRow) -> TablePointer {
+    TablePointer {
+        metadata_location: row.get("metadata_location"),
+        version: row.get("version"),
+    }
+}
+
+fn properties_to_json(properties: &Properties) -> Result<String> {
+    serde_json::to_string(properties)
+        .map_err(|err| StoreError::Internal(format!("encoding namespace properties: {err}")))
+}
+
+fn properties_from_json(json: &str) -> Result<Properties> {
+    serde_json::from_str(json)
+        .map_err(|err| StoreError::Internal(format!("corrupt namespace properties: {err}")))
+}
+
+fn unix_millis(time: SystemTime) -> i64 {
+    let millis = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}
+
+/// Sorts a database error into what a caller can act on: waiting too long for the database is
+/// [`StoreError::Unavailable`] (a retry may succeed), anything else is [`StoreError::Internal`].
+fn db_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        sqlx::Error::Database(db) if is_busy(db.as_ref()) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Internal(err.to_string()),
+    }
+}
+
+/// Whether SQLite gave up waiting for a lock another connection holds.
+fn is_busy(err: &dyn DatabaseError) -> bool {
+    // Primary result codes; the extended codes SQLite reports carry them in their low byte.
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    err.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::PointerSwap;
+
+    async fn fresh_file() -> (Arc<dyn MetadataStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("floe.db"))
+            .await
+            .unwrap();
+        (Arc::new(store), dir)
+    }
+
+    async fn fresh_in_memory() -> (Arc<dyn MetadataStore>, ()) {
+        (Arc::new(SqliteStore::in_memory().await.unwrap()), ())
+    }
+
+    mod file {
+        crate::metadata_store_suite!(super::fresh_file());
+    }
+
+    mod in_memory {
+        crate::metadata_store_suite!(super::fresh_in_memory());
+    }
+
+    fn ns(level: &str) -> Vec<String> {
+        vec![level.to_string()]
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("floe.db");
+        let orders = TableName::new(ns("sales"), "orders");
+        let response = StoredResponse {
+            status: 200,
+            body: b"done".to_vec(),
+            content_type: None,
+        };
+        let properties = Properties::from([("owner".to_string(), "ana".to_string())]);
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .create_namespace(&ns("sales"), &properties)
+            .await
+            .unwrap();
+        let create = PointerSwap {
+            table: orders.clone(),
+            expected: None,
+            new_location: "s3://b/1.json".into(),
+        };
+        store.swap_pointers(&[create]).await.unwrap();
+        let moved = PointerSwap {
+            table: orders.clone(),
+            expected: Some("s3://b/1.json".into()),
+            new_location: "s3://b/2.json".into(),
+        };
+        store.swap_pointers(&[moved]).await.unwrap();
+        store.claim_idempotency_key("k", "f").await.unwrap();
+        store
+            .complete_idempotency_key("k", &response)
+            .await
+            .unwrap();
+        store.close().await;
+        drop(store);
+
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).await.unwrap();
+            assert_eq!(
+                store.load_namespace(&ns("sales")).await.unwrap(),
+                properties
+            );
+            assert_eq!(
+                store.load_table(&orders).await.unwrap(),
+                TablePointer {
+                    metadata_location: "s3://b/2.json".into(),
+                    version: 2,
+                }
+            );
+            assert_eq!(
+                store.claim_idempotency_key("k", "f").await.unwrap(),
+                IdempotencyClaim::Completed(response.clone())
+            );
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            let known: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
+            assert_eq!(applied, known, "each migration applied once");
+            // Dropped without `close`, as a crash would leave it.
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("floe.db"))
+            .await
+            .unwrap();
+        // Every pooled connection, not just the first, must carry the settings.
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            connections.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut connections {
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(synchronous, 2, "FULL");
+            let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(foreign_keys, 1);
+            let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(busy_timeout, 10_000);
+        }
+    }
+
+    /// Another process holding the write lock past the busy timeout makes writes unavailable, not
+    /// failed; reads go on meanwhile, and writes resume once the lock is gone.
+    #[tokio::test]
+    async fn a_locked_file_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("floe.db");
+        let options = SqliteOptions {
+            busy_timeout: Duration::from_millis(200),
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(&path, &options).await.unwrap();
+        store
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+
+        let mut other =
+            SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+                .await
+                .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+
+        let err = store
+            .create_namespace(&ns("hr"), &Properties::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(store.load_namespace(&ns("sales")).await.is_ok());
+
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        store
+            .create_namespace(&ns("hr"), &Properties::new())
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,1128 @@
+//! The conformance suite every [`MetadataStore`] backend must pass.
+//!
+//! Each check takes a fresh, empty store and panics on the first broken promise of the trait. A
+//! backend runs them all, one test each, with [`metadata_store_suite!`](crate::metadata_store_suite):
+//!
+//! ```ignore
+//! mod conformance {
+//!     async fn fresh() -> (std::sync::Arc<dyn floe_store::MetadataStore>, tempfile::TempDir) { ... }
+//!     floe_store::metadata_store_suite!(fresh());
+//! }
+//! ```
+//!
+//! Listings are expected in Rust's `String` order (Unicode code points, i.e. bytes of UTF-8): a
+//! PostgreSQL backend must compare names with `COLLATE "C"`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{
+    IdempotencyClaim, MetadataStore, NamespacePath, PageRequest, PointerSwap, Properties,
+    PropertiesChange, StoreError, StoredResponse, TableName, TablePointer,
+};
+
+/// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
+///
+/// `$fresh` is an expression evaluated anew for every test; it is a future yielding the store and a
+/// guard kept alive until the test ends (a temporary directory, a throwaway database; `()` if none).
+/// The invoking crate needs `tokio` with its test macros.
+#[macro_export]
+macro_rules! metadata_store_suite {
+    ($fresh:expr) => {
+        $crate::metadata_store_suite!(@checks $fresh;
+            namespaces_life_cycle,
+            pagination,
+            properties_update,
+            drop_non_empty_namespace,
+            table_create_load_drop,
+            rename_across_namespaces,
+            swap_conflict_is_detected,
+            multi_table_swap_is_all_or_nothing,
+            concurrent_swaps_serialize,
+            idempotency_keys,
+            concurrent_claims_of_one_key,
+            names_are_opaque,
+            invalid_names_are_refused,
+        );
+    };
+    (@checks $fresh:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let (store, _guard) = $fresh.await;
+                $crate::suite::$check(store).await;
+            }
+        )*
+    };
+}
+
+fn ns(levels: &[&str]) -> NamespacePath {
+    levels.iter().map(|level| level.to_string()).collect()
+}
+
+fn props(pairs: &[(&str, &str)]) -> Properties {
+    pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| item.to_string()).collect()
+}
+
+fn all() -> PageRequest {
+    PageRequest::default()
+}
+
+/// Creates the table through a swap from nothing, as the commit engine does.
+async fn create_table(
+    store: &dyn MetadataStore,
+    table: &TableName,
+    location: &str,
+) -> TablePointer {
+    let created = store
+        .swap_pointers(&[PointerSwap {
+            table: table.clone(),
+            expected: None,
+            new_location: location.into(),
+        }])
+        .await
+        .unwrap_or_else(|err| panic!("creating {table}: {err}"));
+    assert_eq!(created.len(), 1);
+    created.into_iter().next().unwrap()
+}
+
+fn swap(table: &TableName, expected: &str, new_location: &str) -> PointerSwap {
+    PointerSwap {
+        table: table.clone(),
+        expected: Some(expected.into()),
+        new_location: new_location.into(),
+    }
+}
+
+fn pointer(location: &str, version: i64) -> TablePointer {
+    TablePointer {
+        metadata_location: location.into(),
+        version,
+    }
+}
+
+pub async fn namespaces_life_cycle(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    let sales_props = props(&[("owner", "ana"), ("comment", "all sales")]);
+    store.create_namespace(&sales, &sales_props).await.unwrap();
+    assert_eq!(store.load_namespace(&sales).await.unwrap(), sales_props);
+
+    let err = store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceAlreadyExists(n) if *n == sales),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load_namespace(&sales).await.unwrap(),
+        sales_props,
+        "a refused create changed the existing namespace"
+    );
+
+    let orphan = ns(&["nowhere", "child"]);
+    let err = store
+        .create_namespace(&orphan, &Properties::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotFound(n) if *n == ns(&["nowhere"])),
+        "{err:?}"
+    );
+
+    store
+        .create_namespace(&ns(&["hr"]), &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&ns(&["sales", "eu"]), &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&ns(&["sales", "us"]), &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&ns(&["sales", "eu", "fr"]), &Properties::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_namespace(&ns(&["sales", "eu"])).await.unwrap(),
+        Properties::new()
+    );
+
+    let top = store.list_namespaces(None, &all()).await.unwrap();
+    assert_eq!(
+        top.items,
+        vec![ns(&["hr"]), ns(&["sales"])],
+        "top level, in name order"
+    );
+    assert_eq!(top.next_page_token, None);
+    let children = store.list_namespaces(Some(&sales), &all()).await.unwrap();
+    assert_eq!(
+        children.items,
+        vec![ns(&["sales", "eu"]), ns(&["sales", "us"])],
+        "direct children only"
+    );
+    let leaves = store
+        .list_namespaces(Some(&ns(&["sales", "us"])), &all())
+        .await
+        .unwrap();
+    assert!(leaves.items.is_empty());
+    let err = store
+        .list_namespaces(Some(&ns(&["nowhere"])), &all())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+
+    store.drop_namespace(&ns(&["hr"])).await.unwrap();
+    let err = store.load_namespace(&ns(&["hr"])).await.unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+    let err = store.drop_namespace(&ns(&["hr"])).await.unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+    let top = store.list_namespaces(None, &all()).await.unwrap();
+    assert_eq!(top.items, vec![ns(&["sales"])]);
+
+    // A dropped name can be used again, without the old properties.
+    store
+        .create_namespace(&ns(&["hr"]), &props(&[("a", "b")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_namespace(&ns(&["hr"])).await.unwrap(),
+        props(&[("a", "b")])
+    );
+}
+
+pub async fn pagination(store: Arc<dyn MetadataStore>) {
+    let names = ["g", "b", "e", "a", "f", "c", "d"];
+    let root = ns(&["root"]);
+    store
+        .create_namespace(&root, &Properties::new())
+        .await
+        .unwrap();
+    for name in names {
+        store
+            .create_namespace(&ns(&["root", name]), &Properties::new())
+            .await
+            .unwrap();
+        create_table(
+            &*store,
+            &TableName::new(root.clone(), name),
+            "s3://b/m.json",
+        )
+        .await;
+    }
+    let mut sorted = strings(&names);
+    sorted.sort();
+
+    for size in [1, 2, 3, 6, 7, 8, 100] {
+        let (namespaces, pages) = all_pages(size, async |page| {
+            let listed = store.list_namespaces(Some(&root), &page).await.unwrap();
+            (listed.items, listed.next_page_token)
+        })
+        .await;
+        assert_eq!(
+            pages,
+            names.len().div_ceil(size),
+            "pages of namespaces, {size} each"
+        );
+        let expected: Vec<_> = sorted.iter().map(|name| ns(&["root", name])).collect();
+        assert_eq!(namespaces, expected, "namespaces in pages of {size}");
+
+        let (tables, pages) = all_pages(size, async |page| {
+            let listed = store.list_tables(&root, &page).await.unwrap();
+            (listed.items, listed.next_page_token)
+        })
+        .await;
+        assert_eq!(
+            pages,
+            names.len().div_ceil(size),
+            "pages of tables, {size} each"
+        );
+        assert_eq!(tables, sorted, "tables in pages of {size}");
+    }
+
+    // Without a size, everything in one page.
+    let everything = store.list_tables(&root, &all()).await.unwrap();
+    assert_eq!(everything.items, sorted);
+    assert_eq!(everything.next_page_token, None);
+
+    // Keyset pages: an item added behind the cursor does not shift the next page.
+    let first = store
+        .list_tables(
+            &root,
+            &PageRequest {
+                token: None,
+                size: Some(3),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items, strings(&["a", "b", "c"]));
+    create_table(
+        &*store,
+        &TableName::new(root.clone(), "aa"),
+        "s3://b/m.json",
+    )
+    .await;
+    let second = store
+        .list_tables(
+            &root,
+            &PageRequest {
+                token: first.next_page_token,
+                size: Some(3),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items, strings(&["d", "e", "f"]));
+
+    let err = store
+        .list_tables(
+            &root,
+            &PageRequest {
+                token: Some("not a token".into()),
+                size: Some(3),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    let err = store
+        .list_tables(&ns(&["nowhere"]), &all())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+}
+
+/// Follows `next_page_token`s from the first page to the last; returns the items and the number of
+/// pages. Checks that no page is larger than asked.
+async fn all_pages<T>(
+    size: usize,
+    list: impl AsyncFn(PageRequest) -> (Vec<T>, Option<String>),
+) -> (Vec<T>, usize) {
+    let mut items = Vec::new();
+    let mut pages = 0;
+    let mut token = None;
+    loop {
+        let (page, next) = list(PageRequest {
+            token,
+            size: Some(size),
+        })
+        .await;
+        assert!(
+            page.len() <= size,
+            "a page of {} items, {size} asked",
+            page.len()
+        );
+        items.extend(page);
+        pages += 1;
+        assert!(pages <= 1000, "pagination does not end");
+        match next {
+            Some(next) => token = Some(next),
+            None => return (items, pages),
+        }
+    }
+}
+
+pub async fn properties_update(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &props(&[("a", "1"), ("b", "2"), ("c", "3")]))
+        .await
+        .unwrap();
+
+    let change = store
+        .update_namespace_properties(
+            &sales,
+            &strings(&["b", "zz", "c"]),
+            &props(&[("d", "4"), ("a", "10")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        change,
+        PropertiesChange {
+            updated: strings(&["a", "d"]),
+            removed: strings(&["b", "c"]),
+            missing: strings(&["zz"]),
+        }
+    );
+    assert_eq!(
+        store.load_namespace(&sales).await.unwrap(),
+        props(&[("a", "10"), ("d", "4")])
+    );
+
+    // Removals apply before updates: a key in both ends up set.
+    let change = store
+        .update_namespace_properties(&sales, &strings(&["a"]), &props(&[("a", "11")]))
+        .await
+        .unwrap();
+    assert_eq!(change.removed, strings(&["a"]));
+    assert_eq!(change.updated, strings(&["a"]));
+    assert_eq!(
+        store.load_namespace(&sales).await.unwrap(),
+        props(&[("a", "11"), ("d", "4")])
+    );
+
+    // Values are strings of any content, and round-trip exactly.
+    let odd = props(&[
+        ("json", "{\"x\": [1, 2]}"),
+        ("empty", ""),
+        ("ünï", "ço\nde"),
+    ]);
+    store
+        .update_namespace_properties(&sales, &[], &odd)
+        .await
+        .unwrap();
+    let loaded = store.load_namespace(&sales).await.unwrap();
+    for (key, value) in &odd {
+        assert_eq!(loaded.get(key), Some(value));
+    }
+
+    let err = store
+        .update_namespace_properties(&ns(&["nowhere"]), &[], &props(&[("a", "1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+}
+
+pub async fn drop_non_empty_namespace(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    let eu = ns(&["sales", "eu"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&eu, &Properties::new())
+        .await
+        .unwrap();
+    let orders = TableName::new(eu.clone(), "orders");
+    create_table(&*store, &orders, "s3://b/orders/1.json").await;
+
+    let err = store.drop_namespace(&eu).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotEmpty { namespace, .. } if *namespace == eu),
+        "{err:?}"
+    );
+    let err = store.drop_namespace(&sales).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotEmpty { namespace, .. } if *namespace == sales),
+        "{err:?}"
+    );
+    assert!(store.load_namespace(&eu).await.is_ok());
+    assert!(store.load_table(&orders).await.is_ok());
+
+    store.drop_table(&orders).await.unwrap();
+    store.drop_namespace(&eu).await.unwrap();
+    store.drop_namespace(&sales).await.unwrap();
+    assert!(
+        store
+            .list_namespaces(None, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let orders = TableName::new(sales.clone(), "orders");
+
+    let err = store.load_table(&orders).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableNotFound(t) if *t == orders),
+        "{err:?}"
+    );
+
+    let created = create_table(&*store, &orders, "s3://b/orders/1.json").await;
+    assert_eq!(created, pointer("s3://b/orders/1.json", 1));
+    assert_eq!(store.load_table(&orders).await.unwrap(), created);
+
+    let err = store
+        .swap_pointers(&[PointerSwap {
+            table: orders.clone(),
+            expected: None,
+            new_location: "s3://b/orders/other.json".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableAlreadyExists(t) if *t == orders),
+        "{err:?}"
+    );
+    assert_eq!(store.load_table(&orders).await.unwrap(), created);
+
+    let elsewhere = TableName::new(ns(&["nowhere"]), "orders");
+    let err = store
+        .swap_pointers(&[PointerSwap {
+            table: elsewhere,
+            expected: None,
+            new_location: "s3://b/x.json".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotFound(n) if *n == ns(&["nowhere"])),
+        "{err:?}"
+    );
+
+    let moved = store
+        .swap_pointers(&[swap(
+            &orders,
+            "s3://b/orders/1.json",
+            "s3://b/orders/2.json",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(moved, vec![pointer("s3://b/orders/2.json", 2)]);
+    assert_eq!(store.load_table(&orders).await.unwrap(), moved[0]);
+
+    let missing = TableName::new(sales.clone(), "missing");
+    let err = store
+        .swap_pointers(&[swap(&missing, "s3://b/x.json", "s3://b/y.json")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableNotFound(t) if *t == missing),
+        "{err:?}"
+    );
+
+    assert_eq!(
+        store.list_tables(&sales, &all()).await.unwrap().items,
+        strings(&["orders"])
+    );
+    let dropped = store.drop_table(&orders).await.unwrap();
+    assert_eq!(dropped, pointer("s3://b/orders/2.json", 2));
+    let err = store.load_table(&orders).await.unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    let err = store.drop_table(&orders).await.unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    assert!(
+        store
+            .list_tables(&sales, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A table created again under a dropped name starts over.
+    let recreated = create_table(&*store, &orders, "s3://b/orders/new.json").await;
+    assert_eq!(recreated, pointer("s3://b/orders/new.json", 1));
+
+    // Nothing to swap is a no-op.
+    assert!(store.swap_pointers(&[]).await.unwrap().is_empty());
+}
+
+pub async fn rename_across_namespaces(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    let archive = ns(&["archive"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&archive, &Properties::new())
+        .await
+        .unwrap();
+    let orders = TableName::new(sales.clone(), "orders");
+    let orders_2024 = TableName::new(sales.clone(), "orders_2024");
+    let archived = TableName::new(archive.clone(), "orders_2024");
+    create_table(&*store, &orders, "s3://b/orders/1.json").await;
+    store
+        .swap_pointers(&[swap(
+            &orders,
+            "s3://b/orders/1.json",
+            "s3://b/orders/2.json",
+        )])
+        .await
+        .unwrap();
+    let before = store.load_table(&orders).await.unwrap();
+
+    store.rename_table(&orders, &orders_2024).await.unwrap();
+    assert!(matches!(
+        store.load_table(&orders).await,
+        Err(StoreError::TableNotFound(_))
+    ));
+    assert_eq!(store.load_table(&orders_2024).await.unwrap(), before);
+
+    store.rename_table(&orders_2024, &archived).await.unwrap();
+    assert_eq!(
+        store.load_table(&archived).await.unwrap(),
+        before,
+        "the pointer moves with the table"
+    );
+    assert!(
+        store
+            .list_tables(&sales, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_tables(&archive, &all()).await.unwrap().items,
+        strings(&["orders_2024"])
+    );
+    // The renamed table is the same table: it keeps committing from its pointer.
+    let moved = store
+        .swap_pointers(&[swap(
+            &archived,
+            "s3://b/orders/2.json",
+            "s3://b/orders/3.json",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(moved, vec![pointer("s3://b/orders/3.json", 3)]);
+
+    let err = store.rename_table(&orders, &archived).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableNotFound(t) if *t == orders),
+        "{err:?}"
+    );
+
+    let other = TableName::new(sales.clone(), "other");
+    create_table(&*store, &other, "s3://b/other/1.json").await;
+    let err = store.rename_table(&other, &archived).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableAlreadyExists(t) if *t == archived),
+        "{err:?}"
+    );
+    let nowhere = TableName::new(ns(&["nowhere"]), "other");
+    let err = store.rename_table(&other, &nowhere).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotFound(n) if *n == ns(&["nowhere"])),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load_table(&other).await.unwrap(),
+        pointer("s3://b/other/1.json", 1),
+        "a refused rename leaves the table where it was"
+    );
+    assert_eq!(store.load_table(&archived).await.unwrap().version, 3);
+
+    // Moving its tables away empties a namespace.
+    store
+        .rename_table(&other, &TableName::new(archive, "other"))
+        .await
+        .unwrap();
+    store.drop_namespace(&sales).await.unwrap();
+}
+
+pub async fn swap_conflict_is_detected(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let orders = TableName::new(sales, "orders");
+    create_table(&*store, &orders, "s3://b/orders/1.json").await;
+
+    // Two committers read the same pointer and race.
+    let first = [swap(
+        &orders,
+        "s3://b/orders/1.json",
+        "s3://b/orders/a.json",
+    )];
+    let second = [swap(
+        &orders,
+        "s3://b/orders/1.json",
+        "s3://b/orders/b.json",
+    )];
+    let (first, second) = tokio::join!(store.swap_pointers(&first), store.swap_pointers(&second));
+    let winner = match (first, second) {
+        (Ok(won), Err(StoreError::Conflict { table })) => {
+            assert_eq!(table, orders);
+            won
+        }
+        (Err(StoreError::Conflict { table }), Ok(won)) => {
+            assert_eq!(table, orders);
+            won
+        }
+        other => panic!("exactly one swap must win, the other conflict: {other:?}"),
+    };
+    assert_eq!(winner[0].version, 2);
+    assert_eq!(store.load_table(&orders).await.unwrap(), winner[0]);
+
+    // A committer that read the winner's pointer goes on from there.
+    let next = store
+        .swap_pointers(&[swap(
+            &orders,
+            &winner[0].metadata_location,
+            "s3://b/orders/c.json",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(next, vec![pointer("s3://b/orders/c.json", 3)]);
+
+    // A stale expected pointer conflicts even when nobody races it at that moment.
+    let err = store
+        .swap_pointers(&[swap(
+            &orders,
+            "s3://b/orders/1.json",
+            "s3://b/orders/d.json",
+        )])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { table } if *table == orders),
+        "{err:?}"
+    );
+    assert_eq!(store.load_table(&orders).await.unwrap(), next[0]);
+}
+
+pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let [a, b, c] = ["a", "b", "c"].map(|name| TableName::new(sales.clone(), name));
+    for table in [&a, &b, &c] {
+        create_table(&*store, table, &format!("s3://b/{}/1.json", table.name)).await;
+    }
+    let fresh = TableName::new(sales.clone(), "fresh");
+    let snapshot = async || {
+        let mut pointers = Vec::new();
+        for table in [&a, &b, &c] {
+            pointers.push(store.load_table(table).await.unwrap());
+        }
+        pointers
+    };
+    let before = snapshot().await;
+
+    // One stale pointer in the middle of a batch: nothing moves, nothing is created.
+    let err = store
+        .swap_pointers(&[
+            swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
+            PointerSwap {
+                table: fresh.clone(),
+                expected: None,
+                new_location: "s3://b/fresh/1.json".into(),
+            },
+            swap(&b, "s3://b/b/0.json", "s3://b/b/2.json"),
+            swap(&c, "s3://b/c/1.json", "s3://b/c/2.json"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { table } if *table == b),
+        "{err:?}"
+    );
+    assert_eq!(snapshot().await, before, "a failed batch moved a pointer");
+    assert!(
+        matches!(
+            store.load_table(&fresh).await,
+            Err(StoreError::TableNotFound(_))
+        ),
+        "a failed batch created a table"
+    );
+
+    // Likewise for a missing table, and for a table that already exists.
+    let missing = TableName::new(sales.clone(), "missing");
+    let err = store
+        .swap_pointers(&[
+            swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
+            swap(&missing, "s3://b/m/1.json", "s3://b/m/2.json"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableNotFound(t) if *t == missing),
+        "{err:?}"
+    );
+    let err = store
+        .swap_pointers(&[
+            swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
+            PointerSwap {
+                table: c.clone(),
+                expected: None,
+                new_location: "s3://b/c/new.json".into(),
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableAlreadyExists(t) if *t == c),
+        "{err:?}"
+    );
+    assert_eq!(snapshot().await, before, "a failed batch moved a pointer");
+
+    // A good batch moves every pointer, and returns them in order.
+    let moved = store
+        .swap_pointers(&[
+            swap(&c, "s3://b/c/1.json", "s3://b/c/2.json"),
+            PointerSwap {
+                table: fresh.clone(),
+                expected: None,
+                new_location: "s3://b/fresh/1.json".into(),
+            },
+            swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        moved,
+        vec![
+            pointer("s3://b/c/2.json", 2),
+            pointer("s3://b/fresh/1.json", 1),
+            pointer("s3://b/a/2.json", 2),
+        ]
+    );
+    assert_eq!(
+        snapshot().await,
+        vec![
+            pointer("s3://b/a/2.json", 2),
+            pointer("s3://b/b/1.json", 1),
+            pointer("s3://b/c/2.json", 2),
+        ]
+    );
+}
+
+/// Many committers loop read → swap → retry-on-conflict on one table. Every swap that reported
+/// success must be in the table's history: the successes form one chain from the first pointer to
+/// the last, with no two of them moving from the same pointer.
+pub async fn concurrent_swaps_serialize(store: Arc<dyn MetadataStore>) {
+    const TASKS: usize = 16;
+    const SUCCESSES: usize = 20;
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let orders = TableName::new(sales, "orders");
+    create_table(&*store, &orders, "s3://b/orders/0.json").await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        let orders = orders.clone();
+        tasks.spawn(async move {
+            let mut moves = Vec::new();
+            let mut conflicts = 0;
+            while moves.len() < SUCCESSES {
+                let current = store.load_table(&orders).await.unwrap();
+                let next = format!("s3://b/orders/{task}-{}.json", moves.len());
+                match store
+                    .swap_pointers(&[swap(&orders, &current.metadata_location, &next)])
+                    .await
+                {
+                    Ok(moved) => {
+                        assert_eq!(moved[0].metadata_location, next);
+                        assert!(moved[0].version > current.version);
+                        moves.push((current.metadata_location, next, moved[0].version));
+                    }
+                    Err(StoreError::Conflict { .. }) => conflicts += 1,
+                    Err(err) => panic!("task {task}: only conflicts may fail a swap: {err}"),
+                }
+                assert!(conflicts < 100_000, "task {task} starves");
+            }
+            moves
+        });
+    }
+    let moves: Vec<(String, String, i64)> = tasks.join_all().await.into_iter().flatten().collect();
+    let total = TASKS * SUCCESSES;
+    assert_eq!(moves.len(), total);
+
+    let last = store.load_table(&orders).await.unwrap();
+    assert_eq!(
+        last.version,
+        1 + total as i64,
+        "every success moved the version once"
+    );
+    let versions: HashSet<i64> = moves.iter().map(|(_, _, version)| *version).collect();
+    assert_eq!(
+        versions,
+        (2..=1 + total as i64).collect(),
+        "versions of the successes"
+    );
+    let chain: BTreeMap<&str, &str> = moves
+        .iter()
+        .map(|(from, to, _)| (from.as_str(), to.as_str()))
+        .collect();
+    assert_eq!(
+        chain.len(),
+        total,
+        "two successful swaps moved from the same pointer"
+    );
+    let mut at = "s3://b/orders/0.json";
+    for _ in 0..total {
+        at = chain
+            .get(at)
+            .unwrap_or_else(|| panic!("the history breaks after {at}: a success was lost"));
+    }
+    assert_eq!(at, last.metadata_location);
+}
+
+pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
+    let response = StoredResponse {
+        status: 200,
+        body: b"{\"ok\":true}".to_vec(),
+        content_type: Some("application/json".into()),
+    };
+    let claim = |key: &'static str, fingerprint: &'static str| {
+        let store = store.clone();
+        async move { store.claim_idempotency_key(key, fingerprint).await.unwrap() }
+    };
+
+    assert_eq!(claim("k1", "f1").await, IdempotencyClaim::Claimed);
+    assert_eq!(claim("k1", "f1").await, IdempotencyClaim::InFlight);
+    assert_eq!(claim("k1", "f2").await, IdempotencyClaim::Mismatch);
+
+    store
+        .complete_idempotency_key("k1", &response)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("k1", "f1").await,
+        IdempotencyClaim::Completed(response.clone())
+    );
+    assert_eq!(claim("k1", "f2").await, IdempotencyClaim::Mismatch);
+    // A completed key is kept for replay: releasing it does nothing.
+    store.release_idempotency_key("k1").await.unwrap();
+    assert_eq!(
+        claim("k1", "f1").await,
+        IdempotencyClaim::Completed(response.clone())
+    );
+
+    // An empty body and no content type round-trip too.
+    let empty = StoredResponse {
+        status: 204,
+        body: Vec::new(),
+        content_type: None,
+    };
+    assert_eq!(claim("k2", "f").await, IdempotencyClaim::Claimed);
+    store.complete_idempotency_key("k2", &empty).await.unwrap();
+    assert_eq!(claim("k2", "f").await, IdempotencyClaim::Completed(empty));
+
+    // A released key can be claimed again, by any request.
+    assert_eq!(claim("k3", "f1").await, IdempotencyClaim::Claimed);
+    store.release_idempotency_key("k3").await.unwrap();
+    assert_eq!(claim("k3", "f2").await, IdempotencyClaim::Claimed);
+    store
+        .release_idempotency_key("never-claimed")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .expire_idempotency_keys(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "nothing is an hour old"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store
+            .expire_idempotency_keys(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        claim("k1", "f2").await,
+        IdempotencyClaim::Claimed,
+        "k1 expired"
+    );
+}
+
+pub async fn concurrent_claims_of_one_key(store: Arc<dyn MetadataStore>) {
+    let mut claims = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        claims.spawn(async move { store.claim_idempotency_key("key", "f").await.unwrap() });
+    }
+    let claims = claims.join_all().await;
+    let claimed = claims
+        .iter()
+        .filter(|claim| **claim == IdempotencyClaim::Claimed)
+        .count();
+    assert_eq!(claimed, 1, "{claims:?}");
+    assert_eq!(
+        claims.len() - claimed,
+        claims
+            .iter()
+            .filter(|claim| **claim == IdempotencyClaim::InFlight)
+            .count()
+    );
+}
+
+/// Names are data, never syntax: whatever a level or table name contains comes back unchanged.
+pub async fn names_are_opaque(store: Arc<dyn MetadataStore>) {
+    let levels = [
+        "a/b",
+        "..",
+        ".",
+        "%2F",
+        "%1F",
+        "a b",
+        " ",
+        "ünïcödé",
+        "日本",
+        "🦀",
+        "'",
+        "\"",
+        "a.b",
+        "\\",
+        "*",
+        "?",
+        "_",
+        "%",
+        "-- x",
+        "a\nb",
+        "NULL",
+    ];
+    for level in levels {
+        let namespace = ns(&[level]);
+        let properties = props(&[("level", level)]);
+        store
+            .create_namespace(&namespace, &properties)
+            .await
+            .unwrap_or_else(|err| panic!("creating {level:?}: {err}"));
+        assert_eq!(store.load_namespace(&namespace).await.unwrap(), properties);
+        let nested = ns(&[level, level]);
+        store
+            .create_namespace(&nested, &Properties::new())
+            .await
+            .unwrap();
+        let table = TableName::new(nested.clone(), level);
+        let location = format!("s3://b/{level}.json");
+        create_table(&*store, &table, &location).await;
+        assert_eq!(
+            store.load_table(&table).await.unwrap(),
+            pointer(&location, 1)
+        );
+        assert_eq!(
+            store
+                .list_namespaces(Some(&namespace), &all())
+                .await
+                .unwrap()
+                .items,
+            vec![nested.clone()]
+        );
+        assert_eq!(
+            store.list_tables(&nested, &all()).await.unwrap().items,
+            strings(&[level])
+        );
+    }
+
+    // Levels that look like wildcards or prefixes of others match only themselves.
+    let mut expected: Vec<NamespacePath> = levels.iter().map(|level| ns(&[level])).collect();
+    expected.sort();
+    let listed = store.list_namespaces(None, &all()).await.unwrap().items;
+    assert_eq!(listed, expected, "top level, in code point order");
+
+    // Paging through odd names yields each exactly once.
+    let (paged, _) = all_pages(4, async |page| {
+        let listed = store.list_namespaces(None, &page).await.unwrap();
+        (listed.items, listed.next_page_token)
+    })
+    .await;
+    assert_eq!(paged, expected);
+
+    // ["a", "b"] and ["a.b"] are different namespaces.
+    store
+        .create_namespace(&ns(&["a"]), &Properties::new())
+        .await
+        .unwrap();
+    store
+        .create_namespace(&ns(&["a", "b"]), &Properties::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_namespaces(Some(&ns(&["a"])), &all())
+            .await
+            .unwrap()
+            .items,
+        vec![ns(&["a", "b"])]
+    );
+    assert_eq!(
+        store
+            .list_namespaces(Some(&ns(&["a.b"])), &all())
+            .await
+            .unwrap()
+            .items,
+        vec![ns(&["a.b", "a.b"])]
+    );
+}
+
+pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
+    let invalid = [ns(&[]), ns(&[""]), ns(&["a", ""]), ns(&["a\u{1f}b"])];
+    store
+        .create_namespace(&ns(&["a"]), &Properties::new())
+        .await
+        .unwrap();
+    for namespace in &invalid {
+        let err = store
+            .create_namespace(namespace, &Properties::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{namespace:?}: {err:?}"
+        );
+        let err = store.load_namespace(namespace).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{namespace:?}: {err:?}"
+        );
+        let table = TableName::new(namespace.clone(), "t");
+        let err = store
+            .swap_pointers(&[PointerSwap {
+                table,
+                expected: None,
+                new_location: "s3://b/t.json".into(),
+            }])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{namespace:?}: {err:?}"
+        );
+    }
+    let unnamed = TableName::new(ns(&["a"]), "");
+    let err = store
+        .swap_pointers(&[PointerSwap {
+            table: unnamed,
+            expected: None,
+            new_location: "s3://b/t.json".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    let err = store
+        .list_tables(
+            &ns(&["a"]),
+            &PageRequest {
+                token: None,
+                size: Some(0),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    assert_eq!(
+        store.list_namespaces(None, &all()).await.unwrap().items,
+        vec![ns(&["a"])],
+        "a refused name was stored"
+    );
+}

@@ -1,0 +1,186 @@
+//! The `floe` command: runs the catalog server and shows its configuration.
+//!
+//! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
+//! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
+//! result, so what the server will do is never a guess.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use floe_catalog::ServerConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "floe",
+    version,
+    about = "Floe: a managed Apache Iceberg table service",
+    long_about = "Floe serves Apache Iceberg tables through the Iceberg REST catalog API. \
+        With no set-up it keeps its catalog in SQLite and its tables in a local directory \
+        (./floe-data); Spark, PyIceberg, DuckDB and iceberg-rust connect to it unchanged."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Iceberg REST catalog server (default: http://127.0.0.1:8181, data in ./floe-data).
+    Serve(ConfigArgs),
+    /// Inspect configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration `floe serve` would use with the same flags, as TOML.
+    Show(ConfigArgs),
+}
+
+/// Every setting, each optional here so that unset flags fall through to the lower layers.
+#[derive(Args, Debug, Default)]
+struct ConfigArgs {
+    /// TOML file with settings (keys as in `floe config show`).
+    #[arg(long, env = "FLOE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1]. Only loopback unless you mean to expose it.
+    #[arg(long, env = "FLOE_HOST")]
+    host: Option<IpAddr>,
+    /// Port to listen on [default: 8181]; 0 picks a free port (printed at start).
+    #[arg(long, env = "FLOE_PORT")]
+    port: Option<u16>,
+    /// Directory for catalog.db (the metadata store) and warehouse/ (table files) [default: ./floe-data].
+    #[arg(long, env = "FLOE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Name of the default warehouse; clients see it as the REST prefix [default: main].
+    #[arg(long, env = "FLOE_WAREHOUSE")]
+    warehouse: Option<String>,
+    /// Largest request body accepted, in bytes [default: 33554432].
+    #[arg(long, env = "FLOE_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+    /// Attempts a commit gets when concurrent commits keep winning, before a 409 [default: 10].
+    #[arg(long, env = "FLOE_COMMIT_MAX_ATTEMPTS")]
+    commit_max_attempts: Option<u32>,
+}
+
+impl ConfigArgs {
+    fn resolve(self) -> Result<ServerConfig, String> {
+        let mut config = match &self.config {
+            Some(path) => read_config_file(path)?,
+            None => ServerConfig::default(),
+        };
+        if let Some(host) = self.host {
+            config.host = host;
+        }
+        if let Some(port) = self.port {
+            config.port = port;
+        }
+        if let Some(data_dir) = self.data_dir {
+            config.data_dir = data_dir;
+        }
+        if let Some(warehouse) = self.warehouse {
+            config.warehouse = warehouse;
+        }
+        if let Some(bytes) = self.max_request_bytes {
+            config.max_request_bytes = bytes;
+        }
+        if let Some(attempts) = self.commit_max_attempts {
+            config.commit_max_attempts = attempts;
+        }
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<ServerConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
+    toml::from_str(&text).map_err(|err| format!("invalid config file {}: {err}", path.display()))
+}
+
+fn validate(config: &ServerConfig) -> Result<(), String> {
+    let name_ok = !config.warehouse.is_empty()
+        && config
+            .warehouse
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "warehouse name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
+            config.warehouse
+        ));
+    }
+    if config.max_request_bytes < 1024 {
+        return Err("max-request-bytes must be at least 1024".into());
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("FLOE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => args.resolve().and_then(|config| {
+            init_logging();
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+            runtime
+                .block_on(floe_catalog::serve(config, shutdown_signal()))
+                .map_err(|err| err.to_string())
+        }),
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => args.resolve().and_then(|config| {
+            let text = toml::to_string_pretty(&config)
+                .map_err(|err| format!("cannot print configuration: {err}"))?;
+            print!("{text}");
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("floe: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
