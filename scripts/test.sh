@@ -57,6 +57,7 @@ export FLOE_TEST_PID_FILE="$work_dir/server.pids"
 : >"$FLOE_TEST_PID_FILE"
 export FLOE_TEST_LOG_DIR="$log_dir"
 export FLOE_BIN="$floe_bin"
+export NO_COLOR=1 # servers log to files: no ANSI colours
 
 elapsed() { local s=$((SECONDS - ${1:-$started_at})); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 section() { printf '\n======== %s  [%s] ========\n' "$*" "$(elapsed)"; }

@@ -141,6 +141,7 @@ class FloeServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=_die_with_parent,
+                    env={**os.environ, "NO_COLOR": "1"},  # plain text in the log file
                 )
             if pid_file := os.environ.get("FLOE_TEST_PID_FILE"):
                 with open(pid_file, "a") as f:

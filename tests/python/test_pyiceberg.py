@@ -213,7 +213,8 @@ def test_load_table_snapshots_refs(catalog: RestCatalog, api: RestApi, namespace
     table = catalog.create_table((namespace, "t"), schema=ARROW_SCHEMA)
     for i in range(3):
         table.append(people((i, f"row{i}")))
-    s1, s2, s3 = [s.snapshot_id for s in reload(catalog, table).snapshots()]
+    history = sorted(reload(catalog, table).snapshots(), key=lambda s: s.sequence_number)
+    s1, s2, s3 = [s.snapshot_id for s in history]
     table.manage_snapshots().create_tag(s1, "first").commit()
     assert reload(catalog, table).current_snapshot().snapshot_id == s3
 

@@ -1,1 +1,8 @@
-mod placeholder {}
+//! Floe's end-to-end tests: the real `floe serve` binary, driven by real clients.
+//!
+//! One test binary (modules below) keeps link time and disk down. Each test starts its own server
+//! on a free loopback port with its own data directory (see `floe-testkit`).
+
+mod support;
+
+mod lifecycle;

@@ -70,8 +70,8 @@ impl From<StoreError> for CommitError {
             StoreError::TableNotFound(_) => CommitError::TableNotFound(message),
             StoreError::Conflict { .. } => CommitError::Conflict(message),
             StoreError::Unavailable(_) => CommitError::Unavailable(message),
-            #[allow(unreachable_patterns)]
-            _ => CommitError::Internal(message),
+            StoreError::InvalidInput(_) => CommitError::InvalidRequest(message),
+            StoreError::Internal(_) => CommitError::Internal(message),
         }
     }
 }

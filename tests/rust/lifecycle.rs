@@ -1,0 +1,101 @@
+//! Namespace and table life cycle through iceberg-rust's REST client: create, append, reload,
+//! rename, drop with purge, register.
+
+use std::collections::HashMap;
+
+use iceberg::{Catalog, NamespaceIdent};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn namespace_and_table_life_cycle_with_iceberg_rust() {
+    let server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+
+    let namespace = create_namespace(&catalog, "sales").await;
+    let nested = NamespaceIdent::from_strs(["sales", "eu"]).unwrap();
+    catalog
+        .create_namespace(&nested, HashMap::from([("owner".into(), "ana".into())]))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.list_namespaces(None).await.unwrap(),
+        vec![namespace.clone()]
+    );
+    assert_eq!(
+        catalog.list_namespaces(Some(&namespace)).await.unwrap(),
+        vec![nested.clone()]
+    );
+    assert_eq!(
+        catalog.get_namespace(&nested).await.unwrap().properties()["owner"],
+        "ana"
+    );
+    assert!(catalog.namespace_exists(&nested).await.unwrap());
+
+    let table = create_table(&catalog, &namespace, "orders").await;
+    assert!(table.metadata().current_snapshot().is_none());
+    let table = append(&catalog, &table, &[1, 2, 3]).await.unwrap();
+    let table = append(&catalog, &table, &[4, 5]).await.unwrap();
+
+    let reloaded = catalog
+        .load_table(&ident(&namespace, "orders"))
+        .await
+        .unwrap();
+    assert_eq!(reloaded.metadata().snapshots().len(), 2);
+    assert_eq!(read_ids(&reloaded).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(reloaded.metadata_location(), table.metadata_location());
+
+    // Rename across namespaces: the data comes along, the old name is gone.
+    let moved = ident(&nested, "orders_eu");
+    catalog
+        .rename_table(&ident(&namespace, "orders"), &moved)
+        .await
+        .unwrap();
+    assert!(
+        !catalog
+            .table_exists(&ident(&namespace, "orders"))
+            .await
+            .unwrap()
+    );
+    let renamed = catalog.load_table(&moved).await.unwrap();
+    assert_eq!(read_ids(&renamed).await, vec![1, 2, 3, 4, 5]);
+
+    // Register the renamed table's current metadata under a new name (same files).
+    let registered = catalog
+        .register_table(
+            &ident(&namespace, "orders_copy"),
+            renamed.metadata_location().unwrap().to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_ids(&registered).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        catalog.list_tables(&namespace).await.unwrap(),
+        vec![ident(&namespace, "orders_copy")]
+    );
+
+    // Dropping the registered copy without purge keeps the files the original still uses.
+    catalog
+        .drop_table(&ident(&namespace, "orders_copy"))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_ids(&catalog.load_table(&moved).await.unwrap()).await,
+        vec![1, 2, 3, 4, 5]
+    );
+
+    // Purge removes every file under the table's location.
+    let table_dir = local_path(renamed.metadata().location());
+    assert!(!files_under(&table_dir).is_empty());
+    catalog.purge_table(&moved).await.unwrap();
+    assert!(!catalog.table_exists(&moved).await.unwrap());
+    assert!(
+        files_under(&table_dir).is_empty(),
+        "files left after purge: {:?}",
+        files_under(&table_dir)
+    );
+
+    catalog.drop_namespace(&nested).await.unwrap();
+    catalog.drop_namespace(&namespace).await.unwrap();
+    assert!(catalog.list_namespaces(None).await.unwrap().is_empty());
+}
