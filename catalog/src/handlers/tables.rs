@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use floe_commit::{CreateTable, LoadedTable, TableChange};
@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::check_prefix;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
 use crate::types::{
     CommitTableRequest, CommitTransactionRequest, CreateTableRequest, ListTablesResponse,
@@ -54,37 +54,27 @@ impl SnapshotsMode {
     }
 }
 
-/// The spec's LoadTableResult.
-fn load_result(table: &LoadedTable, mode: SnapshotsMode) -> ApiResult<Value> {
-    let mut metadata = serde_json::to_value(table.metadata.as_ref()).map_err(|err| {
-        ApiError::from(floe_commit::CommitError::Internal(format!(
-            "cannot serialize metadata of {}: {err}",
-            table.name
-        )))
-    })?;
-    if mode == SnapshotsMode::Refs {
-        let referenced: std::collections::HashSet<i64> = metadata
-            .get("refs")
-            .and_then(Value::as_object)
-            .map(|refs| {
-                refs.values()
-                    .filter_map(|r| r.get("snapshot-id").and_then(Value::as_i64))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(snapshots) = metadata.get_mut("snapshots").and_then(Value::as_array_mut) {
-            snapshots.retain(|s| {
-                s.get("snapshot-id")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|id| referenced.contains(&id))
-            });
-        }
-    }
-    let mut result = json!({ "metadata": metadata, "config": {} });
+/// The spec's LoadTableResult (`with_config`) or CommitTableResponse, built around the metadata
+/// file's own bytes: re-serializing a long history on every load would dominate its cost.
+fn table_body(table: &LoadedTable, mode: SnapshotsMode, with_config: bool) -> ApiResult<Vec<u8>> {
+    let metadata = match mode {
+        SnapshotsMode::All => table.file.json(),
+        SnapshotsMode::Refs => table.file.refs_only_json()?,
+    };
+    let mut body = Vec::with_capacity(metadata.len() + 256);
+    body.push(b'{');
     if let Some(location) = &table.metadata_location {
-        result["metadata-location"] = json!(location);
+        body.extend_from_slice(br#""metadata-location":"#);
+        body.extend_from_slice(json!(location).to_string().as_bytes());
+        body.push(b',');
     }
-    Ok(result)
+    if with_config {
+        body.extend_from_slice(br#""config":{},"#);
+    }
+    body.extend_from_slice(br#""metadata":"#);
+    body.extend_from_slice(metadata);
+    body.push(b'}');
+    Ok(body)
 }
 
 /// Distinct per metadata file and per snapshots mode, as the spec asks.
@@ -103,8 +93,12 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
-fn with_etag(body: Value, etag: &str) -> Response {
-    let mut response = Json(body).into_response();
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn with_etag(body: Vec<u8>, etag: &str) -> Response {
+    let mut response = json_response(body);
     if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
@@ -154,10 +148,10 @@ pub async fn create(
             stage: request.stage_create,
         })
         .await?;
-    let body = load_result(&table, SnapshotsMode::All)?;
+    let body = table_body(&table, SnapshotsMode::All, true)?;
     Ok(match &table.metadata_location {
         Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
-        None => Json(body).into_response(),
+        None => json_response(body),
     })
 }
 
@@ -179,7 +173,7 @@ pub async fn load(
         }
         return Ok(response);
     }
-    Ok(with_etag(load_result(&table, mode)?, &tag))
+    Ok(with_etag(table_body(&table, mode, true)?, &tag))
 }
 
 pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
@@ -194,14 +188,14 @@ pub async fn commit(
     JsonBody(request): JsonBody<CommitTableRequest>,
 ) -> ApiResult<Response> {
     let name = table_name(&state, path.0)?;
-    if let Some(identifier) = &request.identifier {
-        if identifier.namespace != name.namespace || identifier.name != name.name {
-            return Err(ApiError::bad_request(format!(
-                "the body's identifier {}.{} does not match the URL's table {name}",
-                identifier.namespace.join("."),
-                identifier.name
-            )));
-        }
+    if let Some(identifier) = &request.identifier
+        && (identifier.namespace != name.namespace || identifier.name != name.name)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the body's identifier {}.{} does not match the URL's table {name}",
+            identifier.namespace.join("."),
+            identifier.name
+        )));
     }
     let table = state
         .catalog
@@ -212,10 +206,8 @@ pub async fn commit(
         })
         .await?;
     let location = table.metadata_location.clone().unwrap_or_default();
-    let metadata = serde_json::to_value(table.metadata.as_ref())
-        .map_err(|err| ApiError::from(floe_commit::CommitError::Internal(err.to_string())))?;
     Ok(with_etag(
-        json!({ "metadata-location": location, "metadata": metadata }),
+        table_body(&table, SnapshotsMode::All, false)?,
         &etag(&location, SnapshotsMode::All),
     ))
 }
@@ -243,7 +235,7 @@ pub async fn register(
         .register_table(&name, &request.metadata_location, request.overwrite)
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
-    Ok(with_etag(load_result(&table, SnapshotsMode::All)?, &tag))
+    Ok(with_etag(table_body(&table, SnapshotsMode::All, true)?, &tag))
 }
 
 pub async fn rename(

@@ -1,50 +1,141 @@
-//! A bounded cache of parsed metadata files, keyed by location.
+//! Parsed metadata files, and a bounded cache of them keyed by location.
 //!
 //! Metadata files are immutable: a location names one content forever. So the cache needs no
 //! invalidation; freshness comes from reading the table's pointer from the store on every load and
-//! only then looking its location up here.
+//! only then looking its location up here. The cache is bounded by the size of the JSON it holds,
+//! since one table with a long history can outweigh thousands of small ones.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use bytes::Bytes;
 use iceberg::spec::TableMetadata;
+use serde_json::Value;
 
+use crate::{CommitError, Result};
+
+/// One metadata file: parsed, and as the JSON a loadTable response embeds.
+#[derive(Debug)]
+pub struct MetadataFile {
+    metadata: TableMetadata,
+    json: Bytes,
+    /// The same document with only the snapshots that branches and tags point at; built on first
+    /// use, since most tables are never loaded that way.
+    refs_only_json: OnceLock<Bytes>,
+}
+
+impl MetadataFile {
+    /// Parses a metadata file's bytes.
+    pub fn parse(location: &str, json: Bytes) -> Result<Self> {
+        let metadata = serde_json::from_slice(&json).map_err(|err| {
+            CommitError::Internal(format!("metadata file {location} is not valid: {err}"))
+        })?;
+        Ok(Self {
+            metadata,
+            json,
+            refs_only_json: OnceLock::new(),
+        })
+    }
+
+    /// Serializes metadata the commit engine built.
+    pub fn from_metadata(metadata: TableMetadata) -> Result<Self> {
+        let json = serde_json::to_vec(&metadata)
+            .map(Bytes::from)
+            .map_err(|err| CommitError::Internal(format!("cannot serialize metadata: {err}")))?;
+        Ok(Self {
+            metadata,
+            json,
+            refs_only_json: OnceLock::new(),
+        })
+    }
+
+    pub fn metadata(&self) -> &TableMetadata {
+        &self.metadata
+    }
+
+    /// The full document, byte for byte as stored.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The document without snapshots that no branch or tag references (the REST API's
+    /// `snapshots=refs`).
+    pub fn refs_only_json(&self) -> Result<&Bytes> {
+        if let Some(json) = self.refs_only_json.get() {
+            return Ok(json);
+        }
+        let mut document: Value = serde_json::from_slice(&self.json)
+            .map_err(|err| CommitError::Internal(format!("cannot re-read metadata: {err}")))?;
+        let referenced: std::collections::HashSet<i64> = document
+            .get("refs")
+            .and_then(Value::as_object)
+            .map(|refs| {
+                refs.values()
+                    .filter_map(|reference| reference.get("snapshot-id").and_then(Value::as_i64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(snapshots) = document.get_mut("snapshots").and_then(Value::as_array_mut) {
+            snapshots.retain(|snapshot| {
+                snapshot
+                    .get("snapshot-id")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|id| referenced.contains(&id))
+            });
+        }
+        let json = serde_json::to_vec(&document)
+            .map(Bytes::from)
+            .map_err(|err| CommitError::Internal(format!("cannot serialize metadata: {err}")))?;
+        Ok(self.refs_only_json.get_or_init(|| json))
+    }
+
+    fn weight(&self) -> usize {
+        // The parsed form is a few times the JSON; the JSON's size is a fair proxy for both.
+        self.json.len().saturating_mul(3)
+    }
+}
+
+/// A cache of metadata files, evicting the oldest entries beyond a byte budget.
 pub struct MetadataCache {
-    capacity: usize,
+    capacity_bytes: usize,
     inner: Mutex<Entries>,
 }
 
 #[derive(Default)]
 struct Entries {
-    by_location: HashMap<String, Arc<TableMetadata>>,
+    by_location: HashMap<String, Arc<MetadataFile>>,
     /// Insertion order, for first-in-first-out eviction.
     order: VecDeque<String>,
+    bytes: usize,
 }
 
 impl MetadataCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity_bytes: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
+            capacity_bytes,
             inner: Mutex::new(Entries::default()),
         }
     }
 
-    pub fn get(&self, location: &str) -> Option<Arc<TableMetadata>> {
+    pub fn get(&self, location: &str) -> Option<Arc<MetadataFile>> {
         self.lock().by_location.get(location).cloned()
     }
 
-    pub fn insert(&self, location: &str, metadata: Arc<TableMetadata>) {
+    pub fn insert(&self, location: &str, file: Arc<MetadataFile>) {
         let mut entries = self.lock();
-        if entries
-            .by_location
-            .insert(location.to_string(), metadata)
-            .is_none()
-        {
+        let weight = file.weight();
+        if let Some(previous) = entries.by_location.insert(location.to_string(), file) {
+            entries.bytes -= previous.weight();
+        } else {
             entries.order.push_back(location.to_string());
         }
-        while entries.order.len() > self.capacity {
-            if let Some(oldest) = entries.order.pop_front() {
-                entries.by_location.remove(&oldest);
+        entries.bytes += weight;
+        // Always keep the newest entry, even when it alone is over budget: it is about to be used.
+        while entries.bytes > self.capacity_bytes && entries.order.len() > 1 {
+            if let Some(oldest) = entries.order.pop_front()
+                && let Some(evicted) = entries.by_location.remove(&oldest)
+            {
+                entries.bytes -= evicted.weight();
             }
         }
     }

@@ -41,7 +41,7 @@ use iceberg::spec::{
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use tracing::{debug, info, warn};
 
-pub use cache::MetadataCache;
+pub use cache::{MetadataCache, MetadataFile};
 pub use error::{CommitError, Result};
 
 /// The Iceberg property that turns on deleting metadata files dropped from the metadata log.
@@ -55,7 +55,13 @@ pub struct LoadedTable {
     pub metadata_location: Option<String>,
     /// The store's pointer version; 0 for a staged create.
     pub version: i64,
-    pub metadata: Arc<TableMetadata>,
+    pub file: Arc<MetadataFile>,
+}
+
+impl LoadedTable {
+    pub fn metadata(&self) -> &TableMetadata {
+        self.file.metadata()
+    }
 }
 
 /// One table's part of a commit: what must hold, and what to change.
@@ -86,6 +92,8 @@ pub struct CommitSettings {
     pub max_attempts: u32,
     /// Base of the jittered exponential back-off between attempts.
     pub retry_backoff: Duration,
+    /// Budget of the in-memory metadata cache, in bytes of metadata JSON (roughly).
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for CommitSettings {
@@ -93,6 +101,7 @@ impl Default for CommitSettings {
         Self {
             max_attempts: 10,
             retry_backoff: Duration::from_millis(2),
+            metadata_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -118,7 +127,7 @@ impl Catalog {
         Self {
             store,
             warehouse,
-            cache: MetadataCache::new(1024),
+            cache: MetadataCache::new(settings.metadata_cache_bytes),
             settings,
         }
     }
@@ -190,12 +199,12 @@ impl Catalog {
     /// it can.
     pub async fn load_table(&self, table: &TableName) -> Result<LoadedTable> {
         let pointer = self.store.load_table(table).await?;
-        let metadata = self.read_metadata(&pointer.metadata_location).await?;
+        let file = self.read_metadata(&pointer.metadata_location).await?;
         Ok(LoadedTable {
             name: table.clone(),
             metadata_location: Some(pointer.metadata_location),
             version: pointer.version,
-            metadata,
+            file,
         })
     }
 
@@ -230,6 +239,7 @@ impl Catalog {
             .and_then(|builder| builder.build())
             .map_err(CommitError::from_iceberg)?
             .metadata;
+        let file = Arc::new(MetadataFile::from_metadata(metadata)?);
 
         if request.stage {
             if self.store.load_table(&request.name).await.is_ok() {
@@ -242,12 +252,12 @@ impl Catalog {
                 name: request.name,
                 metadata_location: None,
                 version: 0,
-                metadata: Arc::new(metadata),
+                file,
             });
         }
 
-        let new_location = metadata_file_location(metadata.location(), 0);
-        self.write_metadata(&new_location, &metadata).await?;
+        let new_location = metadata_file_location(file.metadata().location(), 0);
+        self.write_metadata(&new_location, &file).await?;
         let swap = PointerSwap {
             table: request.name.clone(),
             expected: None,
@@ -256,13 +266,12 @@ impl Catalog {
         match self.store.swap_pointers(&[swap]).await {
             Ok(pointers) => {
                 info!(table = %request.name, location = %new_location, "table created");
-                let metadata = Arc::new(metadata);
-                self.cache.insert(&new_location, metadata.clone());
+                self.cache.insert(&new_location, file.clone());
                 Ok(LoadedTable {
                     name: request.name,
                     metadata_location: Some(new_location),
                     version: pointers[0].version,
-                    metadata,
+                    file,
                 })
             }
             Err(err) => {
@@ -320,14 +329,14 @@ impl Catalog {
                 Ok(pointers) => {
                     let mut loaded = Vec::with_capacity(prepared.len());
                     for (p, pointer) in prepared.into_iter().zip(pointers) {
-                        self.cache.insert(&p.new_location, p.metadata.clone());
+                        self.cache.insert(&p.new_location, p.file.clone());
                         self.expire_metadata_files(&p).await;
                         debug!(table = %p.table, location = %p.new_location, attempt, "committed");
                         loaded.push(LoadedTable {
                             name: p.table,
                             metadata_location: Some(p.new_location),
                             version: pointer.version,
-                            metadata: p.metadata,
+                            file: p.file,
                         });
                     }
                     return Ok(loaded);
@@ -358,8 +367,8 @@ impl Catalog {
         let pointer = self.store.drop_table(table).await?;
         info!(%table, purge, "table dropped");
         if purge {
-            let metadata = self.read_metadata(&pointer.metadata_location).await?;
-            let location = metadata.location();
+            let file = self.read_metadata(&pointer.metadata_location).await?;
+            let location = file.metadata().location();
             if self.warehouse.contains(location) {
                 let deleted = self.warehouse.delete_all_under(location).await?;
                 info!(%table, deleted, "table files purged");
@@ -385,7 +394,7 @@ impl Catalog {
     ) -> Result<LoadedTable> {
         validate_name(&table.name, "table")?;
         self.store.load_namespace(&table.namespace).await?;
-        let metadata = match self.read_metadata(metadata_location).await {
+        let file = match self.read_metadata(metadata_location).await {
             Err(CommitError::NotFound(message)) => {
                 return Err(CommitError::InvalidRequest(format!(
                     "cannot register {table}: {message}"
@@ -393,7 +402,7 @@ impl Catalog {
             }
             other => other?,
         };
-        self.warehouse.object_path(metadata.location())?;
+        self.warehouse.object_path(file.metadata().location())?;
         let expected = if overwrite {
             match self.store.load_table(table).await {
                 Ok(pointer) => Some(pointer.metadata_location),
@@ -413,7 +422,7 @@ impl Catalog {
             name: table.clone(),
             metadata_location: Some(metadata_location.to_string()),
             version: pointers[0].version,
-            metadata,
+            file,
         })
     }
 
@@ -431,22 +440,22 @@ impl Catalog {
     async fn prepare_one(&self, change: &TableChange) -> Result<PreparedCommit> {
         let current = match self.store.load_table(&change.table).await {
             Ok(pointer) => {
-                let metadata = self.read_metadata(&pointer.metadata_location).await?;
-                Some((pointer, metadata))
+                let file = self.read_metadata(&pointer.metadata_location).await?;
+                Some((pointer, file))
             }
             Err(floe_store::StoreError::TableNotFound(_)) => None,
             Err(err) => return Err(err.into()),
         };
         for requirement in &change.requirements {
             requirement
-                .check(current.as_ref().map(|(_, metadata)| metadata.as_ref()))
+                .check(current.as_ref().map(|(_, file)| file.metadata()))
                 .map_err(|err| CommitError::from_requirement(&change.table, err))?;
         }
         let updates = change.updates.clone();
         let (builder, expected, previous_version) = match current {
-            Some((pointer, metadata)) => {
-                let builder = metadata
-                    .as_ref()
+            Some((pointer, file)) => {
+                let builder = file
+                    .metadata()
                     .clone()
                     .into_builder(Some(pointer.metadata_location.clone()));
                 let version = metadata_file_version(&pointer.metadata_location);
@@ -486,11 +495,12 @@ impl Catalog {
         // Every file of the table must stay inside the warehouse, whatever location a client set.
         self.warehouse.object_path(metadata.location())?;
         let new_location = metadata_file_location(metadata.location(), previous_version + 1);
+        let file = Arc::new(MetadataFile::from_metadata(metadata)?);
         Ok(PreparedCommit {
             table: change.table.clone(),
             expected,
             new_location,
-            metadata: Arc::new(metadata),
+            file,
             expired_metadata_files: built
                 .expired_metadata_logs
                 .into_iter()
@@ -501,14 +511,13 @@ impl Catalog {
 
     async fn write_all(&self, prepared: &[PreparedCommit]) -> Result<()> {
         for p in prepared {
-            self.write_metadata(&p.new_location, &p.metadata).await?;
+            self.write_metadata(&p.new_location, &p.file).await?;
         }
         Ok(())
     }
 
-    async fn write_metadata(&self, location: &str, metadata: &TableMetadata) -> Result<()> {
-        let bytes = to_bytes(metadata)?;
-        match self.warehouse.put_new(location, bytes).await {
+    async fn write_metadata(&self, location: &str, file: &MetadataFile) -> Result<()> {
+        match self.warehouse.put_new(location, file.json().clone()).await {
             Ok(()) => Ok(()),
             // A fresh UUID is in every name, so this is a broken store, not a race.
             Err(StorageError::AlreadyExists { location }) => Err(CommitError::Internal(format!(
@@ -518,15 +527,12 @@ impl Catalog {
         }
     }
 
-    async fn read_metadata(&self, location: &str) -> Result<Arc<TableMetadata>> {
+    async fn read_metadata(&self, location: &str) -> Result<Arc<MetadataFile>> {
         if let Some(metadata) = self.cache.get(location) {
             return Ok(metadata);
         }
         let bytes = self.warehouse.get(location).await?;
-        let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|err| {
-            CommitError::Internal(format!("metadata file {location} is not valid: {err}"))
-        })?;
-        let metadata = Arc::new(metadata);
+        let metadata = Arc::new(MetadataFile::parse(location, bytes)?);
         self.cache.insert(location, metadata.clone());
         Ok(metadata)
     }
@@ -535,7 +541,8 @@ impl Catalog {
     /// (kept to `write.metadata.previous-versions-max` entries) are deleted after the commit.
     async fn expire_metadata_files(&self, commit: &PreparedCommit) {
         let enabled = commit
-            .metadata
+            .file
+            .metadata()
             .properties()
             .get(DELETE_AFTER_COMMIT)
             .is_some_and(|value| value.eq_ignore_ascii_case("true"));
@@ -571,7 +578,7 @@ struct PreparedCommit {
     table: TableName,
     expected: Option<String>,
     new_location: String,
-    metadata: Arc<TableMetadata>,
+    file: Arc<MetadataFile>,
     expired_metadata_files: Vec<String>,
 }
 
@@ -613,6 +620,13 @@ fn validate_name(name: &str, what: &str) -> Result<()> {
             "{what} name must not be empty"
         )));
     }
+    // A URL path segment that is `.` or `..` is resolved away by every URL parser (also when
+    // percent-encoded), so no REST client could ever load, rename or drop such a table again.
+    if name == "." || name == ".." {
+        return Err(CommitError::InvalidRequest(format!(
+            "{what} name {name:?} cannot be addressed in a URL"
+        )));
+    }
     if name.chars().any(|c| c.is_control()) {
         return Err(CommitError::InvalidRequest(format!(
             "{what} name {name:?} contains control characters"
@@ -635,10 +649,4 @@ fn validate_namespace(namespace: &[String]) -> Result<()> {
     namespace
         .iter()
         .try_for_each(|level| validate_name(level, "namespace"))
-}
-
-fn to_bytes(metadata: &TableMetadata) -> Result<bytes::Bytes> {
-    serde_json::to_vec(metadata)
-        .map(bytes::Bytes::from)
-        .map_err(|err| CommitError::Internal(format!("cannot serialize metadata: {err}")))
 }
