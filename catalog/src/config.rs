@@ -24,8 +24,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// How many times a commit that lost a race is re-checked and retried before a 409.
     pub commit_max_attempts: u32,
-    /// Metadata files kept parsed in memory.
-    pub metadata_cache_entries: usize,
+    /// Memory budget of the parsed-metadata cache, in bytes of metadata JSON (roughly a third of
+    /// the memory it takes).
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -37,7 +38,7 @@ impl Default for ServerConfig {
             warehouse: "main".to_string(),
             max_request_bytes: 32 * 1024 * 1024,
             commit_max_attempts: 10,
-            metadata_cache_entries: 1024,
+            metadata_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }

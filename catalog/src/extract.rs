@@ -39,6 +39,32 @@ where
     }
 }
 
+/// Path parameters. A segment that does not decode (e.g. percent-encoded bytes that are not UTF-8)
+/// is a 400 naming what is wrong.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) if rejection.status().is_client_error() => Err(ApiError::bad_request(
+                format!("invalid request path: {}", rejection.body_text()),
+            )),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "InternalServerError",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 /// Query parameters as a map; parsing them never fails, each handler checks what it uses.
 pub struct QueryParams(pub HashMap<String, String>);
 

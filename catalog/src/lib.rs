@@ -89,7 +89,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/{prefix}/transactions/commit",
             post(tables::commit_transaction),
         )
-        .fallback(not_found);
+        .fallback(not_found)
+        // After every route: it applies to the routes added so far.
+        .method_not_allowed_fallback(method_not_allowed);
 
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -116,6 +118,17 @@ async fn not_found(uri: axum::http::Uri) -> error::ApiError {
     )
 }
 
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowedException",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
 /// Opens the embedded metadata store and warehouse that `config` names.
 pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|err| {
@@ -136,6 +149,7 @@ pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> 
         warehouse,
         CommitSettings {
             max_attempts: config.commit_max_attempts.max(1),
+            metadata_cache_bytes: config.metadata_cache_bytes,
             ..CommitSettings::default()
         },
     ))

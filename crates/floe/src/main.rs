@@ -184,3 +184,50 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<ServerConfig, String> {
+        let cli =
+            Cli::try_parse_from(["floe", "serve"].iter().chain(args)).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Serve(args) => args.resolve(),
+            Command::Config { .. } => unreachable!("parsed a serve command"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_local() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(config, ServerConfig::default());
+        assert!(config.host.is_loopback());
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(&file, "port = 9000\nwarehouse = \"lake\"\n").unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&["--config", file, "--port", "9100"]).unwrap();
+        assert_eq!(config.port, 9100, "flag beats file");
+        assert_eq!(config.warehouse, "lake", "file beats default");
+        assert_eq!(
+            config.max_request_bytes,
+            ServerConfig::default().max_request_bytes
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(&file, "prot = 9000\n").unwrap();
+        let err = resolve(&["--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        let err = resolve(&["--warehouse", "../x"]).unwrap_err();
+        assert!(err.contains("warehouse name"), "{err}");
+    }
+}
