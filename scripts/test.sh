@@ -19,6 +19,7 @@ set -euo pipefail
 
 started_at=$SECONDS
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+caller_dir="$PWD"
 cd "$repo_root"
 
 # Which parts to run.
@@ -45,7 +46,10 @@ sdist_root="$cache_dir/pyiceberg-sdist"
 sdist_dir="$sdist_root/pyiceberg-$PYICEBERG_VERSION"
 target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 [[ $target_dir == /* ]] || target_dir="$repo_root/$target_dir"
-floe_bin="$target_dir/debug/floe"
+# FLOE_BIN=/path/to/floe tests that binary instead of building one (the build part still builds).
+floe_bin="${FLOE_BIN:-$target_dir/debug/floe}"
+prebuilt_floe="${FLOE_BIN:+1}"
+[[ $floe_bin == /* ]] || floe_bin="$caller_dir/$floe_bin"
 
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/floe-test.XXXXXX")"
 log_dir="$work_dir/logs"
@@ -81,6 +85,9 @@ stop_servers() {
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 
+# The sum of the "N <word>" counts in the results file, e.g. `count passed`.
+count() { { grep -oE "[0-9]+ $1\b" "$results" || true; } | awk '{n += $1} END {print n + 0}'; }
+
 cleanup() {
     local rc=$?
     trap - EXIT
@@ -98,10 +105,14 @@ cleanup() {
             tail -n 60 "$log"
         done
         note "logs and data kept in $work_dir"
-    else
-        rm -rf "$work_dir"
     fi
     printf '\nTotal elapsed: %s (exit %d)\n' "$(elapsed)" "$rc"
+    # Last line: the test counts of all parts added up (pytest errors count as failures).
+    if grep -qE '[0-9]+ (passed|failed)' "$results" 2>/dev/null; then
+        printf 'Tests: %d passed, %d failed, %d skipped\n' "$(count passed)" \
+            "$(($(count failed) + $(count 'errors?')))" "$(($(count skipped) + $(count ignored)))"
+    fi
+    ((rc != 0)) || rm -rf "$work_dir"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -111,7 +122,19 @@ trap 'exit 143' TERM
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$results"; }
 
 # The last pytest summary line ("=== 12 passed, 1 skipped in 3.4s ===") of an output file, without the '='.
-pytest_summary() { grep -E '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "$1" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//'; }
+# Never fails: an empty string when there is no such line (or no file).
+pytest_summary() {
+    grep -E '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "$1" 2>/dev/null |
+        tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true
+}
+# nextest's closing line ("Summary [ 2.0s] 37 tests run: 37 passed, 0 skipped"), or cargo test's counts added up.
+rust_summary() {
+    if grep -qE '^ *Summary ' "$1" 2>/dev/null; then
+        grep -E '^ *Summary ' "$1" | tail -n 1 | sed -E 's/^ *//' || true
+    elif grep -qE '^test result:' "$1" 2>/dev/null; then
+        grep -E '^test result:' "$1" | awk '{p += $4; f += $6; i += $8} END {print p " passed, " f " failed, " i " ignored"}' || true
+    fi
+}
 
 # ---------------------------------------------------------------------------------------------------- setup
 setup_venv() {
@@ -166,7 +189,7 @@ part_build() {
 }
 
 ensure_floe_binary() {
-    if ! ((want_build)); then
+    if [[ -z $prebuilt_floe ]] && ! ((want_build)); then
         note "building floe (cargo build -p floe)"
         cargo build -p floe
     fi
@@ -179,12 +202,11 @@ test_rust() {
     if cargo nextest --version >/dev/null 2>&1; then
         section "Rust tests: cargo nextest run --workspace"
         cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 | tee "$out"
-        record rust ok "$(grep -E '^ *Summary ' "$out" | tail -n 1 | sed -E 's/^ *//')"
     else
         section "Rust tests: cargo test --workspace (cargo-nextest not installed)"
         cargo test --workspace --no-fail-fast 2>&1 | tee "$out"
-        record rust ok "$(grep -E '^test result:' "$out" | awk '{p += $4; f += $6; i += $8} END {print p " passed, " f " failed, " i " ignored"}')"
     fi
+    record rust ok "$(rust_summary "$out")"
 }
 
 test_python() {
@@ -237,7 +259,7 @@ test_pyiceberg_suite() {
             PYICEBERG_CATALOG__FLOE__URI="$floe_uri" \
             timeout --kill-after=30 "$PYTEST_TIMEOUT" "$venv/bin/python" -m pytest \
             tests/integration/test_catalog.py -m integration -k rest_test_catalog \
-            -p no:cacheprovider -v -ra "${deselect[@]}"
+            -p no:cacheprovider -v -ra --tb=short "${deselect[@]}"
     ) 2>&1 | tee "$out"
     kill "$floe_pid" 2>/dev/null || true
     wait "$floe_pid" 2>/dev/null || true
@@ -265,9 +287,9 @@ run_test_part() {
     if ((rc != 0)); then
         local summary=""
         case $name in
-        python) summary="$(pytest_summary "$log_dir/python-tests.out" 2>/dev/null)" ;;
-        pyiceberg) summary="$(pytest_summary "$log_dir/pyiceberg-suite.out" 2>/dev/null)" ;;
-        rust) summary="$(grep -E '^ *Summary ' "$log_dir/rust-tests.out" 2>/dev/null | tail -n 1 | sed -E 's/^ *//')" ;;
+        python) summary="$(pytest_summary "$log_dir/python-tests.out")" ;;
+        pyiceberg) summary="$(pytest_summary "$log_dir/pyiceberg-suite.out")" ;;
+        rust) summary="$(rust_summary "$log_dir/rust-tests.out")" ;;
         esac
         record "$name" "FAILED (exit $rc)" "$summary"
         failed_parts+=("$name")

@@ -37,6 +37,12 @@ pub async fn get_config(State(state): State<AppState>, query: QueryParams) -> Js
         "prefix".to_string(),
         state.catalog.warehouse().name().to_string(),
     );
+    // Where this warehouse keeps its tables; clients use it for display and defaults only, since
+    // every table's location comes from the server.
+    overrides.insert(
+        "warehouse".to_string(),
+        state.catalog.warehouse().root().to_string(),
+    );
     Json(CatalogConfig {
         defaults: BTreeMap::new(),
         overrides,

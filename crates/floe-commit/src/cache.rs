@@ -39,9 +39,14 @@ impl MetadataFile {
 
     /// Serializes metadata the commit engine built.
     pub fn from_metadata(metadata: TableMetadata) -> Result<Self> {
-        let json = serde_json::to_vec(&metadata)
+        let serialize_error = |err: serde_json::Error| {
+            CommitError::Internal(format!("cannot serialize metadata: {err}"))
+        };
+        let mut document = serde_json::to_value(&metadata).map_err(serialize_error)?;
+        canonical_order(&mut document);
+        let json = serde_json::to_vec(&document)
             .map(Bytes::from)
-            .map_err(|err| CommitError::Internal(format!("cannot serialize metadata: {err}")))?;
+            .map_err(serialize_error)?;
         Ok(Self {
             metadata,
             json,
@@ -93,6 +98,30 @@ impl MetadataFile {
         // The parsed form is a few times the JSON; the JSON's size is a fair proxy for both.
         self.json.len().saturating_mul(3)
     }
+}
+
+/// Iceberg keeps schemas, specs, sort orders and snapshots in maps, so their serialized order
+/// would change from one commit to the next. Clients expect the order the reference
+/// implementation writes — by id, snapshots oldest first — and readers of `schemas[0]` or of a
+/// snapshot list as history rely on it, so files are written in that order.
+fn canonical_order(document: &mut Value) {
+    let sort_by = |document: &mut Value, list: &str, keys: &[&str]| {
+        if let Some(items) = document.get_mut(list).and_then(Value::as_array_mut) {
+            items.sort_by_key(|item| {
+                keys.iter()
+                    .map(|key| item.get(*key).and_then(Value::as_i64).unwrap_or(i64::MIN))
+                    .collect::<Vec<_>>()
+            });
+        }
+    };
+    sort_by(document, "schemas", &["schema-id"]);
+    sort_by(document, "partition-specs", &["spec-id"]);
+    sort_by(document, "sort-orders", &["order-id"]);
+    sort_by(
+        document,
+        "snapshots",
+        &["sequence-number", "timestamp-ms", "snapshot-id"],
+    );
 }
 
 /// A cache of metadata files, evicting the oldest entries beyond a byte budget.

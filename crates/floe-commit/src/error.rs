@@ -1,7 +1,7 @@
 //! The commit engine's errors: one enum whose variants the server maps one-to-one onto REST errors.
 
 use floe_storage::StorageError;
-use floe_store::{StoreError, TableName};
+use floe_store::StoreError;
 
 /// What went wrong, by what the caller (and the REST client) should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -44,16 +44,6 @@ impl CommitError {
             | ErrorKind::FeatureUnsupported
             | ErrorKind::PreconditionFailed => CommitError::InvalidRequest(message),
             _ => CommitError::InvalidRequest(message),
-        }
-    }
-
-    /// Maps a failed requirement: the table changed since the client read it.
-    pub(crate) fn from_requirement(table: &TableName, err: iceberg::Error) -> Self {
-        match err.kind() {
-            iceberg::ErrorKind::TableNotFound => {
-                CommitError::TableNotFound(format!("table {table} does not exist"))
-            }
-            _ => CommitError::Conflict(format!("commit to {table} failed: {err}")),
         }
     }
 }

@@ -25,6 +25,7 @@
 mod cache;
 mod create;
 mod error;
+mod requirements;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ use tracing::{debug, info, warn};
 
 pub use cache::{MetadataCache, MetadataFile};
 pub use error::{CommitError, Result};
+
+/// A reserved create-time property: it picks the table format version and is not stored.
+const FORMAT_VERSION: &str = "format-version";
 
 /// The Iceberg property that turns on deleting metadata files dropped from the metadata log.
 const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -232,8 +236,13 @@ impl Catalog {
             .schema(request.schema)
             .partition_spec_opt(request.partition_spec)
             .sort_order_opt(request.sort_order)
-            .properties(request.properties.clone())
             .format_version(format_version_of(&request.properties)?)
+            .properties(
+                request
+                    .properties
+                    .into_iter()
+                    .filter(|(key, _)| key != FORMAT_VERSION),
+            )
             .build();
         let metadata = TableMetadataBuilder::from_table_creation(creation)
             .and_then(|builder| builder.build())
@@ -447,9 +456,11 @@ impl Catalog {
             Err(err) => return Err(err.into()),
         };
         for requirement in &change.requirements {
-            requirement
-                .check(current.as_ref().map(|(_, file)| file.metadata()))
-                .map_err(|err| CommitError::from_requirement(&change.table, err))?;
+            requirements::check(
+                &change.table,
+                requirement,
+                current.as_ref().map(|(_, file)| file.metadata()),
+            )?;
         }
         let updates = change.updates.clone();
         let (builder, expected, previous_version) = match current {
@@ -604,7 +615,7 @@ fn metadata_file_version(location: &str) -> i64 {
 }
 
 fn format_version_of(properties: &HashMap<String, String>) -> Result<FormatVersion> {
-    match properties.get("format-version").map(String::as_str) {
+    match properties.get(FORMAT_VERSION).map(String::as_str) {
         None | Some("2") => Ok(FormatVersion::V2),
         Some("1") => Ok(FormatVersion::V1),
         Some("3") => Ok(FormatVersion::V3),

@@ -124,8 +124,10 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for people at a terminal; logs redirected to files stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("FLOE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
