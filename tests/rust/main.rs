@@ -5,4 +5,12 @@
 
 mod support;
 
+mod bad_input;
+mod concurrency;
+mod crash;
+mod etag;
+mod idempotency;
 mod lifecycle;
+mod metadata_log;
+mod names;
+mod transactions;

@@ -161,3 +161,155 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 pub fn local_path(location: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
 }
+
+// ---- raw REST calls, for tests that check exact requests, status codes and files on disk
+
+pub use floe_testkit::error_model;
+use serde_json::{Value, json};
+
+/// One URL path segment, percent-encoded: everything but ASCII letters, digits, `-`, `_` and `~`.
+/// (iceberg-rust's RestCatalog does not encode names at all, so names with `/`, `%`, `?` or `#`
+/// only travel through raw requests.)
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `{"type":"struct", ...}` with `id: long (required)` as field 1.
+pub fn id_schema_json() -> Value {
+    json!({
+        "type": "struct",
+        "schema-id": 0,
+        "fields": [{ "id": 1, "name": "id", "required": true, "type": "long" }]
+    })
+}
+
+/// A raw REST client for one server.
+#[derive(Clone)]
+pub struct Api {
+    pub client: reqwest::Client,
+    /// `http://127.0.0.1:<port>/v1/<prefix>`
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(server: &FloeServer) -> Self {
+        Self {
+            client: floe_testkit::http(),
+            base: server.api(),
+        }
+    }
+
+    /// `.../namespaces/<levels joined by 0x1F>`, encoded.
+    pub fn namespace_url(&self, namespace: &[&str]) -> String {
+        format!(
+            "{}/namespaces/{}",
+            self.base,
+            encode_segment(&namespace.join("\u{1f}"))
+        )
+    }
+
+    pub fn table_url(&self, namespace: &[&str], table: &str) -> String {
+        format!(
+            "{}/tables/{}",
+            self.namespace_url(namespace),
+            encode_segment(table)
+        )
+    }
+
+    pub async fn create_namespace(&self, namespace: &[&str]) {
+        let response = self
+            .client
+            .post(format!("{}/namespaces", self.base))
+            .json(&json!({ "namespace": namespace }))
+            .send()
+            .await
+            .expect("create namespace");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// Creates a table with [`id_schema_json`] and `properties`; returns its LoadTableResult.
+    pub async fn create_table(&self, namespace: &[&str], name: &str, properties: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/tables", self.namespace_url(namespace)))
+            .json(&json!({ "name": name, "schema": id_schema_json(), "properties": properties }))
+            .send()
+            .await
+            .expect("create table");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.expect("LoadTableResult")
+    }
+
+    /// The table's LoadTableResult; panics unless 200.
+    pub async fn load_table(&self, namespace: &[&str], name: &str) -> Value {
+        let response = self
+            .client
+            .get(self.table_url(namespace, name))
+            .send()
+            .await
+            .expect("load table");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.expect("LoadTableResult")
+    }
+
+    /// POSTs a CommitTableRequest.
+    pub async fn commit(&self, namespace: &[&str], name: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.table_url(namespace, name))
+            .json(body)
+            .send()
+            .await
+            .expect("commit request")
+    }
+
+    /// Commits one `set-properties` update without requirements; returns the CommitTableResponse.
+    pub async fn set_properties(&self, namespace: &[&str], name: &str, updates: Value) -> Value {
+        let response = self
+            .commit(namespace, name, &set_properties_body(updates))
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.expect("CommitTableResponse")
+    }
+}
+
+/// `{"requirements":[],"updates":[{"action":"set-properties","updates":<updates>}]}`
+pub fn set_properties_body(updates: Value) -> Value {
+    json!({
+        "requirements": [],
+        "updates": [{ "action": "set-properties", "updates": updates }]
+    })
+}
+
+/// The `*.metadata.json` files in a table's `metadata/` directory, sorted by name.
+pub fn metadata_files(table_location: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = files_under(&local_path(table_location).join("metadata"))
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(".metadata.json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The table location in a LoadTableResult or CommitTableResponse.
+pub fn location_of(result: &Value) -> String {
+    result["metadata"]["location"]
+        .as_str()
+        .expect("metadata.location")
+        .to_string()
+}
+
+/// The metadata-location in a LoadTableResult or CommitTableResponse.
+pub fn metadata_location_of(result: &Value) -> String {
+    result["metadata-location"]
+        .as_str()
+        .expect("metadata-location")
+        .to_string()
+}
