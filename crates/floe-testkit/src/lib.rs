@@ -3,7 +3,12 @@
 //!
 //! The server is the real binary, not an in-process router: tests see exactly what users see,
 //! and crash tests can SIGKILL it. The binary is found next to the test executable in cargo's
-//! target directory (built on demand with `cargo build -p floe` if it is missing), or at `$FLOE_BIN`.
+//! target directory (brought up to date with `cargo build -p floe` once per test process), or at
+//! `$FLOE_BIN`.
+//!
+//! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port.
+
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -203,20 +208,22 @@ pub fn floe_binary() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("test executable inside a cargo target dir");
     let binary = profile_dir.join(format!("floe{}", std::env::consts::EXE_SUFFIX));
+    // Tests must run the server built from the current source, not whatever binary an earlier
+    // build left: `cargo test -p floe-e2e` does not rebuild other packages' binaries by itself. A
+    // no-op build takes well under a second.
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        if !binary.exists() {
-            let release = profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release");
-            let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cargo.args(["build", "-p", "floe"]);
-            if release {
-                cargo.arg("--release");
-            }
-            let status = cargo.status().expect("run cargo build -p floe");
-            assert!(status.success(), "cargo build -p floe failed");
+        let release = profile_dir.file_name().is_some_and(|name| name == "release");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "--quiet", "-p", "floe", "--bin", "floe"]);
+        if release {
+            cargo.arg("--release");
         }
+        if let Some(target_dir) = profile_dir.parent() {
+            cargo.arg("--target-dir").arg(target_dir);
+        }
+        let status = cargo.status().expect("run cargo build -p floe");
+        assert!(status.success(), "cargo build -p floe failed");
     });
     binary
 }

@@ -1,0 +1,493 @@
+//! A throwaway PostgreSQL cluster: the real server, in a temporary directory, on a free port of
+//! 127.0.0.1.
+//!
+//! [`TestPostgres::start`] runs `initdb` and `postgres` from the PostgreSQL installation whose
+//! `initdb` is first on `PATH` (else `/usr/lib/postgresql/15/bin`); without one it panics, so tests
+//! that need PostgreSQL fail instead of being skipped. Both refuse to run as root, and tests often
+//! do: then they run as the unprivileged system user `floe-pg`, created on first use, through
+//! `setpriv` (which execs, so the server is this process's own child and signals reach it). The
+//! server listens on 127.0.0.1 only (and a socket in its directory), trusts local connections as
+//! the superuser `postgres`, and keeps `fsync` on: what it acknowledged survives [`TestPostgres::kill`].
+//!
+//! Starting a cluster takes a second or two, a database tens of milliseconds: tests share one
+//! cluster per test binary ([`TestPostgres::shared`]) and take a fresh database each
+//! ([`TestPostgres::create_database`]). Outage tests start their own cluster and
+//! [`kill`](TestPostgres::kill) / [`restart`](TestPostgres::restart) it.
+//!
+//! A cluster stops and its directory goes when it is dropped; the shared one when the test process
+//! exits. One left behind by a test process that was itself killed is removed by the next start.
+
+use std::fs;
+use std::os::unix::fs::chown;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The system user the server runs as when the tests run as root.
+const SERVER_USER: &str = "floe-pg";
+/// The cluster's superuser, which every URL connects as.
+const SUPERUSER: &str = "postgres";
+/// Temporary directories of clusters start with this.
+const DIR_PREFIX: &str = "floe-pg-";
+
+const SIGINT: i32 = 2;
+const SIGQUIT: i32 = 3;
+const SIGKILL: i32 = 9;
+
+unsafe extern "C" {
+    safe fn geteuid() -> u32;
+    #[link_name = "kill"]
+    safe fn send_signal(pid: i32, signal: i32) -> i32;
+    safe fn atexit(callback: extern "C" fn()) -> i32;
+}
+
+/// A running PostgreSQL cluster (see the module docs). Stopped and deleted when dropped.
+pub struct TestPostgres {
+    bindir: PathBuf,
+    /// `(uid, gid)` the server runs as, when this process is root.
+    run_as: Option<(u32, u32)>,
+    /// Holds `data/`, `socket/`, `server.log` and `owner.pid`.
+    dir: PathBuf,
+    port: u16,
+    /// The postmaster, leader of its own process group; `None` while stopped.
+    server: Mutex<Option<Child>>,
+    next_database: AtomicU64,
+}
+
+static SHARED: OnceLock<TestPostgres> = OnceLock::new();
+
+impl TestPostgres {
+    /// Creates a cluster in a new temporary directory and starts it. Panics, with the reason and
+    /// the server's log, if it cannot.
+    pub fn start() -> Self {
+        let bindir = find_bindir();
+        let run_as = server_user();
+        remove_orphans();
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .expect("create a temporary directory for PostgreSQL")
+            .keep();
+        fs::write(dir.join("owner.pid"), std::process::id().to_string()).expect("write owner.pid");
+        fs::create_dir(dir.join("socket")).expect("create the socket directory");
+        if let Some((uid, gid)) = run_as {
+            for path in [dir.clone(), dir.join("socket")] {
+                chown(&path, Some(uid), Some(gid)).unwrap_or_else(|err| {
+                    panic!("chown {} to {SERVER_USER}: {err}", path.display())
+                });
+            }
+        }
+        let mut cluster = Self {
+            bindir,
+            run_as,
+            dir,
+            port: 0,
+            server: Mutex::new(None),
+            next_database: AtomicU64::new(0),
+        };
+        cluster.initdb();
+        // The free port may be taken by someone else before the server binds it: try a few.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            cluster.port = crate::free_port();
+            match cluster.spawn() {
+                Ok(()) => return cluster,
+                Err(err) if attempts < 5 && err.contains("could not bind") => continue,
+                Err(err) => panic!("PostgreSQL did not start: {err}"),
+            }
+        }
+    }
+
+    /// The cluster every test of this process shares, started on first use and stopped when the
+    /// process exits.
+    pub fn shared() -> &'static TestPostgres {
+        SHARED.get_or_init(|| {
+            let cluster = TestPostgres::start();
+            // Statics are never dropped: stop the cluster when the test binary exits.
+            atexit(stop_shared);
+            cluster
+        })
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// The URL of `database` in this cluster.
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Creates an empty database and returns its URL. It lives as long as the cluster.
+    pub fn create_database(&self) -> String {
+        self.create_database_with("")
+    }
+
+    /// Like [`create_database`](Self::create_database), with options for `CREATE DATABASE`, e.g.
+    /// `TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'`.
+    pub fn create_database_with(&self, options: &str) -> String {
+        let name = format!(
+            "test_{}",
+            self.next_database.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name} {options}"));
+        self.url_for(&name)
+    }
+
+    /// Runs `sql` in `database` as the superuser with `psql`; returns its unaligned output.
+    /// Panics if it fails.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let port = self.port.to_string();
+        let output = Command::new(self.tool("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+            ])
+            .args(["-c", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run psql");
+        assert!(
+            output.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// SIGKILL to the server and all its backends at once: what a machine crash looks like to
+    /// clients (only what the server fsynced survives). [`restart`](Self::restart) brings it back.
+    pub fn kill(&self) {
+        if let Some(mut server) = self.server().take() {
+            let pid = server_pid(&server);
+            send_signal(-pid, SIGKILL);
+            let _ = server.wait();
+        }
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected, nothing is lost) if it is
+    /// running, and starts it again on the same directory and port.
+    pub fn restart(&self) {
+        self.stop(SIGINT);
+        // Right after a kill, the old server's lock file or shared memory may linger a moment.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.spawn() {
+                Ok(()) => return,
+                Err(_) if attempts < 10 => std::thread::sleep(Duration::from_millis(200)),
+                Err(err) => panic!("PostgreSQL did not restart: {err}"),
+            }
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    fn tool(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+
+    fn server(&self) -> MutexGuard<'_, Option<Child>> {
+        self.server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A command running `program` from the installation as the server's user.
+    fn command(&self, program: &str) -> Command {
+        let mut command = match self.run_as {
+            Some((uid, gid)) => {
+                let mut command = Command::new("setpriv");
+                command
+                    .arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--clear-groups", "--"])
+                    .arg(self.tool(program));
+                command
+            }
+            None => Command::new(self.tool(program)),
+        };
+        command
+            .current_dir(&self.dir)
+            .env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn initdb(&self) {
+        let output = self
+            .command("initdb")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .args(["--username", SUPERUSER, "--auth=trust"])
+            .args(["--encoding=UTF8", "--no-locale", "--no-instructions"])
+            .output()
+            .unwrap_or_else(|err| panic!("run initdb (through setpriv when root): {err}"));
+        assert!(
+            output.status.success(),
+            "initdb failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts the server and waits until it accepts connections. On failure, returns what the
+    /// server logged meanwhile.
+    fn spawn(&self) -> Result<(), String> {
+        let log_path = self.log_path();
+        let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the server log");
+        let mut server = self
+            .command("postgres")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-k")
+            .arg(self.dir.join("socket"))
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "fsync=on", "-c", "synchronous_commit=on"])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            // Its own process group, so that `kill` reaches every backend and a Ctrl-C meant for
+            // the tests does not stop it halfway.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn postgres: {err}"));
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pid = server.id().to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let failure = loop {
+            if let Ok(Some(status)) = server.try_wait() {
+                break format!("postgres exited with {status}");
+            }
+            // The postmaster writes "ready" on the lock file's 8th line once it accepts
+            // connections; the first line tells this server's file from a killed one's.
+            let lock_file = fs::read_to_string(&pid_file).unwrap_or_default();
+            let lines: Vec<&str> = lock_file.lines().map(str::trim).collect();
+            if lines.first() == Some(&pid.as_str()) && lines.get(7) == Some(&"ready") {
+                *self.server() = Some(server);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                send_signal(-server_pid(&server), SIGKILL);
+                let _ = server.wait();
+                break "postgres was not ready within 60 s".to_string();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = fs::read(&log_path).unwrap_or_default();
+        let log = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
+        Err(format!("{failure}; its log:\n{log}"))
+    }
+
+    /// Sends `signal` to the postmaster (SIGINT: fast shutdown, SIGQUIT: immediate) and waits for
+    /// it to exit, killing its process group if it takes longer than 30 s.
+    fn stop(&self, signal: i32) {
+        let Some(mut server) = self.server().take() else {
+            return;
+        };
+        let pid = server_pid(&server);
+        send_signal(pid, signal);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        send_signal(-pid, SIGKILL);
+        let _ = server.wait();
+    }
+
+    /// Immediate shutdown, then the directory goes. Never panics: it also runs at process exit.
+    fn shutdown(&self) {
+        self.stop(SIGQUIT);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+extern "C" fn stop_shared() {
+    if let Some(cluster) = SHARED.get() {
+        cluster.shutdown();
+    }
+}
+
+fn server_pid(server: &Child) -> i32 {
+    i32::try_from(server.id()).expect("a pid fits in pid_t")
+}
+
+/// The directory of the first `initdb` on `PATH` (symlinks resolved), else PostgreSQL 15's.
+fn find_bindir() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("initdb"))
+        .find(|initdb| initdb.is_file());
+    let fallback = Path::new("/usr/lib/postgresql/15/bin/initdb");
+    let initdb = on_path
+        .or_else(|| fallback.is_file().then(|| fallback.to_path_buf()))
+        .unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL's `initdb` is neither on PATH nor in {}: install the PostgreSQL 15 \
+                 server (Debian: postgresql-15) to run these tests; they are not skipped",
+                fallback.parent().unwrap().display()
+            )
+        });
+    let initdb = fs::canonicalize(&initdb).unwrap_or(initdb);
+    let bindir = initdb
+        .parent()
+        .expect("initdb in a directory")
+        .to_path_buf();
+    for tool in ["postgres", "psql"] {
+        assert!(
+            bindir.join(tool).is_file(),
+            "`{tool}` is missing next to {}",
+            initdb.display()
+        );
+    }
+    bindir
+}
+
+/// `None` unless this process is root; then the uid and gid of [`SERVER_USER`], created if missing.
+fn server_user() -> Option<(u32, u32)> {
+    if geteuid() != 0 {
+        return None;
+    }
+    let lookup = || -> Option<(u32, u32)> {
+        let id = |flag: &str| -> Option<u32> {
+            let output = Command::new("id").args([flag, SERVER_USER]).output().ok()?;
+            String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+        };
+        Some((id("-u")?, id("-g")?))
+    };
+    if let Some(ids) = lookup() {
+        return Some(ids);
+    }
+    // Another test process may be creating it at the same time: only the lookup after decides.
+    let _ = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--user-group"])
+        .args(["--shell", "/usr/sbin/nologin", SERVER_USER])
+        .status();
+    Some(lookup().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL refuses to run as root, and the user {SERVER_USER:?} to run it as could \
+             not be created with useradd"
+        )
+    }))
+}
+
+/// Removes clusters whose test process is gone without stopping them (it was killed).
+fn remove_orphans() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_cluster = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(DIR_PREFIX));
+        let owner = fs::read_to_string(dir.join("owner.pid")).unwrap_or_default();
+        let Ok(owner) = owner.trim().parse::<u32>() else {
+            continue;
+        };
+        if !is_cluster || process_named(owner).is_some() {
+            continue;
+        }
+        let lock_file = fs::read_to_string(dir.join("data/postmaster.pid")).unwrap_or_default();
+        if let Some(server) = lock_file
+            .lines()
+            .next()
+            .and_then(|pid| pid.trim().parse().ok())
+            && process_named(server).as_deref() == Some("postgres")
+        {
+            send_signal(-(server as i32), SIGKILL);
+            send_signal(server as i32, SIGKILL);
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// The command name of process `pid`, if it is alive.
+fn process_named(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_survive_kill_and_restart() {
+        let cluster = TestPostgres::start();
+        let url = cluster.create_database();
+        let database = url.rsplit('/').next().unwrap().to_string();
+        assert_ne!(cluster.create_database(), url, "databases are fresh");
+        cluster.psql(
+            &database,
+            "CREATE TABLE t (x INT); INSERT INTO t VALUES (42)",
+        );
+        let listening = cluster.psql("postgres", "SHOW listen_addresses");
+        assert_eq!(listening.trim(), "127.0.0.1");
+        assert_eq!(cluster.psql("postgres", "SHOW fsync").trim(), "on");
+
+        cluster.kill();
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", cluster.port())).is_err(),
+            "a killed server still accepts connections"
+        );
+        cluster.restart();
+        assert_eq!(cluster.psql(&database, "SELECT x FROM t").trim(), "42");
+        cluster.restart();
+        assert_eq!(cluster.psql(&database, "SELECT x FROM t").trim(), "42");
+
+        let dir = cluster.dir.clone();
+        drop(cluster);
+        assert!(!dir.exists(), "the cluster's directory outlived it");
+    }
+}
