@@ -18,6 +18,10 @@ pub struct ServerConfig {
     pub port: u16,
     /// Holds `catalog.db` (the embedded metadata store) and `warehouse/` (table files).
     pub data_dir: PathBuf,
+    /// The metadata store: a `postgres://` URL of a database that replicas share, or `None` for
+    /// the embedded SQLite file `catalog.db` in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metastore: Option<String>,
     /// The default warehouse's name; clients see it as the REST `prefix`.
     pub warehouse: String,
     /// Requests with larger bodies are refused before they are read.
@@ -35,6 +39,7 @@ impl Default for ServerConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8181,
             data_dir: PathBuf::from("floe-data"),
+            metastore: None,
             warehouse: "main".to_string(),
             max_request_bytes: 32 * 1024 * 1024,
             commit_max_attempts: 10,

@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use floe_commit::{Catalog, CommitSettings};
 use floe_storage::Warehouse;
 use floe_store::MetadataStore;
+use floe_store::postgres::{PostgresOptions, PostgresStore};
 use floe_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -118,10 +119,7 @@ async fn not_found(uri: axum::http::Uri) -> error::ApiError {
     )
 }
 
-async fn method_not_allowed(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-) -> error::ApiError {
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowedException",
@@ -129,7 +127,8 @@ async fn method_not_allowed(
     )
 }
 
-/// Opens the embedded metadata store and warehouse that `config` names.
+/// Opens the metadata store (PostgreSQL if `config.metastore` names one, else the embedded SQLite
+/// file) and the warehouse that `config` names.
 pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|err| {
         format!(
@@ -137,11 +136,18 @@ pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> 
             config.data_dir.display()
         )
     })?;
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open(&config.catalog_db())
-            .await
-            .map_err(|err| format!("cannot open {}: {err}", config.catalog_db().display()))?,
-    );
+    let store: Arc<dyn MetadataStore> = match &config.metastore {
+        Some(url) => Arc::new(
+            PostgresStore::connect(url, &PostgresOptions::default())
+                .await
+                .map_err(|err| format!("cannot open metastore {}: {err}", redacted(url)))?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(&config.catalog_db())
+                .await
+                .map_err(|err| format!("cannot open {}: {err}", config.catalog_db().display()))?,
+        ),
+    };
     let warehouse = Warehouse::local(&config.warehouse, &config.warehouse_dir())
         .map_err(|err| err.to_string())?;
     Ok(Catalog::with_settings(
@@ -153,6 +159,19 @@ pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> 
             ..CommitSettings::default()
         },
     ))
+}
+
+/// `url` with its password, if any, masked, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(malformed URL)".to_string(),
+    }
 }
 
 /// Runs the server until `shutdown` resolves, then drains in-flight requests.

@@ -235,7 +235,10 @@ pub async fn register(
         .register_table(&name, &request.metadata_location, request.overwrite)
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
-    Ok(with_etag(table_body(&table, SnapshotsMode::All, true)?, &tag))
+    Ok(with_etag(
+        table_body(&table, SnapshotsMode::All, true)?,
+        &tag,
+    ))
 }
 
 pub async fn rename(

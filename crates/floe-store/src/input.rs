@@ -1,6 +1,8 @@
 //! The rules for what callers hand the store — names and page tokens — shared by every backend so
 //! that they all accept and refuse the same things.
 
+use std::time::Duration;
+
 use crate::{Page, PageRequest, Result, StoreError};
 
 /// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
@@ -25,6 +27,11 @@ pub(crate) fn namespace_key(namespace: &[String]) -> Result<String> {
                 "namespace level {level:?} contains the level separator U+001F"
             )));
         }
+        if level.contains('\0') {
+            return Err(StoreError::InvalidInput(format!(
+                "namespace level {level:?} contains U+0000"
+            )));
+        }
     }
     Ok(namespace.join(LEVEL_SEPARATOR))
 }
@@ -42,6 +49,36 @@ pub(crate) fn check_table_name(name: &str) -> Result<()> {
         return Err(StoreError::InvalidInput(
             "a table name is never empty".into(),
         ));
+    }
+    if name.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "table name {name:?} contains U+0000"
+        )));
+    }
+    Ok(())
+}
+
+/// The longest lease a holder may take in one call.
+const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Checks a lease request and returns its time to live in milliseconds.
+pub(crate) fn lease_ttl_millis(name: &str, holder: &str, ttl: Duration) -> Result<i64> {
+    check_lease_names(name, holder)?;
+    if ttl < Duration::from_millis(1) || ttl > MAX_LEASE {
+        return Err(StoreError::InvalidInput(format!(
+            "a lease lasts from 1 ms to {MAX_LEASE:?}, not {ttl:?}"
+        )));
+    }
+    Ok(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn check_lease_names(name: &str, holder: &str) -> Result<()> {
+    for (what, value) in [("lease name", name), ("lease holder", holder)] {
+        if value.is_empty() || value.contains('\0') {
+            return Err(StoreError::InvalidInput(format!(
+                "a {what} is non-empty without U+0000, not {value:?}"
+            )));
+        }
     }
     Ok(())
 }
@@ -121,13 +158,34 @@ mod tests {
 
     #[test]
     fn malformed_names_are_refused() {
-        for bad in [path(&[]), path(&["a", ""]), path(&["a\u{1f}b"])] {
+        for bad in [
+            path(&[]),
+            path(&["a", ""]),
+            path(&["a\u{1f}b"]),
+            path(&["a\0"]),
+        ] {
             assert!(matches!(
                 namespace_key(&bad),
                 Err(StoreError::InvalidInput(_))
             ));
         }
         assert!(check_table_name("").is_err());
+        assert!(check_table_name("a\0").is_err());
+    }
+
+    #[test]
+    fn malformed_leases_are_refused() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            lease_ttl_millis("job", "replica-1", minute).unwrap(),
+            60_000
+        );
+        assert!(lease_ttl_millis("", "replica-1", minute).is_err());
+        assert!(lease_ttl_millis("job", "", minute).is_err());
+        assert!(lease_ttl_millis("job", "a\0", minute).is_err());
+        assert!(lease_ttl_millis("job", "replica-1", Duration::ZERO).is_err());
+        assert!(lease_ttl_millis("job", "replica-1", Duration::from_micros(999)).is_err());
+        assert!(lease_ttl_millis("job", "replica-1", Duration::MAX).is_err());
     }
 
     #[test]

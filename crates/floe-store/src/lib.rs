@@ -12,29 +12,49 @@
 //!
 //! The store knows nothing about Iceberg metadata itself; the commit engine (`floe-commit`) writes
 //! metadata files and asks this store to swap pointers. Keeping the store this small is what lets it
-//! run on SQLite (the embedded default, [`sqlite::SqliteStore`]) and, later, on PostgreSQL-compatible
-//! databases without the rest of Floe noticing.
+//! run on SQLite (the embedded default, [`sqlite::SqliteStore`]) and on PostgreSQL
+//! ([`postgres::PostgresStore`], shared by several Floe replicas) without the rest of Floe noticing.
 //!
 //! # Names
 //!
 //! Namespaces are paths of non-empty levels (`["sales", "eu"]`); table names are one level inside a
 //! namespace. The store treats them as opaque strings: they are never used to build file paths here.
-//! Two rules only: a level or table name is never empty, and a level never contains U+001F, the unit
-//! separator the Iceberg REST API itself uses between levels (so no REST client can send one). Names
-//! breaking them are refused with [`StoreError::InvalidInput`].
+//! Three rules only: a level or table name is never empty; a level never contains U+001F, the unit
+//! separator the Iceberg REST API itself uses between levels (so no REST client can send one); and no
+//! name contains U+0000, which PostgreSQL cannot store in text. Names breaking them are refused with
+//! [`StoreError::InvalidInput`], by every backend alike.
 //!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
 //! while its request runs and *completed* with the response once it finished, so that a retry
 //! replays the first outcome instead of applying the change twice.
+//!
+//! # Leases
+//!
+//! Some background jobs (expiring idempotency keys, later compaction planning) must run on one
+//! replica at a time. [`MetadataStore::try_acquire_lease`] hands a named lease to one holder for a
+//! time to live; the holder renews it by calling again before it runs out, and others get `false`
+//! until it is released or has expired.
+//!
+//! Expiry is judged by **the store's clock**, never the caller's: the PostgreSQL server's clock for
+//! [`postgres::PostgresStore`], and for the embedded [`sqlite::SqliteStore`] the clock of the one
+//! host its file lives on. With one clock deciding for every replica, the offset between replicas'
+//! clocks cannot make two of them hold a lease at once; with callers passing their own `now`, it
+//! would add straight to the overlap. What remains is on the holder: it must count its `ttl` on its
+//! own monotonic clock from *before* the call that took or renewed the lease, and stop the job (or
+//! renew) well before that runs out. A lease is not a fencing token: a holder paused past its `ttl`
+//! (a long GC pause, a suspended VM) may resume still believing it holds the lease, so jobs whose
+//! writes must not overlap make those writes conditional as well (as every pointer swap is).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 mod input;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "test-suite"))]
@@ -221,5 +241,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn release_idempotency_key(&self, key: &str) -> Result<()>;
 
     /// Deletes keys created more than `older_than` ago; returns how many.
-    async fn expire_idempotency_keys(&self, older_than: std::time::Duration) -> Result<u64>;
+    async fn expire_idempotency_keys(&self, older_than: Duration) -> Result<u64>;
+
+    /// Takes the lease `name` for `holder` until `ttl` from now, by the store's clock (see *Leases*
+    /// in the crate docs), if it is free, expired, or already `holder`'s — then it is renewed, even
+    /// if it had expired. Returns whether `holder` holds it now; `false` means another holder's
+    /// lease has not expired. Names and holders are non-empty without U+0000; `ttl` is at least
+    /// 1 ms and at most 7 days.
+    async fn try_acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool>;
+
+    /// Gives the lease up if `holder` holds it (expired or not); does nothing otherwise.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }

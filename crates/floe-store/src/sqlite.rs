@@ -37,7 +37,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::input::{Keyset, check_table_name, namespace_key, parent_key};
+use crate::input::{
+    Keyset, check_lease_names, check_table_name, lease_ttl_millis, namespace_key, parent_key,
+};
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
     PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer,
@@ -562,6 +564,58 @@ impl MetadataStore for SqliteStore {
                     .map_err(db_error)?
                     .rows_affected(),
             )
+        })
+        .await
+    }
+
+    /// The embedded store serves one process, so this host's clock is the store's clock.
+    async fn try_acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let ttl = lease_ttl_millis(name, holder, ttl)?;
+        self.write(async |conn| {
+            let now = unix_millis(SystemTime::now());
+            let expires_at = now.saturating_add(ttl);
+            let taken = sqlx::query(
+                "UPDATE leases SET holder = ?, expires_at_ms = ? \
+                 WHERE name = ? AND (holder = ? OR expires_at_ms <= ?)",
+            )
+            .bind(holder)
+            .bind(expires_at)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if taken == 1 {
+                return Ok(true);
+            }
+            let created = sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(expires_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            Ok(created == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        check_lease_names(name, holder)?;
+        self.write(async |conn| {
+            sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+                .bind(name)
+                .bind(holder)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Ok(())
         })
         .await
     }

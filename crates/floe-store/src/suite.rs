@@ -44,6 +44,10 @@ macro_rules! metadata_store_suite {
             concurrent_claims_of_one_key,
             names_are_opaque,
             invalid_names_are_refused,
+            lease_is_exclusive,
+            lease_renewal_and_release,
+            lease_expiry,
+            concurrent_lease_acquires,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
@@ -1066,7 +1070,13 @@ pub async fn names_are_opaque(store: Arc<dyn MetadataStore>) {
 }
 
 pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
-    let invalid = [ns(&[]), ns(&[""]), ns(&["a", ""]), ns(&["a\u{1f}b"])];
+    let invalid = [
+        ns(&[]),
+        ns(&[""]),
+        ns(&["a", ""]),
+        ns(&["a\u{1f}b"]),
+        ns(&["a\0b"]),
+    ];
     store
         .create_namespace(&ns(&["a"]), &Properties::new())
         .await
@@ -1099,16 +1109,21 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
             "{namespace:?}: {err:?}"
         );
     }
-    let unnamed = TableName::new(ns(&["a"]), "");
-    let err = store
-        .swap_pointers(&[PointerSwap {
-            table: unnamed,
-            expected: None,
-            new_location: "s3://b/t.json".into(),
-        }])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    for name in ["", "t\0"] {
+        let table = TableName::new(ns(&["a"]), name);
+        let err = store
+            .swap_pointers(&[PointerSwap {
+                table,
+                expected: None,
+                new_location: "s3://b/t.json".into(),
+            }])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{name:?}: {err:?}"
+        );
+    }
     let err = store
         .list_tables(
             &ns(&["a"]),
@@ -1125,4 +1140,171 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
         vec![ns(&["a"])],
         "a refused name was stored"
     );
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+pub async fn lease_is_exclusive(store: Arc<dyn MetadataStore>) {
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r1", HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap(),
+        "a held lease went to a second holder"
+    );
+    // Leases of other names are independent.
+    assert!(store.try_acquire_lease("expiry", "r2", HOUR).await.unwrap());
+    assert!(!store.try_acquire_lease("expiry", "r1", HOUR).await.unwrap());
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap()
+    );
+
+    // Malformed requests are refused, not treated as "held by someone else".
+    for (name, holder, ttl) in [
+        ("", "r1", HOUR),
+        ("compaction", "", HOUR),
+        ("compaction", "r\0", HOUR),
+        ("compaction", "r1", Duration::ZERO),
+    ] {
+        let err = store
+            .try_acquire_lease(name, holder, ttl)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{name:?} {holder:?} {ttl:?}: {err:?}"
+        );
+    }
+    let err = store.release_lease("", "r1").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+}
+
+pub async fn lease_renewal_and_release(store: Arc<dyn MetadataStore>) {
+    // A short lease renewed for longer outlives its first term.
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r1", Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r1", HOUR)
+            .await
+            .unwrap(),
+        "the holder could not renew"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap(),
+        "a renewed lease expired at the end of its first term"
+    );
+
+    // Only the holder's release frees it.
+    store.release_lease("compaction", "r2").await.unwrap();
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap()
+    );
+    store.release_lease("compaction", "r1").await.unwrap();
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap(),
+        "a released lease stayed taken"
+    );
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r1", HOUR)
+            .await
+            .unwrap()
+    );
+    // Releasing what one does not hold, or what nobody holds, is a no-op.
+    store.release_lease("compaction", "r1").await.unwrap();
+    store.release_lease("never-taken", "r1").await.unwrap();
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r1", HOUR)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn lease_expiry(store: Arc<dyn MetadataStore>) {
+    let short = Duration::from_millis(100);
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r1", short)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        store
+            .try_acquire_lease("compaction", "r2", HOUR)
+            .await
+            .unwrap(),
+        "an expired lease could not be taken over"
+    );
+    assert!(
+        !store
+            .try_acquire_lease("compaction", "r1", HOUR)
+            .await
+            .unwrap(),
+        "the former holder renewed a lease taken over by another"
+    );
+
+    // The holder of an expired lease nobody took over may still renew it.
+    assert!(
+        store
+            .try_acquire_lease("expiry", "r1", short)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store.try_acquire_lease("expiry", "r1", HOUR).await.unwrap());
+    assert!(!store.try_acquire_lease("expiry", "r2", HOUR).await.unwrap());
+}
+
+/// Many replicas race for one free lease, then for one expired lease: one of them wins each time.
+pub async fn concurrent_lease_acquires(store: Arc<dyn MetadataStore>) {
+    assert!(
+        store
+            .try_acquire_lease("expired", "old", Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for name in ["free", "expired"] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for replica in 0..16 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let holder = format!("r{replica}");
+                store.try_acquire_lease(name, &holder, HOUR).await.unwrap()
+            });
+        }
+        let won = tasks
+            .join_all()
+            .await
+            .into_iter()
+            .filter(|won| *won)
+            .count();
+        assert_eq!(won, 1, "{won} holders took the {name} lease");
+    }
 }

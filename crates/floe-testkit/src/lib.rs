@@ -213,7 +213,9 @@ pub fn floe_binary() -> PathBuf {
     // no-op build takes well under a second.
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        let release = profile_dir.file_name().is_some_and(|name| name == "release");
+        let release = profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cargo.args(["build", "--quiet", "-p", "floe", "--bin", "floe"]);
         if release {

@@ -57,6 +57,10 @@ struct ConfigArgs {
     /// Directory for catalog.db (the metadata store) and warehouse/ (table files) [default: ./floe-data].
     #[arg(long, env = "FLOE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Metadata store shared by replicas, as a postgres:// URL (password also from PGPASSWORD)
+    /// [default: embedded SQLite, DIR/catalog.db].
+    #[arg(long, env = "FLOE_METASTORE", value_name = "URL")]
+    metastore: Option<String>,
     /// Name of the default warehouse; clients see it as the REST prefix [default: main].
     #[arg(long, env = "FLOE_WAREHOUSE")]
     warehouse: Option<String>,
@@ -82,6 +86,9 @@ impl ConfigArgs {
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
+        }
+        if let Some(metastore) = self.metastore {
+            config.metastore = Some(metastore);
         }
         if let Some(warehouse) = self.warehouse {
             config.warehouse = warehouse;
@@ -114,6 +121,11 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
             "warehouse name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
             config.warehouse
         ));
+    }
+    if let Some(url) = &config.metastore
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err("metastore must be a postgres:// URL".into());
     }
     if config.max_request_bytes < 1024 {
         return Err("max-request-bytes must be at least 1024".into());
@@ -231,5 +243,15 @@ mod tests {
         assert!(err.contains("unknown field"), "{err}");
         let err = resolve(&["--warehouse", "../x"]).unwrap_err();
         assert!(err.contains("warehouse name"), "{err}");
+        let err = resolve(&["--metastore", "mysql://db/floe"]).unwrap_err();
+        assert!(err.contains("metastore"), "{err}");
+    }
+
+    #[test]
+    fn metastore_is_embedded_unless_a_url_is_given() {
+        assert_eq!(resolve(&[]).unwrap().metastore, None);
+        let url = "postgres://floe@127.0.0.1:5432/floe";
+        let config = resolve(&["--metastore", url]).unwrap();
+        assert_eq!(config.metastore.as_deref(), Some(url));
     }
 }

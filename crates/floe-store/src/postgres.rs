@@ -1,0 +1,1221 @@
+//! The shared metadata store: a PostgreSQL database that several Floe replicas use at once.
+//!
+//! The schema is the SQLite one (`migrations-postgres/`, applied by [`PostgresStore::connect`]),
+//! with names compared in code point order (`COLLATE "C"`) whatever collation the database has, so
+//! listings and page tokens agree across backends. The SQL sticks to what CockroachDB and YugabyteDB
+//! accept as well: no PL/pgSQL, no advisory locks of our own, no `ON CONFLICT ... DO UPDATE`.
+//!
+//! # The compare-and-swap, and why READ COMMITTED is enough
+//!
+//! [`MetadataStore::swap_pointers`] runs every swap of a batch in one transaction at PostgreSQL's
+//! default isolation, READ COMMITTED. A swap is
+//! `UPDATE tables SET metadata_location = new, version = version + 1 WHERE namespace = .. AND
+//! name = .. AND metadata_location = expected RETURNING version`. Two commits that read the same
+//! pointer cannot both succeed: the first to reach the row locks it until its transaction ends; the
+//! second waits for that lock, and once the first commits, PostgreSQL re-checks the second's `WHERE`
+//! against the row's newest version (the EvalPlanQual re-check) — which now holds the first's
+//! location, so the second updates nothing. Had the first rolled back, the second goes on with the
+//! unchanged row. Either way no update is lost, and the batch's row locks, held until commit, keep
+//! other swaps off its rows until all of its pointers move together. SERIALIZABLE would add nothing
+//! to this single-row check but serialization failures to retry.
+//!
+//! An update of no row rolls the whole batch back; a fresh statement then tells a missing table
+//! ([`StoreError::TableNotFound`]) from a moved pointer ([`StoreError::Conflict`]). A swap from
+//! nothing is an `INSERT`: a unique violation is [`StoreError::TableAlreadyExists`], a foreign key
+//! violation [`StoreError::NamespaceNotFound`]. Swaps take their rows in one global order (namespace,
+//! then name), not the caller's, so that two batches never wait on each other in a cycle; when
+//! several swaps of a batch would fail, the error names the first in that order.
+//!
+//! Databases that do not run READ COMMITTED this way (CockroachDB runs SERIALIZABLE by default) fail
+//! a transaction that lost a race with a serialization failure (`40001`) instead; deadlocks
+//! (`40P01`) look the same. Such transactions are retried here a few times with growing pauses, then
+//! reported [`StoreError::Unavailable`].
+//!
+//! # Errors
+//!
+//! A database that cannot be reached, a pool with no free connection within its acquire timeout, a
+//! statement that ran past `statement_timeout`, a server shutting down or out of connections: all
+//! [`StoreError::Unavailable`], which the server turns into a retryable 503. A connection lost during
+//! `COMMIT` is Unavailable too, although the commit may have been applied: callers re-read before
+//! they conclude anything. Everything else is [`StoreError::Internal`].
+//!
+//! # Clocks
+//!
+//! Lease expiry and idempotency key ages use the database server's clock (`statement_timestamp()`),
+//! one clock for every replica (see *Leases* in the crate docs).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::error::DatabaseError;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+
+use crate::input::{
+    Keyset, check_lease_names, check_table_name, lease_ttl_millis, namespace_key, parent_key,
+};
+use crate::{
+    IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer,
+};
+
+/// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
+const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)";
+
+/// How to reach and use the database.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Pooled connections per replica. Every replica holds its own pool: mind the server's
+    /// `max_connections` across all of them.
+    pub max_connections: u32,
+    /// How long an operation waits for a pooled connection (including opening one) before it is
+    /// [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+    /// The server cancels statements running longer (`statement_timeout`); `None` keeps the
+    /// server's setting.
+    pub statement_timeout: Option<Duration>,
+    /// Attempts a transaction gets when it fails with a serialization failure or a deadlock.
+    pub max_attempts: u32,
+    /// Whether migrations take sqlx's advisory lock so that replicas starting together apply them
+    /// once. CockroachDB has no advisory locks: turn this off there and start one replica first.
+    pub lock_migrations: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+            max_attempts: 5,
+            lock_migrations: true,
+        }
+    }
+}
+
+/// A [`MetadataStore`] in a PostgreSQL database (see the module docs).
+pub struct PostgresStore {
+    pool: PgPool,
+    max_attempts: u32,
+}
+
+/// How an operation talks to the database.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Each statement commits on its own.
+    Autocommit,
+    /// One READ COMMITTED transaction.
+    Write,
+    /// One read-only transaction over one snapshot.
+    Snapshot,
+}
+
+/// Why an attempt failed: an answer for the caller, or a database error that may be worth a retry.
+enum Failure {
+    Store(StoreError),
+    Db(sqlx::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Db(err)
+    }
+}
+
+type Attempt<T> = std::result::Result<T, Failure>;
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/database`; a password may
+    /// also come from `PGPASSWORD`) and brings its schema up to date.
+    pub async fn connect(url: &str, options: &PostgresOptions) -> Result<Self> {
+        let mut connect: PgConnectOptions = url
+            .parse()
+            .map_err(|err| StoreError::InvalidInput(format!("invalid PostgreSQL URL: {err}")))?;
+        connect = connect.application_name("floe");
+        if let Some(timeout) = options.statement_timeout {
+            connect = connect.options([(
+                "statement_timeout",
+                format!("{}ms", timeout.as_millis().max(1)),
+            )]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db_error)?;
+        let mut migrator = sqlx::migrate!("./migrations-postgres");
+        migrator.set_locking(options.lock_migrations);
+        migrator.run(&pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(err) => db_error(err),
+            other => StoreError::Internal(format!("migrating the metadata store: {other}")),
+        })?;
+        Ok(Self {
+            pool,
+            max_attempts: options.max_attempts.max(1),
+        })
+    }
+
+    /// Waits for open connections to finish and closes them. Dropping the store closes them too,
+    /// but without waiting.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `body` as `mode` says, again after a serialization failure or a deadlock (up to
+    /// `max_attempts` in all), committing a transaction when `body` succeeds.
+    ///
+    /// `body` is cloned for each attempt rather than called by reference: the futures of async
+    /// closures called by reference trip the compiler's `Send` check (rust-lang/rust#110338). The
+    /// closures here capture only references, so the clones are copies.
+    async fn run<T>(
+        &self,
+        mode: Mode,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Attempt<T> + Clone,
+    ) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(mode, body.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(Failure::Store(err)) => return Err(err),
+                Err(Failure::Db(err)) if is_retryable(&err) && attempt < self.max_attempts => {
+                    tracing::debug!(attempt, error = %err, "retrying a metadata store transaction");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Failure::Db(err)) => return Err(db_error(err)),
+            }
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        mode: Mode,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Attempt<T>,
+    ) -> Attempt<T> {
+        let mut tx = match mode {
+            Mode::Autocommit => {
+                let mut conn = self.pool.acquire().await?;
+                return body(&mut conn).await;
+            }
+            Mode::Write => self.pool.begin().await?,
+            Mode::Snapshot => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?
+            }
+        };
+        match body(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Dropping the transaction would roll back too, but only once the connection is
+                // next used; rolling back now releases its row locks at once.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a metadata store transaction failed");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()> {
+        let key = namespace_key(namespace)?;
+        let parent = parent_key(namespace);
+        let properties = properties_to_json(properties)?;
+        self.run(Mode::Autocommit, async |conn| {
+            let inserted = sqlx::query(
+                "INSERT INTO namespaces (path, parent, name, properties) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&key)
+            .bind(&parent)
+            .bind(&namespace[namespace.len() - 1])
+            .bind(&properties)
+            .execute(&mut *conn)
+            .await;
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Err(StoreError::NamespaceAlreadyExists(namespace.to_vec()).into())
+                }
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(
+                    StoreError::NamespaceNotFound(namespace[..namespace.len() - 1].to_vec()).into(),
+                ),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn load_namespace(&self, namespace: &[String]) -> Result<Properties> {
+        let key = namespace_key(namespace)?;
+        let json: String = self
+            .run(Mode::Autocommit, async |conn| {
+                let json = sqlx::query_scalar("SELECT properties FROM namespaces WHERE path = $1")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                Ok(json.ok_or_else(|| StoreError::NamespaceNotFound(namespace.to_vec()))?)
+            })
+            .await?;
+        properties_from_json(&json)
+    }
+
+    async fn list_namespaces(
+        &self,
+        parent: Option<&[String]>,
+        page: &PageRequest,
+    ) -> Result<Page<NamespacePath>> {
+        let parent_key = parent.map(namespace_key).transpose()?;
+        let keyset = Keyset::new(page)?;
+        let names: Vec<String> = self
+            .run(Mode::Snapshot, async |conn| {
+                let Some(parent_key) = &parent_key else {
+                    return Ok(sqlx::query_scalar(
+                        "SELECT name FROM namespaces WHERE parent IS NULL AND name > $1 \
+                         ORDER BY name LIMIT $2",
+                    )
+                    .bind(&keyset.after)
+                    .bind(keyset.limit)
+                    .fetch_all(&mut *conn)
+                    .await?);
+                };
+                if !namespace_exists(conn, parent_key).await? {
+                    return Err(
+                        StoreError::NamespaceNotFound(parent.unwrap_or_default().to_vec()).into(),
+                    );
+                }
+                Ok(sqlx::query_scalar(
+                    "SELECT name FROM namespaces WHERE parent = $1 AND name > $2 \
+                     ORDER BY name LIMIT $3",
+                )
+                .bind(parent_key)
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        let page = keyset.page(names, String::as_str);
+        let prefix = parent.unwrap_or_default();
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|name| [prefix, &[name]].concat())
+                .collect(),
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    async fn update_namespace_properties(
+        &self,
+        namespace: &[String],
+        removals: &[String],
+        updates: &Properties,
+    ) -> Result<PropertiesChange> {
+        let key = namespace_key(namespace)?;
+        self.run(Mode::Write, async |conn| {
+            // The row lock keeps concurrent updates from losing each other's changes.
+            let current: String =
+                sqlx::query_scalar("SELECT properties FROM namespaces WHERE path = $1 FOR UPDATE")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| StoreError::NamespaceNotFound(namespace.to_vec()))?;
+            let mut properties = properties_from_json(&current)?;
+            let mut change = PropertiesChange::default();
+            for removal in removals {
+                if change.removed.contains(removal) || change.missing.contains(removal) {
+                    continue;
+                }
+                match properties.remove(removal) {
+                    Some(_) => change.removed.push(removal.clone()),
+                    None => change.missing.push(removal.clone()),
+                }
+            }
+            for (name, value) in updates {
+                properties.insert(name.clone(), value.clone());
+                change.updated.push(name.clone());
+            }
+            sqlx::query("UPDATE namespaces SET properties = $1 WHERE path = $2")
+                .bind(properties_to_json(&properties)?)
+                .bind(&key)
+                .execute(&mut *conn)
+                .await?;
+            Ok(change)
+        })
+        .await
+    }
+
+    async fn drop_namespace(&self, namespace: &[String]) -> Result<()> {
+        let key = namespace_key(namespace)?;
+        let not_empty = |reason: &str| StoreError::NamespaceNotEmpty {
+            namespace: namespace.to_vec(),
+            reason: reason.into(),
+        };
+        self.run(Mode::Write, async |conn| {
+            // Locked first: a table or child namespace created meanwhile waits on this lock for its
+            // foreign key check, and then finds the namespace gone.
+            let locked = sqlx::query("SELECT 1 FROM namespaces WHERE path = $1 FOR UPDATE")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if locked.is_none() {
+                return Err(StoreError::NamespaceNotFound(namespace.to_vec()).into());
+            }
+            let has_tables = sqlx::query("SELECT 1 FROM tables WHERE namespace = $1 LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            if has_tables {
+                return Err(not_empty("it contains tables").into());
+            }
+            let has_children = sqlx::query("SELECT 1 FROM namespaces WHERE parent = $1 LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            if has_children {
+                return Err(not_empty("it contains namespaces").into());
+            }
+            let deleted = sqlx::query("DELETE FROM namespaces WHERE path = $1")
+                .bind(&key)
+                .execute(&mut *conn)
+                .await;
+            match deleted {
+                Ok(_) => Ok(()),
+                // A child created in between: only where `FOR UPDATE` does not hold off foreign
+                // key checks as PostgreSQL's does.
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(not_empty("it contains tables or namespaces").into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
+        let key = table_key(table)?;
+        self.run(Mode::Autocommit, async |conn| {
+            Ok(load_pointer(conn, &key, &table.name)
+                .await?
+                .ok_or_else(|| StoreError::TableNotFound(table.clone()))?)
+        })
+        .await
+    }
+
+    async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
+        let key = namespace_key(namespace)?;
+        let keyset = Keyset::new(page)?;
+        let names = self
+            .run(Mode::Snapshot, async |conn| {
+                if !namespace_exists(conn, &key).await? {
+                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()).into());
+                }
+                Ok(sqlx::query_scalar(
+                    "SELECT name FROM tables WHERE namespace = $1 AND name > $2 \
+                     ORDER BY name LIMIT $3",
+                )
+                .bind(&key)
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        Ok(keyset.page(names, String::as_str))
+    }
+
+    async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = swaps
+            .iter()
+            .map(|swap| table_key(&swap.table))
+            .collect::<Result<Vec<_>>>()?;
+        // One global order of row locks across all batches (see the module docs). The sort is
+        // stable: two swaps of one table keep the caller's order.
+        let mut order: Vec<usize> = (0..swaps.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&keys[a], &swaps[a].table.name).cmp(&(&keys[b], &swaps[b].table.name))
+        });
+        self.run(Mode::Write, async |conn| {
+            let mut pointers = vec![None; swaps.len()];
+            for &index in &order {
+                let (swap, key) = (&swaps[index], &keys[index]);
+                pointers[index] = Some(match &swap.expected {
+                    Some(expected) => move_pointer(conn, swap, key, expected).await?,
+                    None => create_pointer(conn, swap, key).await?,
+                });
+            }
+            Ok(pointers.into_iter().flatten().collect())
+        })
+        .await
+    }
+
+    async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
+        let key = table_key(table)?;
+        self.run(Mode::Autocommit, async |conn| {
+            let row = sqlx::query(
+                "DELETE FROM tables WHERE namespace = $1 AND name = $2 \
+                 RETURNING metadata_location, version",
+            )
+            .bind(&key)
+            .bind(&table.name)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::TableNotFound(table.clone()))?;
+            Ok(pointer_from_row(&row))
+        })
+        .await
+    }
+
+    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
+        let from_key = table_key(from)?;
+        let to_key = table_key(to)?;
+        self.run(Mode::Write, async |conn| {
+            if load_pointer(conn, &from_key, &from.name).await?.is_none() {
+                return Err(StoreError::TableNotFound(from.clone()).into());
+            }
+            if !namespace_exists(conn, &to_key).await? {
+                return Err(StoreError::NamespaceNotFound(to.namespace.clone()).into());
+            }
+            if load_pointer(conn, &to_key, &to.name).await?.is_some() {
+                return Err(StoreError::TableAlreadyExists(to.clone()).into());
+            }
+            // The checks above read committed rows; what changes between them and here shows up
+            // as a constraint violation or no row moved.
+            let moved = sqlx::query(
+                "UPDATE tables SET namespace = $1, name = $2 WHERE namespace = $3 AND name = $4",
+            )
+            .bind(&to_key)
+            .bind(&to.name)
+            .bind(&from_key)
+            .bind(&from.name)
+            .execute(&mut *conn)
+            .await;
+            match moved {
+                Ok(done) if done.rows_affected() == 1 => Ok(()),
+                Ok(_) => Err(StoreError::TableNotFound(from.clone()).into()),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Err(StoreError::TableAlreadyExists(to.clone()).into())
+                }
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(StoreError::NamespaceNotFound(to.namespace.clone()).into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<IdempotencyClaim> {
+        self.run(Mode::Autocommit, async |conn| {
+            // A key released between the insert and the read is tried again.
+            for _ in 0..3 {
+                let inserted = sqlx::query(&format!(
+                    "INSERT INTO idempotency_keys (key, fingerprint, state, created_at) \
+                     VALUES ($1, $2, 'claimed', {NOW_MS}) ON CONFLICT (key) DO NOTHING"
+                ))
+                .bind(key)
+                .bind(fingerprint)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(IdempotencyClaim::Claimed);
+                }
+                let row = sqlx::query(
+                    "SELECT fingerprint, state, status, body, content_type \
+                     FROM idempotency_keys WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(row) = row {
+                    return Ok(claim_from_row(key, fingerprint, &row)?);
+                }
+            }
+            Err(StoreError::Unavailable(format!(
+                "idempotency key {key:?} keeps being claimed and released"
+            ))
+            .into())
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
+        self.run(Mode::Autocommit, async |conn| {
+            let completed = sqlx::query(
+                "UPDATE idempotency_keys SET state = 'completed', status = $1, body = $2, \
+                 content_type = $3 WHERE key = $4 AND state = 'claimed'",
+            )
+            .bind(i32::from(response.status))
+            .bind(&response.body)
+            .bind(&response.content_type)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if completed == 0 {
+                return Err(StoreError::Internal(format!(
+                    "idempotency key {key:?} is not claimed (released, expired or completed)"
+                ))
+                .into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
+        self.run(Mode::Autocommit, async |conn| {
+            sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'claimed'")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expire_idempotency_keys(&self, older_than: Duration) -> Result<u64> {
+        // Capped far beyond any retention so that the subtraction cannot overflow.
+        let older_than = i64::try_from(older_than.as_millis())
+            .unwrap_or(i64::MAX)
+            .min(1 << 50);
+        self.run(Mode::Autocommit, async |conn| {
+            Ok(sqlx::query(&format!(
+                "DELETE FROM idempotency_keys WHERE created_at < {NOW_MS} - $1"
+            ))
+            .bind(older_than)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
+        })
+        .await
+    }
+
+    async fn try_acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let ttl = lease_ttl_millis(name, holder, ttl)?;
+        // Two statements, each atomic on its own: the update takes over a lease that is ours or
+        // expired (a concurrent taker waits for its row lock, then re-checks the condition against
+        // the winner's row and updates nothing); the insert creates a missing one, and a
+        // concurrent insert of the same name makes it do nothing.
+        self.run(Mode::Autocommit, async |conn| {
+            let taken = sqlx::query(&format!(
+                "UPDATE leases SET holder = $1, expires_at_ms = {NOW_MS} + $2 \
+                 WHERE name = $3 AND (holder = $1 OR expires_at_ms <= {NOW_MS})"
+            ))
+            .bind(holder)
+            .bind(ttl)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                return Ok(true);
+            }
+            let created = sqlx::query(&format!(
+                "INSERT INTO leases (name, holder, expires_at_ms) VALUES ($1, $2, {NOW_MS} + $3) \
+                 ON CONFLICT (name) DO NOTHING"
+            ))
+            .bind(name)
+            .bind(holder)
+            .bind(ttl)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(created == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        check_lease_names(name, holder)?;
+        self.run(Mode::Autocommit, async |conn| {
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Validates the table's name and returns the key of its namespace.
+fn table_key(table: &TableName) -> Result<String> {
+    check_table_name(&table.name)?;
+    namespace_key(&table.namespace)
+}
+
+async fn move_pointer(
+    conn: &mut PgConnection,
+    swap: &PointerSwap,
+    key: &str,
+    expected: &str,
+) -> Attempt<TablePointer> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "UPDATE tables SET metadata_location = $1, version = version + 1 \
+         WHERE namespace = $2 AND name = $3 AND metadata_location = $4 RETURNING version",
+    )
+    .bind(&swap.new_location)
+    .bind(key)
+    .bind(&swap.table.name)
+    .bind(expected)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match version {
+        Some(version) => Ok(TablePointer {
+            metadata_location: swap.new_location.clone(),
+            version,
+        }),
+        // A new statement, so a new snapshot: it sees the commit that moved the pointer.
+        None => match load_pointer(conn, key, &swap.table.name).await? {
+            None => Err(StoreError::TableNotFound(swap.table.clone()).into()),
+            Some(_) => Err(StoreError::Conflict {
+                table: swap.table.clone(),
+            }
+            .into()),
+        },
+    }
+}
+
+async fn create_pointer(
+    conn: &mut PgConnection,
+    swap: &PointerSwap,
+    key: &str,
+) -> Attempt<TablePointer> {
+    let inserted = sqlx::query(
+        "INSERT INTO tables (namespace, name, metadata_location, version) VALUES ($1, $2, $3, 1)",
+    )
+    .bind(key)
+    .bind(&swap.table.name)
+    .bind(&swap.new_location)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(TablePointer {
+            metadata_location: swap.new_location.clone(),
+            version: 1,
+        }),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(StoreError::TableAlreadyExists(swap.table.clone()).into())
+        }
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            Err(StoreError::NamespaceNotFound(swap.table.namespace.clone()).into())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn namespace_exists(conn: &mut PgConnection, key: &str) -> Attempt<bool> {
+    Ok(sqlx::query("SELECT 1 FROM namespaces WHERE path = $1")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+async fn load_pointer(
+    conn: &mut PgConnection,
+    namespace_key: &str,
+    name: &str,
+) -> Attempt<Option<TablePointer>> {
+    Ok(sqlx::query(
+        "SELECT metadata_location, version FROM tables WHERE namespace = $1 AND name = $2",
+    )
+    .bind(namespace_key)
+    .bind(name)
+    .fetch_optional(conn)
+    .await?
+    .map(|row| pointer_from_row(&row)))
+}
+
+fn pointer_from_row(row: &PgRow) -> TablePointer {
+    TablePointer {
+        metadata_location: row.get("metadata_location"),
+        version: row.get("version"),
+    }
+}
+
+fn claim_from_row(key: &str, fingerprint: &str, row: &PgRow) -> Result<IdempotencyClaim> {
+    if row.get::<&str, _>("fingerprint") != fingerprint {
+        return Ok(IdempotencyClaim::Mismatch);
+    }
+    match row.get::<&str, _>("state") {
+        "claimed" => Ok(IdempotencyClaim::InFlight),
+        "completed" => {
+            let status: Option<i32> = row.get("status");
+            let status = status
+                .and_then(|status| u16::try_from(status).ok())
+                .ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "idempotency key {key:?} has the invalid status {status:?}"
+                    ))
+                })?;
+            Ok(IdempotencyClaim::Completed(StoredResponse {
+                status,
+                body: row.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
+                content_type: row.get("content_type"),
+            }))
+        }
+        state => Err(StoreError::Internal(format!(
+            "idempotency key {key:?} is in the unknown state {state:?}"
+        ))),
+    }
+}
+
+fn properties_to_json(properties: &Properties) -> Result<String> {
+    serde_json::to_string(properties)
+        .map_err(|err| StoreError::Internal(format!("encoding namespace properties: {err}")))
+}
+
+fn properties_from_json(json: &str) -> Result<Properties> {
+    serde_json::from_str(json)
+        .map_err(|err| StoreError::Internal(format!("corrupt namespace properties: {err}")))
+}
+
+/// Pauses before the `attempt`+1-th try: 10, 20, 40 ... ms, capped at 320, with up to half again
+/// of jitter so that transactions that collided do not collide again in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = 10u64 << attempt.saturating_sub(1).min(5);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    Duration::from_millis(base + u64::from(nanos) % (base / 2 + 1))
+}
+
+/// A serialization failure or a deadlock: the transaction was rolled back and may simply be run
+/// again.
+fn is_retryable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(sql_state(db.as_ref()).as_str(), "40001" | "40P01"),
+        _ => false,
+    }
+}
+
+fn sql_state(err: &dyn DatabaseError) -> String {
+    err.code().map(|code| code.into_owned()).unwrap_or_default()
+}
+
+/// Sorts a database error into what a caller can act on (see *Errors* in the module docs).
+fn db_error(err: sqlx::Error) -> StoreError {
+    let unavailable = match &err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let state = sql_state(db.as_ref());
+            matches!(
+                state.as_str(),
+                // Serialization failure and deadlock, retried until we gave up; statement
+                // completion unknown (CockroachDB's ambiguous commit).
+                "40001" | "40P01" | "40003"
+                // Statement timeout (query canceled), lock timeout.
+                | "57014" | "55P03"
+                // Server shutting down, crashed, or starting up.
+                | "57P01" | "57P02" | "57P03"
+                // Connected to a read-only standby, e.g. during a failover.
+                | "25006"
+            ) || state.starts_with("08") // connection exceptions
+                || state.starts_with("53") // insufficient resources: connections, memory, disk
+        }
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    use floe_testkit::postgres::TestPostgres;
+    use sqlx::Connection;
+
+    use super::*;
+
+    fn options() -> PostgresOptions {
+        PostgresOptions {
+            max_connections: 8,
+            ..PostgresOptions::default()
+        }
+    }
+
+    /// A fresh database in the cluster every test of this binary shares.
+    async fn fresh_database() -> String {
+        tokio::task::spawn_blocking(|| TestPostgres::shared().create_database())
+            .await
+            .unwrap()
+    }
+
+    async fn fresh() -> (Arc<dyn MetadataStore>, ()) {
+        let url = fresh_database().await;
+        (
+            Arc::new(PostgresStore::connect(&url, &options()).await.unwrap()),
+            (),
+        )
+    }
+
+    mod conformance {
+        crate::metadata_store_suite!(super::fresh());
+    }
+
+    /// The suite again, in a database whose default collation sorts `B` before `a` and `é`
+    /// before `f`: listings must still come in code point order.
+    async fn fresh_with_icu_collation() -> (Arc<dyn MetadataStore>, ()) {
+        let url = tokio::task::spawn_blocking(|| {
+            TestPostgres::shared().create_database_with(
+                "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'",
+            )
+        })
+        .await
+        .unwrap();
+        (
+            Arc::new(PostgresStore::connect(&url, &options()).await.unwrap()),
+            (),
+        )
+    }
+
+    mod icu_collation {
+        use crate::suite;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn names_are_opaque() {
+            let (store, _guard) = super::fresh_with_icu_collation().await;
+            suite::names_are_opaque(store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn pagination() {
+            let (store, _guard) = super::fresh_with_icu_collation().await;
+            suite::pagination(store).await;
+        }
+    }
+
+    fn ns(level: &str) -> Vec<String> {
+        vec![level.to_string()]
+    }
+
+    fn swap(table: &TableName, expected: Option<&str>, new_location: &str) -> PointerSwap {
+        PointerSwap {
+            table: table.clone(),
+            expected: expected.map(str::to_string),
+            new_location: new_location.into(),
+        }
+    }
+
+    /// Replicas starting together on an empty database apply each migration once, and a replica
+    /// connecting later finds nothing to do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_migrate_once() {
+        let url = fresh_database().await;
+        let options = options();
+        let (first, second) = tokio::join!(
+            PostgresStore::connect(&url, &options),
+            PostgresStore::connect(&url, &options),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        first
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        second.close().await;
+        let third = PostgresStore::connect(&url, &options).await.unwrap();
+        assert!(third.load_namespace(&ns("sales")).await.is_ok());
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&third.pool)
+                .await
+                .unwrap();
+        let known: Vec<i64> = sqlx::migrate!("./migrations-postgres")
+            .iter()
+            .map(|migration| migration.version)
+            .collect();
+        assert_eq!(applied, known, "each migration applied once");
+        let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&third.pool)
+            .await
+            .unwrap();
+        assert_eq!(timeout, "30s", "connections carry the statement timeout");
+    }
+
+    /// Two replicas, each with its own pool, commit to four tables from 32 tasks. Every success
+    /// must be in its table's history: one unbroken chain per table, no two successes from the
+    /// same pointer, and the versions counting them exactly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_replicas_commit_one_chain_per_table() {
+        const TASKS: usize = 32;
+        const TABLES: usize = 4;
+        const SUCCESSES: usize = 10;
+        let url = fresh_database().await;
+        let replicas = [
+            Arc::new(PostgresStore::connect(&url, &options()).await.unwrap()),
+            Arc::new(PostgresStore::connect(&url, &options()).await.unwrap()),
+        ];
+        replicas[0]
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        let tables: Vec<TableName> = (0..TABLES)
+            .map(|table| TableName::new(ns("sales"), format!("t{table}")))
+            .collect();
+        for table in &tables {
+            let first = format!("s3://b/{}/0.json", table.name);
+            replicas[1]
+                .swap_pointers(&[swap(table, None, &first)])
+                .await
+                .unwrap();
+        }
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..TASKS {
+            let store = replicas[task % 2].clone();
+            let table = tables[task % TABLES].clone();
+            tasks.spawn(async move {
+                let mut moves = Vec::new();
+                let mut conflicts = 0;
+                while moves.len() < SUCCESSES {
+                    let current = store.load_table(&table).await.unwrap();
+                    let next = format!("s3://b/{}/{task}-{}.json", table.name, moves.len());
+                    match store
+                        .swap_pointers(&[swap(&table, Some(&current.metadata_location), &next)])
+                        .await
+                    {
+                        Ok(moved) => {
+                            assert_eq!(moved[0].metadata_location, next);
+                            moves.push((
+                                table.name.clone(),
+                                current.metadata_location,
+                                next,
+                                moved[0].version,
+                            ));
+                        }
+                        Err(StoreError::Conflict { .. }) => conflicts += 1,
+                        Err(err) => panic!("task {task}: only conflicts may fail a swap: {err}"),
+                    }
+                    assert!(conflicts < 100_000, "task {task} starves");
+                }
+                moves
+            });
+        }
+        let moves: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
+        assert_eq!(moves.len(), TASKS * SUCCESSES);
+
+        let per_table = TASKS / TABLES * SUCCESSES;
+        let mut by_table: HashMap<&str, Vec<_>> = HashMap::new();
+        for (table, from, to, version) in &moves {
+            by_table.entry(table.as_str()).or_default().push((
+                from.as_str(),
+                to.as_str(),
+                *version,
+            ));
+        }
+        for table in &tables {
+            let moves = &by_table[table.name.as_str()];
+            assert_eq!(moves.len(), per_table, "{table}");
+            let chain: BTreeMap<&str, &str> =
+                moves.iter().map(|(from, to, _)| (*from, *to)).collect();
+            assert_eq!(
+                chain.len(),
+                per_table,
+                "{table}: two successful swaps moved from the same pointer"
+            );
+            let mut versions: Vec<i64> = moves.iter().map(|(_, _, version)| *version).collect();
+            versions.sort();
+            assert_eq!(
+                versions,
+                (2..=1 + per_table as i64).collect::<Vec<_>>(),
+                "{table}: versions of the successes"
+            );
+            let first = format!("s3://b/{}/0.json", table.name);
+            let mut at = first.as_str();
+            for _ in 0..per_table {
+                at = chain
+                    .get(at)
+                    .unwrap_or_else(|| panic!("{table}: the history breaks after {at}"));
+            }
+            // Either replica sees the end of the chain.
+            for replica in &replicas {
+                let last = replica.load_table(table).await.unwrap();
+                assert_eq!(last.metadata_location, at, "{table}");
+                assert_eq!(last.version, 1 + per_table as i64, "{table}");
+            }
+        }
+    }
+
+    /// A batch caught in a deadlock with another transaction is the one PostgreSQL rolls back
+    /// (it waited first); the store runs it again and it succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_deadlocked_batch_is_retried() {
+        let url = fresh_database().await;
+        let store = Arc::new(PostgresStore::connect(&url, &options()).await.unwrap());
+        store
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        let [a, b] = ["a", "b"].map(|name| TableName::new(ns("sales"), name));
+        for table in [&a, &b] {
+            store
+                .swap_pointers(&[swap(table, None, &format!("s3://b/{}/1.json", table.name))])
+                .await
+                .unwrap();
+        }
+
+        // Another client locks b, ...
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+        sqlx::query("UPDATE tables SET version = version WHERE name = 'b'")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        // ... the batch locks a and waits for b, ...
+        let batch = tokio::spawn({
+            let store = store.clone();
+            let swaps = [
+                swap(&a, Some("s3://b/a/1.json"), "s3://b/a/2.json"),
+                swap(&b, Some("s3://b/b/1.json"), "s3://b/b/2.json"),
+            ];
+            async move { store.swap_pointers(&swaps).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // ... and the other client then waits for a: a cycle. PostgreSQL breaks it after
+        // `deadlock_timeout` (1 s) by failing the batch, which waited first.
+        sqlx::query("UPDATE tables SET version = version WHERE name = 'a'")
+            .execute(&mut other)
+            .await
+            .expect("the batch, not this client, is the deadlock's victim");
+        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+        let moved = batch.await.unwrap().expect("the batch is retried");
+        assert_eq!(moved.iter().map(|p| p.version).collect::<Vec<_>>(), [2, 2]);
+        assert_eq!(
+            store.load_table(&b).await.unwrap().metadata_location,
+            "s3://b/b/2.json"
+        );
+    }
+
+    /// With the server gone, operations fail as Unavailable within the acquire timeout; once it is
+    /// back, the same store carries on, and every commit it acknowledged is still there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_outage_is_unavailable_and_recovers() {
+        let cluster = tokio::task::spawn_blocking(TestPostgres::start)
+            .await
+            .unwrap();
+        let url = cluster.create_database();
+        let options = PostgresOptions {
+            acquire_timeout: Duration::from_secs(2),
+            ..options()
+        };
+        let store = PostgresStore::connect(&url, &options).await.unwrap();
+        store
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        let orders = TableName::new(ns("sales"), "orders");
+        store
+            .swap_pointers(&[swap(&orders, None, "s3://b/orders/1.json")])
+            .await
+            .unwrap();
+        store
+            .swap_pointers(&[swap(
+                &orders,
+                Some("s3://b/orders/1.json"),
+                "s3://b/orders/2.json",
+            )])
+            .await
+            .unwrap();
+
+        let cluster = tokio::task::spawn_blocking(move || {
+            cluster.kill();
+            cluster
+        })
+        .await
+        .unwrap();
+        for _ in 0..3 {
+            let err = store.load_table(&orders).await.unwrap_err();
+            assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        }
+        let err = store
+            .swap_pointers(&[swap(
+                &orders,
+                Some("s3://b/orders/2.json"),
+                "s3://b/orders/3.json",
+            )])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+
+        let _cluster = tokio::task::spawn_blocking(move || {
+            cluster.restart();
+            cluster
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            store.load_table(&orders).await.unwrap(),
+            TablePointer {
+                metadata_location: "s3://b/orders/2.json".into(),
+                version: 2,
+            },
+            "an acknowledged commit was lost"
+        );
+        store
+            .swap_pointers(&[swap(
+                &orders,
+                Some("s3://b/orders/2.json"),
+                "s3://b/orders/3.json",
+            )])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_invalid_input_and_no_server_is_unavailable() {
+        let err = PostgresStore::connect("postgres://[::1", &options())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        let port = floe_testkit::free_port();
+        let options = PostgresOptions {
+            acquire_timeout: Duration::from_secs(1),
+            ..options()
+        };
+        let err =
+            PostgresStore::connect(&format!("postgres://floe@127.0.0.1:{port}/floe"), &options)
+                .await
+                .err()
+                .unwrap();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+}
