@@ -3,8 +3,9 @@
 //! # The commit protocol
 //!
 //! Every writer — the REST API now, SQL writes and maintenance jobs later — changes a table by
-//! handing [`Catalog::commit`] a list of [`TableChange`]s (Iceberg requirements plus updates). For
-//! each attempt the engine:
+//! handing [`Catalog::commit`] a list of [`TableChange`]s (Iceberg requirements plus updates).
+//! Commits to the same table from one server first queue for their turn (see `locks`: this is for
+//! throughput and fairness; correctness comes from step 5). For each attempt the engine:
 //!
 //! 1. reads each table's current pointer from the [`MetadataStore`] and its metadata file (cached
 //!    by location: metadata files are immutable, so a cache hit is never stale once the pointer
@@ -25,6 +26,7 @@
 mod cache;
 mod create;
 mod error;
+mod locks;
 mod requirements;
 
 use std::collections::HashMap;
@@ -115,6 +117,7 @@ pub struct Catalog {
     store: Arc<dyn MetadataStore>,
     warehouse: Warehouse,
     cache: MetadataCache,
+    table_locks: locks::TableLocks,
     settings: CommitSettings,
 }
 
@@ -132,6 +135,7 @@ impl Catalog {
             store,
             warehouse,
             cache: MetadataCache::new(settings.metadata_cache_bytes),
+            table_locks: locks::TableLocks::default(),
             settings,
         }
     }
@@ -212,6 +216,11 @@ impl Catalog {
         })
     }
 
+    /// Whether the metadata store answers (a trivial query); for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
     /// The store's pointer alone: one indexed read, for existence checks and ETags.
     pub async fn table_pointer(&self, table: &TableName) -> Result<TablePointer> {
         Ok(self.store.load_table(table).await?)
@@ -284,7 +293,8 @@ impl Catalog {
                 })
             }
             Err(err) => {
-                self.delete_quietly(&new_location).await;
+                self.forget_files_of_failed_swap(&err, std::slice::from_ref(&new_location))
+                    .await;
                 Err(err.into())
             }
         }
@@ -314,6 +324,8 @@ impl Catalog {
             }
         }
 
+        let tables: Vec<&TableName> = changes.iter().map(|change| &change.table).collect();
+        let _turn = self.table_locks.acquire(&tables).await;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -362,9 +374,7 @@ impl Catalog {
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
                 Err(err) => {
-                    // The store did not commit (its transaction rolled back), so the files are
-                    // unreferenced and safe to delete.
-                    self.delete_all_quietly(&written).await;
+                    self.forget_files_of_failed_swap(&err, &written).await;
                     return Err(err.into());
                 }
             }
@@ -560,6 +570,22 @@ impl Catalog {
         if enabled {
             self.delete_all_quietly(&commit.expired_metadata_files)
                 .await;
+        }
+    }
+
+    /// After a swap failed with `err`: deletes the files written for it, unless the store cannot
+    /// say whether the swap happened. A store that became unreachable (lost connection during
+    /// `COMMIT`) may have applied the swap, and then a pointer names these files; they stay, and
+    /// are at worst unreferenced files like those a crash leaves.
+    async fn forget_files_of_failed_swap(&self, err: &floe_store::StoreError, written: &[String]) {
+        if matches!(err, floe_store::StoreError::Unavailable(_)) {
+            warn!(
+                files = ?written,
+                error = %err,
+                "the metadata store failed during a swap whose outcome is unknown; keeping its metadata files"
+            );
+        } else {
+            self.delete_all_quietly(written).await;
         }
     }
 
