@@ -99,3 +99,40 @@ async fn namespace_and_table_life_cycle_with_iceberg_rust() {
     catalog.drop_namespace(&namespace).await.unwrap();
     assert!(catalog.list_namespaces(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn metrics_reports_are_accepted_and_sigterm_stops_cleanly() {
+    let mut server = FloeServer::start();
+    let http = floe_testkit::http();
+    let api = server.api();
+    http.post(format!("{api}/namespaces"))
+        .json(&serde_json::json!({"namespace": ["m"]}))
+        .send()
+        .await
+        .unwrap();
+    let created = http
+        .post(format!("{api}/namespaces/m/tables"))
+        .json(&serde_json::json!({"name": "t", "schema": {"type": "struct", "schema-id": 0,
+            "fields": [{"id": 1, "name": "id", "type": "long", "required": true}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 200);
+
+    let report = serde_json::json!({
+        "report-type": "scan-report", "table-name": "m.t", "snapshot-id": 1,
+        "filter": true, "schema-id": 0, "projected-field-ids": [1],
+        "projected-field-names": ["id"], "metrics": {}
+    });
+    let response = http
+        .post(format!("{api}/namespaces/m/tables/t/metrics"))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(server.log().contains("client metrics report"), "{}", server.log());
+
+    assert!(server.stop(), "floe serve must exit 0 on SIGTERM");
+    assert!(server.log().contains("floe catalog stopped"), "{}", server.log());
+}
