@@ -229,13 +229,6 @@ def test_drop_table(duck: Any, schema: str, catalog: RestCatalog) -> None:
 
 
 @pytest.mark.compat(feature="CREATE TABLE AS SELECT, REPLACE TABLE AS SELECT (staged create)")
-@pytest.mark.xfail(
-    strict=True,
-    reason="DuckDB 1.5.5 writes a staged table's first manifest to <location>/metadata/ without creating that "
-    "directory on a local file system (it creates data/ itself). Floe's stage-create answers 200 with a "
-    "location whose metadata/ does not exist yet, as the REST spec allows (an object store has no directories); "
-    "DuckDB fails before it sends the commit: 'Cannot open file .../metadata/<uuid>-m0.avro'.",
-)
 def test_create_table_as_select(duck: Any, schema: str) -> None:
     t = f"{schema}.ctas"
     duck.execute(f"CREATE TABLE {t} AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) v(id, name)")

@@ -27,6 +27,7 @@ mod cache;
 mod create;
 mod error;
 mod locks;
+pub mod open;
 mod requirements;
 
 use std::collections::HashMap;
@@ -266,6 +267,13 @@ impl Catalog {
                     request.name
                 )));
             }
+            // Nothing exists until the create transaction commits, except an empty metadata
+            // directory on local warehouses: DuckDB writes its first manifest there without
+            // creating it. An empty directory is invisible to every reader.
+            self.warehouse.ensure_directory(&format!(
+                "{}/metadata",
+                file.metadata().location().trim_end_matches('/')
+            ))?;
             return Ok(LoadedTable {
                 name: request.name,
                 metadata_location: None,

@@ -52,6 +52,8 @@ pub struct Warehouse {
     /// Always without a trailing slash.
     root: Url,
     store: Arc<dyn ObjectStore>,
+    /// The root directory when the warehouse is on the local file system.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Warehouse {
@@ -66,7 +68,9 @@ impl Warehouse {
         let root = Url::from_directory_path(&dir)
             .map_err(|()| invalid("not an absolute directory path".into()))?;
         let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| invalid(e.to_string()))?;
-        Ok(Self::new(name, root, Arc::new(store)))
+        let mut warehouse = Self::new(name, root, Arc::new(store));
+        warehouse.local_root = Some(dir);
+        Ok(warehouse)
     }
 
     /// A warehouse over any object store, rooted at `root` (paths in the store are relative to it).
@@ -77,6 +81,7 @@ impl Warehouse {
             name: name.into(),
             root,
             store,
+            local_root: None,
         }
     }
 
@@ -141,6 +146,21 @@ impl Warehouse {
             return Err(invalid("relative segments are not allowed"));
         }
         Ok(path)
+    }
+
+    /// Makes sure the directory `location` exists where directories exist at all (a local
+    /// warehouse; object stores have none). Some clients write into a staged table's
+    /// `metadata/` directory on the local file system without creating it first.
+    pub fn ensure_directory(&self, location: &str) -> Result<()> {
+        let path = self.object_path(location)?;
+        if let Some(root) = &self.local_root {
+            let dir = path.parts().fold(root.clone(), |dir, part| dir.join(part.as_ref()));
+            std::fs::create_dir_all(&dir).map_err(|err| StorageError::InvalidLocation {
+                location: location.to_string(),
+                reason: format!("cannot create directory: {err}"),
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether `location` is inside this warehouse.
@@ -304,6 +324,16 @@ mod tests {
             wh.object_path(&format!("{root}/ns/t/metadata/1.json"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn ensure_directory_creates_local_directories_inside_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = warehouse(dir.path());
+        let location = format!("{}/ns/t-1/metadata", wh.root());
+        wh.ensure_directory(&location).unwrap();
+        assert!(dir.path().join("ns/t-1/metadata").is_dir());
+        assert!(wh.ensure_directory("file:///tmp/outside").is_err());
     }
 
     #[tokio::test]

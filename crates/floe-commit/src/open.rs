@@ -1,0 +1,144 @@
+//! Opening a [`Catalog`] from a data dir: the metadata store (embedded SQLite in the data dir, or
+//! a shared PostgreSQL database) and the local warehouse next to it.
+//!
+//! The server (`floe serve`) and the embedded SQL engine (`floe sql --data-dir`) open the same
+//! catalog the same way, so this lives below both of them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_storage::Warehouse;
+use floe_store::MetadataStore;
+use floe_store::postgres::{PostgresOptions, PostgresStore};
+use floe_store::sqlite::{SqliteOptions, SqliteStore};
+
+use crate::{Catalog, CommitSettings};
+
+/// Where a catalog lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Holds `catalog.db` (the embedded metadata store) and `warehouse/` (table files).
+    pub data_dir: PathBuf,
+    /// The warehouse's name (the REST prefix).
+    pub warehouse: String,
+    /// A `postgres://` URL of a shared metadata store; `None` for `data_dir/catalog.db`.
+    pub metastore: Option<String>,
+    /// Pooled metadata-store connections.
+    pub max_connections: u32,
+    /// How long an operation waits for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`; `None` keeps the database's setting.
+    pub statement_timeout: Option<Duration>,
+    pub settings: CommitSettings,
+}
+
+impl OpenOptions {
+    /// Defaults for a catalog in `data_dir` with an embedded store.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            warehouse: "main".to_string(),
+            metastore: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Some(Duration::from_secs(30)),
+            settings: CommitSettings::default(),
+        }
+    }
+
+    pub fn catalog_db(&self) -> PathBuf {
+        self.data_dir.join("catalog.db")
+    }
+
+    pub fn warehouse_dir(&self) -> PathBuf {
+        self.data_dir.join("warehouse")
+    }
+}
+
+/// Opens the metadata store (PostgreSQL if `options.metastore` names one, else the embedded SQLite
+/// file, created if missing) and the local warehouse. Errors are messages for the operator.
+pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
+    create_dir(&options.data_dir)?;
+    // With a shared metastore the SQLite file is neither opened nor created.
+    let store: Arc<dyn MetadataStore> = match &options.metastore {
+        Some(url) => {
+            let postgres = PostgresOptions {
+                max_connections: options.max_connections,
+                acquire_timeout: options.acquire_timeout,
+                statement_timeout: options.statement_timeout,
+                ..PostgresOptions::default()
+            };
+            Arc::new(
+                PostgresStore::connect(url, &postgres)
+                    .await
+                    .map_err(|err| format!("cannot open metastore {}: {err}", redacted(url)))?,
+            )
+        }
+        None => {
+            let sqlite = SqliteOptions {
+                max_connections: options.max_connections,
+                acquire_timeout: options.acquire_timeout,
+                ..SqliteOptions::default()
+            };
+            let path = options.catalog_db();
+            Arc::new(
+                SqliteStore::open_with(&path, &sqlite)
+                    .await
+                    .map_err(|err| format!("cannot open {}: {err}", path.display()))?,
+            )
+        }
+    };
+    let warehouse = Warehouse::local(&options.warehouse, &options.warehouse_dir())
+        .map_err(|err| err.to_string())?;
+    Ok(Catalog::with_settings(
+        store,
+        warehouse,
+        options.settings.clone(),
+    ))
+}
+
+fn create_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|err| format!("cannot create data dir {}: {err}", dir.display()))
+}
+
+/// `url` with its password, if any, masked, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(malformed URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let shown = redacted("postgres://floe:secret@127.0.0.1:5432/floe");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert_eq!(redacted("not a url"), "(malformed URL)");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_data_dir_opens_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = open(&OpenOptions::new(dir.path().join("data")))
+            .await
+            .unwrap();
+        let page = catalog
+            .list_namespaces(None, &floe_store::PageRequest::default())
+            .await
+            .unwrap();
+        assert!(page.items.is_empty());
+        assert!(dir.path().join("data/catalog.db").exists());
+        assert!(dir.path().join("data/warehouse").is_dir());
+    }
+}
