@@ -9,8 +9,8 @@
 #   build      cargo build --workspace --all-targets (debug).
 #   rust       cargo nextest run --workspace (cargo test --workspace without cargo-nextest).
 #   python     pytest tests/python: Floe's end-to-end tests with real PyIceberg.
-#   pyiceberg  PyIceberg's own tests/integration/test_catalog.py (rest_test_catalog) against a fresh Floe,
-#              minus tests/python/pyiceberg_known_failures.txt.
+#   pyiceberg  PyIceberg's own tests (sdist), minus tests/python/pyiceberg_known_failures.txt: test_catalog.py
+#              (rest_test_catalog) on a free port, then the files that hard-code localhost:8181 on a Floe there.
 #   compat     pytest tests/compat: Spark, DuckDB, PyIceberg, daft and polars against a real Floe; writes
 #              docs/compatibility.md. Its own venv ($FLOE_CACHE_DIR/venv-compat: tests/python/ and
 #              tests/compat/requirements.txt) and the Iceberg Spark runtime jar are cached like setup's.
@@ -264,11 +264,27 @@ test_compat() {
     record compat ok "$(pytest_summary "$out")"
 }
 
-# Starts `floe serve` on a fresh data dir and a free port; sets floe_uri and floe_pid.
+# PyIceberg's integration files that hard-code the catalog at http://localhost:8181 (its Docker set-up) and
+# have tests that run here. Files whose every test needs Spark Connect (test_inspect_table, test_partitioning_key,
+# test_writes/test_optimistic_concurrency), Hive (test_hive_migration) or S3 at :9000 (test_add_files) are left out.
+readonly PYICEBERG_SUITE_PORT=8181
+readonly PYICEBERG_SUITE_FILES=(
+    test_rest_schema.py test_snapshot_operations.py test_rest_catalog.py test_rest_manifest.py
+    test_partition_evolution.py test_sort_order_update.py test_statistics_operations.py
+    test_rest_scan_planning_integration.py test_reads.py test_deletes.py test_delete_count.py
+    test_writes/test_writes.py test_writes/test_partitioned_writes.py
+)
+
+# start_floe_for_pyiceberg NAME [PORT]: `floe serve` on a fresh data dir, on PORT (which must be free) or on a
+# free port; sets floe_uri and floe_pid. NAME names the data dir and the log.
 start_floe_for_pyiceberg() {
-    local data_dir="$work_dir/pyiceberg-suite-data" log="$log_dir/floe-pyiceberg-suite.log" port attempt
+    local name=$1 fixed_port=${2:-} data_dir="$work_dir/$1-data" log="$log_dir/floe-$1.log" port attempt
+    if [[ -n $fixed_port ]] && ! "$venv/bin/python" tests/python/pyiceberg_suite.py check-port "$fixed_port"; then
+        echo "PyIceberg's integration tests hard-code http://localhost:$fixed_port: free that port and run again" >&2
+        return 1
+    fi
     for attempt in 1 2 3; do # the free port can be taken by someone else before floe binds it
-        port="$("$venv/bin/python" tests/python/floe_server.py free-port)"
+        port="${fixed_port:-$("$venv/bin/python" tests/python/floe_server.py free-port)}"
         echo "=== floe serve --data-dir $data_dir --port $port (attempt $attempt)" >>"$log"
         "$floe_bin" serve --data-dir "$data_dir" --host 127.0.0.1 --port "$port" </dev/null >>"$log" 2>&1 &
         floe_pid=$!
@@ -280,15 +296,23 @@ start_floe_for_pyiceberg() {
         fi
         kill "$floe_pid" 2>/dev/null || true
         wait "$floe_pid" 2>/dev/null || true
+        [[ -z $fixed_port ]] || break
     done
     echo "floe did not start; see $log" >&2
     return 1
 }
 
+# Both runs' pytest summary lines, for the summary table.
+pyiceberg_summary() {
+    printf 'test_catalog.py: %s; :%s files: %s' "$(pytest_summary "$log_dir/pyiceberg-suite.out")" \
+        "$PYICEBERG_SUITE_PORT" "$(pytest_summary "$log_dir/pyiceberg-suite-$PYICEBERG_SUITE_PORT.out")"
+}
+
 test_pyiceberg_suite() {
     section "PyIceberg's own suite: tests/integration/test_catalog.py -m integration -k rest_test_catalog"
     ensure_floe_binary
-    local deselect=() line id out="$log_dir/pyiceberg-suite.out" floe_uri floe_pid
+    local deselect=() files=() line id file out="$log_dir/pyiceberg-suite.out" floe_uri floe_pid rc=0
+    local out_fixed="$log_dir/pyiceberg-suite-$PYICEBERG_SUITE_PORT.out"
     while IFS= read -r line || [[ -n $line ]]; do
         id="${line%%#*}"
         id="${id#"${id%%[![:space:]]*}"}"
@@ -298,7 +322,7 @@ test_pyiceberg_suite() {
         deselect+=(--deselect "$id")
     done <"$known_failures"
 
-    start_floe_for_pyiceberg
+    start_floe_for_pyiceberg pyiceberg-suite
     (
         cd "$sdist_dir"
         PYICEBERG_TEST_CATALOG=floe \
@@ -307,18 +331,34 @@ test_pyiceberg_suite() {
             timeout --kill-after=30 "$PYTEST_TIMEOUT" "$venv/bin/python" -m pytest \
             tests/integration/test_catalog.py -m integration -k rest_test_catalog \
             -p no:cacheprovider -v -ra --tb=short "${deselect[@]}"
-    ) 2>&1 | tee "$out"
+    ) 2>&1 | tee "$out" || rc=1
     kill "$floe_pid" 2>/dev/null || true
     wait "$floe_pid" 2>/dev/null || true
 
-    local summary
-    summary="$(pytest_summary "$out")"
+    # The files that hard-code localhost:8181, against a Floe there, after what their Docker set-up provisions.
+    # tests/python/pyiceberg_suite.py (a pytest plugin) deselects what needs Spark or Hive and counts per file.
+    for file in "${PYICEBERG_SUITE_FILES[@]}"; do files+=("tests/integration/$file"); done
+    section "PyIceberg's own suite: ${#files[@]} integration files against Floe on localhost:$PYICEBERG_SUITE_PORT"
+    start_floe_for_pyiceberg "pyiceberg-suite-$PYICEBERG_SUITE_PORT" "$PYICEBERG_SUITE_PORT"
+    "$venv/bin/python" tests/python/pyiceberg_suite.py provision "$floe_uri"
+    (
+        cd "$sdist_dir"
+        PYTHONPATH="$repo_root/tests/python" \
+            timeout --kill-after=30 "$PYTEST_TIMEOUT" "$venv/bin/python" -m pytest "${files[@]}" -m integration \
+            -p pyiceberg_suite -p no:cacheprovider -v -ra --tb=short "${deselect[@]}"
+    ) 2>&1 | tee "$out_fixed" || rc=1
+    kill "$floe_pid" 2>/dev/null || true
+    wait "$floe_pid" 2>/dev/null || true
+
     # Every test skipped (e.g. the catalog env vars not picked up) must not pass for a green run.
-    if ! grep -qE '[1-9][0-9]* passed' <<<"$summary"; then
-        echo "PyIceberg's suite passed no test: $summary" >&2
-        return 1
-    fi
-    record pyiceberg ok "$summary"
+    for file in "$out" "$out_fixed"; do
+        if ! grep -qE '[1-9][0-9]* passed' <<<"$(pytest_summary "$file")"; then
+            echo "PyIceberg's suite passed no test in $(basename "$file"): $(pytest_summary "$file")" >&2
+            rc=1
+        fi
+    done
+    ((rc == 0)) || return 1
+    record pyiceberg ok "$(pyiceberg_summary)"
 }
 
 # Runs one test part in a subshell with errexit on; records a failure instead of stopping the script.
@@ -335,7 +375,7 @@ run_test_part() {
         local summary=""
         case $name in
         python) summary="$(pytest_summary "$log_dir/python-tests.out")" ;;
-        pyiceberg) summary="$(pytest_summary "$log_dir/pyiceberg-suite.out")" ;;
+        pyiceberg) summary="$(pyiceberg_summary)" ;;
         compat) summary="$(pytest_summary "$log_dir/compat-tests.out")" ;;
         rust) summary="$(rust_summary "$log_dir/rust-tests.out")" ;;
         esac

@@ -115,6 +115,9 @@ fn canonical_order(document: &mut Value) {
         }
     };
     sort_by(document, "schemas", &["schema-id"]);
+    if let Some(schemas) = document.get_mut("schemas").and_then(Value::as_array_mut) {
+        schemas.iter_mut().for_each(shortest_float_defaults);
+    }
     sort_by(document, "partition-specs", &["spec-id"]);
     sort_by(document, "sort-orders", &["order-id"]);
     sort_by(
@@ -122,6 +125,60 @@ fn canonical_order(document: &mut Value) {
         "snapshots",
         &["sequence-number", "timestamp-ms", "snapshot-id"],
     );
+}
+
+/// Iceberg's writer widens a `float` column's default to a double, so `22.27` would be stored as
+/// `22.270000457763672`. The value is a 32-bit float; written as the shortest decimal that reads
+/// back as the same float, it is `22.27`, as every other implementation writes it.
+fn shortest_float_defaults(ty: &mut Value) {
+    if let Some(fields) = ty.get_mut("fields").and_then(Value::as_array_mut) {
+        for field in fields {
+            if field.get("type").and_then(Value::as_str) == Some("float") {
+                for key in ["initial-default", "write-default"] {
+                    if let Some(value) = field.get(key).and_then(Value::as_f64) {
+                        let shortest: f64 = (value as f32).to_string().parse().unwrap_or(value);
+                        field[key] = serde_json::json!(shortest);
+                    }
+                }
+            }
+            if let Some(nested) = field.get_mut("type") {
+                shortest_float_defaults(nested);
+            }
+        }
+    }
+    for key in ["element", "key", "value"] {
+        if let Some(nested) = ty.get_mut(key) {
+            shortest_float_defaults(nested);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_defaults_are_written_as_the_float_they_are() {
+        let mut schema = serde_json::json!({"type": "struct", "fields": [
+            {"id": 1, "name": "f", "type": "float", "required": false,
+             "initial-default": 22.270000457763672, "write-default": 19.25},
+            {"id": 2, "name": "d", "type": "double", "required": false,
+             "write-default": 22.270000457763672},
+            {"id": 3, "name": "s", "required": false, "type": {"type": "struct", "fields": [
+                {"id": 4, "name": "g", "type": "float", "required": false,
+                 "write-default": 0.10000000149011612}]}}
+        ]});
+        shortest_float_defaults(&mut schema);
+        let text = schema.to_string();
+        assert!(text.contains(r#""initial-default":22.27"#), "{text}");
+        assert!(text.contains(r#""write-default":19.25"#), "{text}");
+        assert!(text.contains(r#""write-default":0.1}"#), "{text}");
+        // Doubles keep every digit they have.
+        assert!(
+            text.contains(r#""write-default":22.270000457763672"#),
+            "{text}"
+        );
+    }
 }
 
 /// A cache of metadata files, evicting the oldest entries beyond a byte budget.

@@ -42,7 +42,7 @@ use floe_store::{
 use iceberg::spec::{
     FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
 };
-use iceberg::{TableCreation, TableRequirement, TableUpdate};
+use iceberg::{TableRequirement, TableUpdate};
 use tracing::{debug, info, warn};
 
 pub use cache::{MetadataCache, MetadataFile};
@@ -240,22 +240,24 @@ impl Catalog {
                 .warehouse
                 .new_table_location(&request.name.namespace, &request.name.name),
         };
-        let creation = TableCreation::builder()
-            .name(request.name.name.clone())
-            .location(location)
-            .schema(request.schema)
-            .partition_spec_opt(request.partition_spec)
-            .sort_order_opt(request.sort_order)
-            .format_version(format_version_of(&request.properties)?)
-            .properties(
-                request
-                    .properties
-                    .into_iter()
-                    .filter(|(key, _)| key != FORMAT_VERSION),
-            )
-            .build();
-        let metadata = TableMetadataBuilder::from_table_creation(creation)
-            .and_then(|builder| builder.build())
+        let format_version = format_version_of(&request.properties)?;
+        let properties = request
+            .properties
+            .into_iter()
+            .filter(|(key, _)| key != FORMAT_VERSION)
+            .collect();
+        let fresh = create::new_table_metadata(
+            &request.schema,
+            request.partition_spec.as_ref(),
+            request.sort_order.as_ref(),
+            location,
+            format_version,
+            properties,
+        )?;
+        // The builder binds the spec and sort order to the schema: a spec naming a column that
+        // does not exist, or a transform that does not fit its type, is refused here.
+        let metadata = TableMetadataBuilder::new_from_metadata(fresh, None)
+            .build()
             .map_err(CommitError::from_iceberg)?
             .metadata;
         let file = Arc::new(MetadataFile::from_metadata(metadata)?);

@@ -252,4 +252,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Gives the lease up if `holder` holds it (expired or not); does nothing otherwise.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Runs a trivial query (`SELECT 1`) on a pooled connection: `Ok` if the store answers,
+    /// [`StoreError::Unavailable`] if it cannot be reached within the pool's acquire timeout. For
+    /// readiness checks; it touches no data.
+    async fn ping(&self) -> Result<()>;
 }

@@ -85,7 +85,7 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(3),
             statement_timeout: Some(Duration::from_secs(30)),
             max_attempts: 5,
             lock_migrations: true,
@@ -662,6 +662,14 @@ impl MetadataStore for PostgresStore {
         })
         .await
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.run(Mode::Autocommit, async |conn| {
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Validates the table's name and returns the key of its namespace.
@@ -1165,6 +1173,14 @@ mod tests {
             let err = store.load_table(&orders).await.unwrap_err();
             assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         }
+        let started = std::time::Instant::now();
+        let err = store.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "a ping outlived the acquire timeout: {:?}",
+            started.elapsed()
+        );
         let err = store
             .swap_pointers(&[swap(
                 &orders,
@@ -1181,6 +1197,7 @@ mod tests {
         })
         .await
         .unwrap();
+        store.ping().await.expect("the store answers again");
         assert_eq!(
             store.load_table(&orders).await.unwrap(),
             TablePointer {

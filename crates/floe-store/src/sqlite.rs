@@ -619,6 +619,14 @@ impl MetadataStore for SqliteStore {
         })
         .await
     }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
 }
 
 /// Validates the table's name and returns the key of its namespace.

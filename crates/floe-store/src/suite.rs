@@ -48,6 +48,7 @@ macro_rules! metadata_store_suite {
             lease_renewal_and_release,
             lease_expiry,
             concurrent_lease_acquires,
+            ping_answers,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
@@ -1307,4 +1308,12 @@ pub async fn concurrent_lease_acquires(store: Arc<dyn MetadataStore>) {
             .count();
         assert_eq!(won, 1, "{won} holders took the {name} lease");
     }
+}
+
+pub async fn ping_answers(store: Arc<dyn MetadataStore>) {
+    store.ping().await.expect("a fresh store answers a ping");
+    // A ping touches no data: the store is still empty.
+    let namespaces = store.list_namespaces(None, &all()).await.unwrap();
+    assert!(namespaces.items.is_empty());
+    store.ping().await.expect("and again");
 }
