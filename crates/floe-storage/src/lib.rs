@@ -154,7 +154,9 @@ impl Warehouse {
     pub fn ensure_directory(&self, location: &str) -> Result<()> {
         let path = self.object_path(location)?;
         if let Some(root) = &self.local_root {
-            let dir = path.parts().fold(root.clone(), |dir, part| dir.join(part.as_ref()));
+            let dir = path
+                .parts()
+                .fold(root.clone(), |dir, part| dir.join(part.as_ref()));
             std::fs::create_dir_all(&dir).map_err(|err| StorageError::InvalidLocation {
                 location: location.to_string(),
                 reason: format!("cannot create directory: {err}"),
