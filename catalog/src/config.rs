@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,16 @@ pub struct ServerConfig {
     /// the embedded SQLite file `catalog.db` in `data_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metastore: Option<String>,
+    /// Pooled connections to the metadata store, per replica. With PostgreSQL, every replica holds
+    /// its own pool: replicas × this must stay below the server's `max_connections`.
+    pub metastore_max_connections: u32,
+    /// How long a request waits for a pooled metadata-store connection (opening one included)
+    /// before it gets a 503. Short, so that a store outage is answered at once with a retryable
+    /// error instead of requests piling up.
+    pub metastore_acquire_timeout_ms: u64,
+    /// PostgreSQL cancels metadata-store statements running longer than this
+    /// (`statement_timeout`), and the request gets a 503; 0 keeps the database's own setting.
+    pub metastore_statement_timeout_ms: u64,
     /// The default warehouse's name; clients see it as the REST `prefix`.
     pub warehouse: String,
     /// Requests with larger bodies are refused before they are read.
@@ -40,6 +51,9 @@ impl Default for ServerConfig {
             port: 8181,
             data_dir: PathBuf::from("floe-data"),
             metastore: None,
+            metastore_max_connections: 16,
+            metastore_acquire_timeout_ms: 3_000,
+            metastore_statement_timeout_ms: 30_000,
             warehouse: "main".to_string(),
             max_request_bytes: 32 * 1024 * 1024,
             commit_max_attempts: 10,
@@ -55,5 +69,15 @@ impl ServerConfig {
 
     pub fn warehouse_dir(&self) -> PathBuf {
         self.data_dir.join("warehouse")
+    }
+
+    pub fn metastore_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.metastore_acquire_timeout_ms)
+    }
+
+    /// `None` when the database's own setting applies.
+    pub fn metastore_statement_timeout(&self) -> Option<Duration> {
+        (self.metastore_statement_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.metastore_statement_timeout_ms))
     }
 }

@@ -13,7 +13,8 @@
 //! Handlers are thin: they turn the spec's JSON into calls on [`floe_commit::Catalog`] and its
 //! results back into JSON. Errors become the spec's `ErrorModel` in one place, [`error::ApiError`].
 //! Cross-cutting concerns are layers around the router: request tracing (one span per request with
-//! a request id), the body size limit, and [`idempotency`] keys.
+//! a request id), the body size limit, and [`idempotency`] keys. Outside the REST API, `/health`
+//! and `/ready` ([`handlers::health`]) answer load balancers' probes.
 
 pub mod config;
 pub mod error;
@@ -31,10 +32,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use floe_commit::{Catalog, CommitSettings};
-use floe_storage::Warehouse;
-use floe_store::MetadataStore;
-use floe_store::postgres::{PostgresOptions, PostgresStore};
-use floe_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -49,8 +46,10 @@ pub struct AppState {
 
 /// The REST API, with its layers.
 pub fn router(state: AppState) -> Router {
-    use handlers::{config, namespaces, tables};
+    use handlers::{config, health, namespaces, tables};
     let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/v1/config", get(config::get_config))
         .route(
             "/v1/{prefix}/namespaces",
@@ -128,50 +127,23 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Opens the metadata store (PostgreSQL if `config.metastore` names one, else the embedded SQLite
-/// file) and the warehouse that `config` names.
+/// file) and the warehouse that `config` names, with [`floe_commit::open`] (which `floe sql`
+/// shares).
 pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|err| {
-        format!(
-            "cannot create data dir {}: {err}",
-            config.data_dir.display()
-        )
-    })?;
-    let store: Arc<dyn MetadataStore> = match &config.metastore {
-        Some(url) => Arc::new(
-            PostgresStore::connect(url, &PostgresOptions::default())
-                .await
-                .map_err(|err| format!("cannot open metastore {}: {err}", redacted(url)))?,
-        ),
-        None => Arc::new(
-            SqliteStore::open(&config.catalog_db())
-                .await
-                .map_err(|err| format!("cannot open {}: {err}", config.catalog_db().display()))?,
-        ),
-    };
-    let warehouse = Warehouse::local(&config.warehouse, &config.warehouse_dir())
-        .map_err(|err| err.to_string())?;
-    Ok(Catalog::with_settings(
-        store,
-        warehouse,
-        CommitSettings {
+    let options = floe_commit::open::OpenOptions {
+        data_dir: config.data_dir.clone(),
+        warehouse: config.warehouse.clone(),
+        metastore: config.metastore.clone(),
+        max_connections: config.metastore_max_connections,
+        acquire_timeout: config.metastore_acquire_timeout(),
+        statement_timeout: config.metastore_statement_timeout(),
+        settings: CommitSettings {
             max_attempts: config.commit_max_attempts.max(1),
             metadata_cache_bytes: config.metadata_cache_bytes,
             ..CommitSettings::default()
         },
-    ))
-}
-
-/// `url` with its password, if any, masked, for messages.
-fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        Err(_) => "(malformed URL)".to_string(),
-    }
+    };
+    Ok(floe_commit::open::open(&options).await?)
 }
 
 /// Runs the server until `shutdown` resolves, then drains in-flight requests.

@@ -112,8 +112,10 @@ async fn metrics_reports_are_accepted_and_sigterm_stops_cleanly() {
         .unwrap();
     let created = http
         .post(format!("{api}/namespaces/m/tables"))
-        .json(&serde_json::json!({"name": "t", "schema": {"type": "struct", "schema-id": 0,
-            "fields": [{"id": 1, "name": "id", "type": "long", "required": true}]}}))
+        .json(
+            &serde_json::json!({"name": "t", "schema": {"type": "struct", "schema-id": 0,
+            "fields": [{"id": 1, "name": "id", "type": "long", "required": true}]}}),
+        )
         .send()
         .await
         .unwrap();
@@ -131,8 +133,16 @@ async fn metrics_reports_are_accepted_and_sigterm_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
-    assert!(server.log().contains("client metrics report"), "{}", server.log());
+    assert!(
+        server.log().contains("client metrics report"),
+        "{}",
+        server.log()
+    );
 
     assert!(server.stop(), "floe serve must exit 0 on SIGTERM");
-    assert!(server.log().contains("floe catalog stopped"), "{}", server.log());
+    assert!(
+        server.log().contains("floe catalog stopped"),
+        "{}",
+        server.log()
+    );
 }

@@ -13,4 +13,5 @@ mod idempotency;
 mod lifecycle;
 mod metadata_log;
 mod names;
+mod replicas;
 mod transactions;

@@ -1,13 +1,15 @@
 //! Helpers shared by the end-to-end tests: a real REST client (iceberg-rust's `RestCatalog`),
 //! a schema, and appends through iceberg's own writers and fast-append transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use iceberg::io::LocalFsStorageFactory;
-use iceberg::spec::{DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, Type};
+use iceberg::spec::{
+    DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
+};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -17,7 +19,7 @@ use iceberg::writer::file_writer::location_generator::{
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use parquet::file::properties::WriterProperties;
 
@@ -101,6 +103,55 @@ pub async fn append(catalog: &RestCatalog, table: &Table, ids: &[i64]) -> iceber
     let tx = Transaction::new(table);
     let tx = tx.fast_append().add_data_files(files).apply(tx)?;
     tx.commit(catalog).await
+}
+
+/// Appends `ids` until the commit is acknowledged; returns the table as that commit left it (its
+/// current snapshot is the append's). iceberg-rust's transaction already retries on 409; this
+/// outer loop retries when it gives up. A 409 means the commit did not apply, so retrying cannot
+/// add the rows twice; any other error fails the test.
+pub async fn append_until_acknowledged(
+    catalog: &RestCatalog,
+    table: &TableIdent,
+    ids: &[i64],
+) -> Table {
+    for _ in 0..50 {
+        let current = catalog.load_table(table).await.expect("load table");
+        match append(catalog, &current, ids).await {
+            Ok(committed) => return committed,
+            Err(err) if err.kind() == ErrorKind::CatalogCommitConflicts => continue,
+            Err(err) => panic!("append of {ids:?} failed: {err}"),
+        }
+    }
+    panic!("append of {ids:?} still conflicting after 50 transactions");
+}
+
+/// Checks that following parent ids from the current snapshot visits every snapshot exactly
+/// once, with sequence numbers counting down by one to 1; returns the chain, newest first.
+pub fn check_snapshot_chain(metadata: &TableMetadata) -> Vec<i64> {
+    let by_id: HashMap<i64, _> = metadata
+        .snapshots()
+        .map(|snapshot| (snapshot.snapshot_id(), snapshot))
+        .collect();
+    let mut chain = Vec::new();
+    let mut seen = HashSet::new();
+    let mut next = metadata.current_snapshot_id();
+    let mut expected_sequence = metadata.last_sequence_number();
+    while let Some(id) = next {
+        let snapshot = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("snapshot {id} is a parent but does not exist"));
+        assert!(seen.insert(id), "snapshot {id} appears twice in the chain");
+        assert_eq!(snapshot.sequence_number(), expected_sequence, "gap at {id}");
+        expected_sequence -= 1;
+        chain.push(id);
+        next = snapshot.parent_snapshot_id();
+    }
+    assert_eq!(
+        expected_sequence, 0,
+        "the chain does not reach the first snapshot"
+    );
+    assert_eq!(chain.len(), by_id.len(), "snapshots outside the chain");
+    chain
 }
 
 /// Every `id` in the table's current snapshot, sorted.

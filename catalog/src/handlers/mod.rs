@@ -1,6 +1,7 @@
 //! HTTP handlers: each one parses, calls the catalog, and maps the result. No SQL, no paths here.
 
 pub mod config;
+pub mod health;
 pub mod namespaces;
 pub mod tables;
 

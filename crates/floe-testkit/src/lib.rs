@@ -6,6 +6,9 @@
 //! target directory (brought up to date with `cargo build -p floe` once per test process), or at
 //! `$FLOE_BIN`.
 //!
+//! Several servers on one PostgreSQL database and one data dir are replicas of one catalog
+//! ([`FloeServer::start_replica`]): they share the metadata store and the warehouse.
+//!
 //! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port.
 
 pub mod postgres;
@@ -53,6 +56,17 @@ impl FloeServer {
     /// A server on an existing data dir (e.g. to restart after a crash).
     pub fn start_in(data_dir: &Path) -> Self {
         Self::launch(data_dir, &[])
+    }
+
+    /// A replica: a server whose metadata store is the PostgreSQL database at `metastore` and
+    /// whose warehouse is `data_dir/warehouse`, shared with every other replica started on the
+    /// same two (the SQLite file `data_dir/catalog.db` is not used). Extra `floe serve` flags go
+    /// in `args`, but not `--data-dir`, `--host` or `--port`, which the testkit sets. The data dir
+    /// is the caller's to remove.
+    pub fn start_replica(metastore: &str, data_dir: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["--metastore", metastore];
+        all.extend_from_slice(args);
+        Self::launch(data_dir, &all)
     }
 
     fn launch(data_dir: &Path, args: &[&str]) -> Self {
@@ -173,7 +187,7 @@ impl FloeServer {
         false
     }
 
-    /// Starts the server again on the same data dir and port.
+    /// Starts the server again on the same data dir, flags and port.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -218,6 +232,29 @@ pub fn floe_binary() -> PathBuf {
             .is_some_and(|name| name == "release");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cargo.args(["build", "--quiet", "-p", "floe", "--bin", "floe"]);
+        // `cargo test` gives the test process the variables of the crate under test. Build
+        // scripts (ring's) declare some of them with `rerun-if-env-changed`, which cargo checks
+        // against its own environment: inherited, they would make this build and the next
+        // `cargo build` from a shell each rebuild half the tree.
+        for (name, _) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let per_crate = name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_MANIFEST_LINKS"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                );
+            if per_crate {
+                cargo.env_remove(name);
+            }
+        }
         if release {
             cargo.arg("--release");
         }

@@ -61,6 +61,17 @@ struct ConfigArgs {
     /// [default: embedded SQLite, DIR/catalog.db].
     #[arg(long, env = "FLOE_METASTORE", value_name = "URL")]
     metastore: Option<String>,
+    /// Pooled metadata-store connections per replica [default: 16].
+    #[arg(long, env = "FLOE_METASTORE_MAX_CONNECTIONS", value_name = "N")]
+    metastore_max_connections: Option<u32>,
+    /// Longest wait for a metadata-store connection before a request gets a 503, in ms
+    /// [default: 3000].
+    #[arg(long, env = "FLOE_METASTORE_ACQUIRE_TIMEOUT_MS", value_name = "MS")]
+    metastore_acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL statement_timeout for metadata-store statements, in ms; 0 keeps the
+    /// database's setting [default: 30000].
+    #[arg(long, env = "FLOE_METASTORE_STATEMENT_TIMEOUT_MS", value_name = "MS")]
+    metastore_statement_timeout_ms: Option<u64>,
     /// Name of the default warehouse; clients see it as the REST prefix [default: main].
     #[arg(long, env = "FLOE_WAREHOUSE")]
     warehouse: Option<String>,
@@ -89,6 +100,15 @@ impl ConfigArgs {
         }
         if let Some(metastore) = self.metastore {
             config.metastore = Some(metastore);
+        }
+        if let Some(connections) = self.metastore_max_connections {
+            config.metastore_max_connections = connections;
+        }
+        if let Some(timeout) = self.metastore_acquire_timeout_ms {
+            config.metastore_acquire_timeout_ms = timeout;
+        }
+        if let Some(timeout) = self.metastore_statement_timeout_ms {
+            config.metastore_statement_timeout_ms = timeout;
         }
         if let Some(warehouse) = self.warehouse {
             config.warehouse = warehouse;
@@ -126,6 +146,12 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
         && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
     {
         return Err("metastore must be a postgres:// URL".into());
+    }
+    if config.metastore_max_connections == 0 {
+        return Err("metastore-max-connections must be at least 1".into());
+    }
+    if config.metastore_acquire_timeout_ms == 0 {
+        return Err("metastore-acquire-timeout-ms must be at least 1".into());
     }
     if config.max_request_bytes < 1024 {
         return Err("max-request-bytes must be at least 1024".into());
@@ -245,6 +271,31 @@ mod tests {
         assert!(err.contains("warehouse name"), "{err}");
         let err = resolve(&["--metastore", "mysql://db/floe"]).unwrap_err();
         assert!(err.contains("metastore"), "{err}");
+    }
+
+    #[test]
+    fn metastore_pool_settings_layer_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(
+            &file,
+            "metastore-max-connections = 4\nmetastore-acquire-timeout-ms = 500\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&["--config", file, "--metastore-acquire-timeout-ms", "750"]).unwrap();
+        assert_eq!(config.metastore_max_connections, 4, "file beats default");
+        assert_eq!(config.metastore_acquire_timeout_ms, 750, "flag beats file");
+        assert_eq!(
+            config.metastore_statement_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let config = resolve(&["--metastore-statement-timeout-ms", "0"]).unwrap();
+        assert_eq!(config.metastore_statement_timeout(), None);
+        let err = resolve(&["--metastore-max-connections", "0"]).unwrap_err();
+        assert!(err.contains("metastore-max-connections"), "{err}");
+        let err = resolve(&["--metastore-acquire-timeout-ms", "0"]).unwrap_err();
+        assert!(err.contains("metastore-acquire-timeout-ms"), "{err}");
     }
 
     #[test]
