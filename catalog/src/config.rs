@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use floe_storage::{RetryOptions, S3Options, StoreOptions};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Everything `floe serve` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,37 @@ pub struct ServerConfig {
     pub metastore_statement_timeout_ms: u64,
     /// The default warehouse's name; clients see it as the REST `prefix`.
     pub warehouse: String,
+    /// Where the warehouse's files live: `s3://bucket/prefix`, `file:///dir`, or (tests only)
+    /// `memory://name`. `None` is `file://<data_dir>/warehouse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse_url: Option<String>,
+    /// S3 endpoint for S3-compatible servers (e.g. `http://127.0.0.1:8333`); `None` for AWS (or
+    /// `AWS_ENDPOINT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// `None`: `AWS_REGION`, else `us-east-1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`); most S3-compatible servers need them.
+    pub s3_path_style: bool,
+    /// Allow a plain-`http://` endpoint that is not on a loopback address.
+    pub s3_allow_http: bool,
+    /// `None`: `AWS_ACCESS_KEY_ID` (and the other credential sources object_store reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// `None`: `AWS_SECRET_ACCESS_KEY`. Never printed by `floe config show`.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redacted")]
+    pub s3_secret_access_key: Option<String>,
+    /// Hand the S3 credentials to clients in every table's `config`
+    /// (`s3.access-key-id`, `s3.secret-access-key`). Off: clients bring their own.
+    pub s3_share_credentials: bool,
+    /// Retries of one object-store request after a transient failure (5xx, 429, timeout).
+    pub s3_max_retries: usize,
+    /// No retry of an object-store request starts later than this after its first attempt.
+    pub s3_retry_timeout_ms: u64,
+    /// Bound on one object-store request.
+    pub s3_request_timeout_ms: u64,
+    pub s3_connect_timeout_ms: u64,
     /// Requests with larger bodies are refused before they are read.
     pub max_request_bytes: usize,
     /// How many times a commit that lost a race is re-checked and retried before a 409.
@@ -46,6 +78,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let retry = RetryOptions::default();
         Self {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8181,
@@ -55,6 +88,18 @@ impl Default for ServerConfig {
             metastore_acquire_timeout_ms: 3_000,
             metastore_statement_timeout_ms: 30_000,
             warehouse: "main".to_string(),
+            warehouse_url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: false,
+            s3_allow_http: false,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_share_credentials: false,
+            s3_max_retries: retry.max_retries,
+            s3_retry_timeout_ms: retry.retry_timeout.as_millis() as u64,
+            s3_request_timeout_ms: retry.request_timeout.as_millis() as u64,
+            s3_connect_timeout_ms: retry.connect_timeout.as_millis() as u64,
             max_request_bytes: 32 * 1024 * 1024,
             commit_max_attempts: 10,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -75,9 +120,41 @@ impl ServerConfig {
         Duration::from_millis(self.metastore_acquire_timeout_ms)
     }
 
+    /// How the warehouse's object store is reached.
+    pub fn store_options(&self) -> StoreOptions {
+        let defaults = RetryOptions::default();
+        StoreOptions {
+            s3: S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                allow_http: self.s3_allow_http,
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+                session_token: None,
+                share_credentials: self.s3_share_credentials,
+            },
+            retry: RetryOptions {
+                max_retries: self.s3_max_retries,
+                retry_timeout: Duration::from_millis(self.s3_retry_timeout_ms),
+                request_timeout: Duration::from_millis(self.s3_request_timeout_ms),
+                connect_timeout: Duration::from_millis(self.s3_connect_timeout_ms),
+                ..defaults
+            },
+        }
+    }
+
     /// `None` when the database's own setting applies.
     pub fn metastore_statement_timeout(&self) -> Option<Duration> {
         (self.metastore_statement_timeout_ms > 0)
             .then(|| Duration::from_millis(self.metastore_statement_timeout_ms))
+    }
+}
+
+/// Secrets print as `***`.
+fn redacted<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => serializer.serialize_str("***"),
+        None => serializer.serialize_none(),
     }
 }

@@ -127,12 +127,15 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Opens the metadata store (PostgreSQL if `config.metastore` names one, else the embedded SQLite
-/// file) and the warehouse that `config` names, with [`floe_commit::open`] (which `floe sql`
+/// file) and the warehouse that `config` names (`warehouse-url`, by default the data dir's
+/// `warehouse/`), with [`floe_commit::open`] (which `floe sql`
 /// shares).
 pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
     let options = floe_commit::open::OpenOptions {
         data_dir: config.data_dir.clone(),
         warehouse: config.warehouse.clone(),
+        warehouse_url: config.warehouse_url.clone(),
+        store: config.store_options(),
         metastore: config.metastore.clone(),
         max_connections: config.metastore_max_connections,
         acquire_timeout: config.metastore_acquire_timeout(),

@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -95,10 +96,19 @@ class FloeServer:
     the new process gets a new port (and so a new `uri`).
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, binary: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        binary: Optional[Path] = None,
+        extra_args: Sequence[str] = (),
+        env: Optional[dict[str, str]] = None,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.log_path = Path(log_path)
         self.binary = binary or floe_binary()
+        self.extra_args = list(extra_args)  # more `floe serve` flags, e.g. an s3:// warehouse
+        self.env = dict(env or {})  # more environment, e.g. AWS_ACCESS_KEY_ID
         self.port: Optional[int] = None
         self.config: dict[str, Any] = {}
         self._process: Optional[subprocess.Popen[bytes]] = None
@@ -136,12 +146,13 @@ class FloeServer:
                         "--data-dir", str(self.data_dir),
                         "--host", "127.0.0.1",
                         "--port", str(self.port),
+                        *self.extra_args,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=_die_with_parent,
-                    env={**os.environ, "NO_COLOR": "1"},  # plain text in the log file
+                    env={**os.environ, **self.env, "NO_COLOR": "1"},  # plain text in the log file
                 )
             if pid_file := os.environ.get("FLOE_TEST_PID_FILE"):
                 with open(pid_file, "a") as f:

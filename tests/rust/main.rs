@@ -14,4 +14,7 @@ mod lifecycle;
 mod metadata_log;
 mod names;
 mod replicas;
+mod s3;
+mod s3_io;
+mod sql;
 mod transactions;

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -54,9 +56,15 @@ impl SnapshotsMode {
     }
 }
 
-/// The spec's LoadTableResult (`with_config`) or CommitTableResponse, built around the metadata
-/// file's own bytes: re-serializing a long history on every load would dominate its cost.
-fn table_body(table: &LoadedTable, mode: SnapshotsMode, with_config: bool) -> ApiResult<Vec<u8>> {
+/// The spec's LoadTableResult (with a `config`: what the client needs to reach the table's files,
+/// from [`floe_storage::Warehouse::client_config`]) or CommitTableResponse (`config` = `None`),
+/// built around the metadata file's own bytes: re-serializing a long history on every load would
+/// dominate its cost.
+fn table_body(
+    table: &LoadedTable,
+    mode: SnapshotsMode,
+    config: Option<&BTreeMap<String, String>>,
+) -> ApiResult<Vec<u8>> {
     let metadata = match mode {
         SnapshotsMode::All => table.file.json(),
         SnapshotsMode::Refs => table.file.refs_only_json()?,
@@ -68,8 +76,10 @@ fn table_body(table: &LoadedTable, mode: SnapshotsMode, with_config: bool) -> Ap
         body.extend_from_slice(json!(location).to_string().as_bytes());
         body.push(b',');
     }
-    if with_config {
-        body.extend_from_slice(br#""config":{},"#);
+    if let Some(config) = config {
+        body.extend_from_slice(br#""config":"#);
+        body.extend_from_slice(json!(config).to_string().as_bytes());
+        body.push(b',');
     }
     body.extend_from_slice(br#""metadata":"#);
     body.extend_from_slice(metadata);
@@ -91,6 +101,11 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|value| value.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == etag || tag == "*")
+}
+
+/// The warehouse's settings for clients (empty for local warehouses).
+fn client_config(state: &AppState) -> &BTreeMap<String, String> {
+    state.catalog.warehouse().client_config()
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -148,7 +163,7 @@ pub async fn create(
             stage: request.stage_create,
         })
         .await?;
-    let body = table_body(&table, SnapshotsMode::All, true)?;
+    let body = table_body(&table, SnapshotsMode::All, Some(client_config(&state)))?;
     Ok(match &table.metadata_location {
         Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
         None => json_response(body),
@@ -173,7 +188,10 @@ pub async fn load(
         }
         return Ok(response);
     }
-    Ok(with_etag(table_body(&table, mode, true)?, &tag))
+    Ok(with_etag(
+        table_body(&table, mode, Some(client_config(&state)))?,
+        &tag,
+    ))
 }
 
 pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
@@ -207,7 +225,7 @@ pub async fn commit(
         .await?;
     let location = table.metadata_location.clone().unwrap_or_default();
     Ok(with_etag(
-        table_body(&table, SnapshotsMode::All, false)?,
+        table_body(&table, SnapshotsMode::All, None)?,
         &etag(&location, SnapshotsMode::All),
     ))
 }
@@ -236,7 +254,7 @@ pub async fn register(
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
     Ok(with_etag(
-        table_body(&table, SnapshotsMode::All, true)?,
+        table_body(&table, SnapshotsMode::All, Some(client_config(&state)))?,
         &tag,
     ))
 }

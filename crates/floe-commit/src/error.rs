@@ -73,7 +73,13 @@ impl From<StorageError> for CommitError {
             StorageError::NotFound { .. } => CommitError::NotFound(message),
             StorageError::AlreadyExists { .. } => CommitError::Internal(message),
             StorageError::InvalidLocation { .. } => CommitError::InvalidRequest(message),
-            StorageError::Store { .. } => CommitError::Unavailable(message),
+            // Transient: the client should retry (503).
+            StorageError::Unavailable { .. } => CommitError::Unavailable(message),
+            // Permanent (access denied, no bucket, bad settings): an operator must act; a retry
+            // would fail the same way, so not a 503.
+            StorageError::Refused { .. } | StorageError::Config { .. } => {
+                CommitError::Internal(message)
+            }
         }
     }
 }

@@ -550,10 +550,18 @@ impl Catalog {
     async fn write_metadata(&self, location: &str, file: &MetadataFile) -> Result<()> {
         match self.warehouse.put_new(location, file.json().clone()).await {
             Ok(()) => Ok(()),
-            // A fresh UUID is in every name, so this is a broken store, not a race.
-            Err(StorageError::AlreadyExists { location }) => Err(CommitError::Internal(format!(
-                "metadata file {location} already exists"
-            ))),
+            // A fresh UUID is in every name, so nobody else writes this file. It can still be
+            // there: the store retried our put after a 5xx whose request had in fact landed, and
+            // the retry's `If-None-Match: *` failed. Then the file holds exactly our bytes.
+            Err(StorageError::AlreadyExists { location }) => {
+                match self.warehouse.get(&location).await {
+                    Ok(bytes) if bytes == *file.json() => Ok(()),
+                    Ok(_) => Err(CommitError::Internal(format!(
+                        "metadata file {location} already exists with other content"
+                    ))),
+                    Err(err) => Err(err.into()),
+                }
+            }
             Err(err) => Err(err.into()),
         }
     }

@@ -1,5 +1,6 @@
 //! Opening a [`Catalog`] from a data dir: the metadata store (embedded SQLite in the data dir, or
-//! a shared PostgreSQL database) and the local warehouse next to it.
+//! a shared PostgreSQL database) and the warehouse (by default a directory next to it, else any
+//! warehouse URL `floe_storage::Warehouse::open` takes, such as `s3://bucket/prefix`).
 //!
 //! The server (`floe serve`) and the embedded SQL engine (`floe sql --data-dir`) open the same
 //! catalog the same way, so this lives below both of them.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use floe_storage::Warehouse;
+use floe_storage::{StoreOptions, Warehouse};
 use floe_store::MetadataStore;
 use floe_store::postgres::{PostgresOptions, PostgresStore};
 use floe_store::sqlite::{SqliteOptions, SqliteStore};
@@ -22,6 +23,11 @@ pub struct OpenOptions {
     pub data_dir: PathBuf,
     /// The warehouse's name (the REST prefix).
     pub warehouse: String,
+    /// Where table files go: `file:///...`, `s3://bucket/prefix` or `memory://name`; `None` for
+    /// `data_dir/warehouse`.
+    pub warehouse_url: Option<String>,
+    /// How to reach a remote warehouse (S3 settings, retries).
+    pub store: StoreOptions,
     /// A `postgres://` URL of a shared metadata store; `None` for `data_dir/catalog.db`.
     pub metastore: Option<String>,
     /// Pooled metadata-store connections.
@@ -39,6 +45,8 @@ impl OpenOptions {
         Self {
             data_dir: data_dir.into(),
             warehouse: "main".to_string(),
+            warehouse_url: None,
+            store: StoreOptions::default(),
             metastore: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
@@ -89,13 +97,31 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
             )
         }
     };
-    let warehouse = Warehouse::local(&options.warehouse, &options.warehouse_dir())
-        .map_err(|err| err.to_string())?;
+    let warehouse = open_warehouse(options).await?;
     Ok(Catalog::with_settings(
         store,
         warehouse,
         options.settings.clone(),
     ))
+}
+
+/// Opens the warehouse and reaches it once: a missing bucket or refused credentials stop the
+/// start with a message, instead of failing every commit later. A store that is only unavailable
+/// now (timeouts, 5xx) does not: it may be back before the first request.
+async fn open_warehouse(options: &OpenOptions) -> Result<Warehouse, String> {
+    let warehouse = match &options.warehouse_url {
+        Some(url) => Warehouse::open(&options.warehouse, url, &options.store),
+        None => Warehouse::local(&options.warehouse, &options.warehouse_dir()),
+    }
+    .map_err(|err| err.to_string())?;
+    match warehouse.check().await {
+        Ok(()) => Ok(warehouse),
+        Err(err) if err.is_transient() => {
+            tracing::warn!(warehouse = warehouse.root(), error = %err, "the warehouse is unavailable; starting anyway");
+            Ok(warehouse)
+        }
+        Err(err) => Err(format!("cannot use warehouse {}: {err}", warehouse.root())),
+    }
 }
 
 fn create_dir(dir: &Path) -> Result<(), String> {
@@ -140,5 +166,30 @@ mod tests {
         assert!(page.items.is_empty());
         assert!(dir.path().join("data/catalog.db").exists());
         assert!(dir.path().join("data/warehouse").is_dir());
+    }
+
+    #[tokio::test]
+    async fn a_warehouse_url_replaces_the_local_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        let options = OpenOptions {
+            warehouse_url: Some(
+                url::Url::from_directory_path(&elsewhere)
+                    .unwrap()
+                    .to_string(),
+            ),
+            ..OpenOptions::new(dir.path().join("data"))
+        };
+        let catalog = open(&options).await.unwrap();
+        assert!(elsewhere.is_dir());
+        assert!(!dir.path().join("data/warehouse").exists());
+        assert!(catalog.warehouse().root().ends_with("/elsewhere"));
+
+        let options = OpenOptions {
+            warehouse_url: Some("ftp://host/x".into()),
+            ..OpenOptions::new(dir.path().join("data"))
+        };
+        let err = open(&options).await.err().unwrap();
+        assert!(err.contains("unsupported warehouse URL scheme"), "{err}");
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! # The model
 //!
-//! A [`Warehouse`] is a root URL (`file:///srv/floe/warehouse`, later `s3://bucket/prefix`) with an
-//! [`ObjectStore`] that reaches it. Iceberg metadata names every file by its full URL, so every
+//! A [`Warehouse`] is a root URL (`file:///srv/floe/warehouse`, `s3://bucket/prefix`) with an
+//! [`ObjectStore`] that reaches it ([`Warehouse::open`] builds both from a URL and [`StoreOptions`];
+//! see [`options`] for the backends). Iceberg metadata names every file by its full URL, so every
 //! location Floe reads, writes or deletes goes through [`Warehouse::object_path`] first, which refuses
 //! anything outside the warehouse root. That check is what keeps one table from reading or deleting
 //! another warehouse's files, whatever location a client sends.
@@ -14,7 +15,23 @@
 //!
 //! Metadata files are written with [`PutMode::Create`], so two writers can never overwrite each
 //! other's metadata file: the second one gets [`StorageError::AlreadyExists`].
+//!
+//! # Errors
+//!
+//! Failures of the store are sorted by what the caller can do about them: a transient one
+//! (timeout, 5xx, throttling, lost connection — after the store's own retries, see [`options`]) is
+//! [`StorageError::Unavailable`] and worth retrying later; a permanent one (access denied, missing
+//! bucket, an operation the store does not support, a request it rejects) is
+//! [`StorageError::Refused`], and needs an operator. Both name the warehouse, the operation and the
+//! location.
+//!
+//! The `testing` module (feature `fault-injection`) wraps any store to inject failures in tests.
 
+pub mod options;
+#[cfg(feature = "fault-injection")]
+pub mod testing;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +40,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
+
+pub use options::{RetryOptions, S3Options, StoreOptions};
 
 /// Errors from the object-store layer, by what a caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +53,42 @@ pub enum StorageError {
     /// A location that is not inside this warehouse, or not a valid URL.
     #[error("location {location} is not allowed: {reason}")]
     InvalidLocation { location: String, reason: String },
-    #[error("object store error in warehouse {warehouse} during {operation}: {source}")]
-    Store {
+    /// A transient failure (timeout, 5xx, throttling, lost connection) that outlasted the store's
+    /// own retries: worth retrying later.
+    #[error("warehouse {warehouse} is unavailable: {operation} of {location} failed: {detail}")]
+    Unavailable {
         warehouse: String,
         operation: &'static str,
+        location: String,
+        /// The store's error with its causes.
+        detail: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
+    /// A permanent failure: the store refuses the operation (access denied, missing bucket,
+    /// unsupported operation, rejected request). Retrying will not help; the configuration must
+    /// change.
+    #[error("warehouse {warehouse} refused {operation} of {location}: {reason}: {detail}")]
+    Refused {
+        warehouse: String,
+        operation: &'static str,
+        location: String,
+        reason: &'static str,
+        /// The store's error with its causes.
+        detail: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The warehouse's configuration is unusable (bad URL, bad S3 settings).
+    #[error("warehouse {warehouse} is misconfigured: {reason}")]
+    Config { warehouse: String, reason: String },
+}
+
+impl StorageError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -54,6 +102,8 @@ pub struct Warehouse {
     store: Arc<dyn ObjectStore>,
     /// The root directory when the warehouse is on the local file system.
     local_root: Option<std::path::PathBuf>,
+    /// What clients need to reach the files (`s3.endpoint`, ...): every table's REST `config`.
+    client_config: BTreeMap<String, String>,
 }
 
 impl Warehouse {
@@ -82,6 +132,30 @@ impl Warehouse {
             root,
             store,
             local_root: None,
+            client_config: BTreeMap::new(),
+        }
+    }
+
+    /// Sets what [`Warehouse::client_config`] returns.
+    pub fn with_client_config(mut self, config: BTreeMap<String, String>) -> Self {
+        self.client_config = config;
+        self
+    }
+
+    /// The settings a client needs to read and write this warehouse's files, as Iceberg FileIO
+    /// properties (`s3.endpoint`, `s3.region`, `s3.path-style-access`; keys only when the
+    /// warehouse shares them). Empty for local warehouses.
+    pub fn client_config(&self) -> &BTreeMap<String, String> {
+        &self.client_config
+    }
+
+    /// Reaches the store once (a listing of the root): a missing bucket or wrong credentials
+    /// show up here, at start-up, instead of on the first commit.
+    pub async fn check(&self) -> Result<()> {
+        let root = self.root().to_string();
+        match self.store.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(source) => Err(self.error("list", &root, source)),
         }
     }
 
@@ -183,36 +257,32 @@ impl Warehouse {
             .await
         {
             Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(StorageError::AlreadyExists {
-                location: location.to_string(),
-            }),
-            Err(source) => Err(self.store_error("put", source)),
+            Err(source) => Err(self.error("put", location, source)),
         }
     }
 
     pub async fn get(&self, location: &str) -> Result<Bytes> {
         let path = self.object_path(location)?;
-        let result = match self.store.get(&path).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(StorageError::NotFound {
-                    location: location.to_string(),
-                });
-            }
-            Err(source) => return Err(self.store_error("get", source)),
-        };
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|source| self.error("get", location, source))?;
         result
             .bytes()
             .await
-            .map_err(|source| self.store_error("get", source))
+            .map_err(|source| self.error("get", location, source))
     }
 
     /// Deletes one file; a file that is already gone is not an error.
     pub async fn delete(&self, location: &str) -> Result<()> {
         let path = self.object_path(location)?;
         match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(self.store_error("delete", source)),
+            Ok(()) => Ok(()),
+            Err(source) => match self.error("delete", location, source) {
+                StorageError::NotFound { .. } => Ok(()),
+                err => Err(err),
+            },
         }
     }
 
@@ -229,7 +299,7 @@ impl Warehouse {
             .delete_stream(paths)
             .try_collect()
             .await
-            .map_err(|source| self.store_error("delete", source))?;
+            .map_err(|source| self.error("delete", location, source))?;
         Ok(deleted.len())
     }
 
@@ -241,7 +311,7 @@ impl Warehouse {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|source| self.store_error("list", source))?;
+            .map_err(|source| self.error("list", location, source))?;
         Ok(metas
             .into_iter()
             .map(|meta| format!("{}/{}", self.root(), meta.location))
@@ -253,13 +323,87 @@ impl Warehouse {
         &self.store
     }
 
-    fn store_error(&self, operation: &'static str, source: object_store::Error) -> StorageError {
-        StorageError::Store {
+    /// Sorts a store error into what a caller can act on (see the crate docs).
+    fn error(
+        &self,
+        operation: &'static str,
+        location: &str,
+        source: object_store::Error,
+    ) -> StorageError {
+        use object_store::Error as E;
+        let detail = error_text(&source);
+        let refused = |reason, source| StorageError::Refused {
             warehouse: self.name.clone(),
             operation,
-            source,
+            location: location.to_string(),
+            reason,
+            detail: detail.clone(),
+            source: Box::new(source),
+        };
+        let status = http_status(&detail);
+        match source {
+            // S3 answers 404 for a missing bucket as for a missing key; only the body tells.
+            E::NotFound { .. } | E::Generic { .. } if detail.contains("NoSuchBucket") => {
+                refused("the bucket does not exist", source)
+            }
+            E::NotFound { .. } => StorageError::NotFound {
+                location: location.to_string(),
+            },
+            E::AlreadyExists { .. } | E::Precondition { .. } => StorageError::AlreadyExists {
+                location: location.to_string(),
+            },
+            E::InvalidPath { .. } => StorageError::InvalidLocation {
+                location: location.to_string(),
+                reason: detail.clone(),
+            },
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+                refused(ACCESS_DENIED, source)
+            }
+            _ if matches!(status, Some(401 | 403)) => refused(ACCESS_DENIED, source),
+            E::NotSupported { .. } | E::NotImplemented { .. } => {
+                refused("the store does not support this operation", source)
+            }
+            // 3xx and 4xx will not change on a retry (a redirect means a wrong region); 408 and
+            // 429 will, and object_store retries them like 5xx.
+            _ if status.is_some_and(|status| {
+                (300..500).contains(&status) && status != 408 && status != 429
+            }) || detail.contains("incorrectly configured region") =>
+            {
+                refused("the store rejected the request", source)
+            }
+            _ => StorageError::Unavailable {
+                warehouse: self.name.clone(),
+                operation,
+                location: location.to_string(),
+                detail: detail.clone(),
+                source: Box::new(source),
+            },
         }
     }
+}
+
+const ACCESS_DENIED: &str = "access denied (check the credentials and their permissions)";
+
+/// An error and those of its causes that its message does not already include.
+fn error_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        let cause = err.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = err.source();
+    }
+    text
+}
+
+/// The HTTP status in a store's error, if any. object_store keeps it only in the message of its
+/// (private) retry error: `... status code: 400 Bad Request ...`.
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("status code: ")? + "status code: ".len();
+    text.get(at..at + 3)?.parse().ok()
 }
 
 /// A directory name safe on every object store and file system: ASCII letters, digits, `_` and `-`
@@ -373,5 +517,170 @@ mod tests {
             wh.get(&format!("{root}/a/1")).await,
             Err(StorageError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn store_errors_are_sorted_into_transient_and_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = warehouse(dir.path());
+        let generic = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        let not_found = |text: &str| object_store::Error::NotFound {
+            path: "p".into(),
+            source: text.to_string().into(),
+        };
+        let cases = [
+            (
+                generic("Server returned non-2xx status code: 503 Service Unavailable"),
+                "unavailable",
+            ),
+            (
+                generic("Server returned non-2xx status code: 429 Too Many Requests"),
+                "unavailable",
+            ),
+            (generic("HTTP error: error sending request"), "unavailable"),
+            (
+                generic("Server returned non-2xx status code: 400 Bad Request: <Error>"),
+                "refused",
+            ),
+            (
+                generic(
+                    "Received redirect without LOCATION, this normally indicates an incorrectly configured region",
+                ),
+                "refused",
+            ),
+            (
+                not_found("<Error><Code>NoSuchBucket</Code></Error>"),
+                "refused",
+            ),
+            (
+                not_found("<Error><Code>NoSuchKey</Code></Error>"),
+                "not found",
+            ),
+            (
+                object_store::Error::PermissionDenied {
+                    path: "p".into(),
+                    source: "403".into(),
+                },
+                "refused",
+            ),
+            (
+                generic(
+                    "Server returned non-2xx status code: 403 Forbidden: SignatureDoesNotMatch",
+                ),
+                "refused",
+            ),
+            (
+                generic("list: Server returned non-2xx status code: 404 Not Found: NoSuchBucket"),
+                "refused",
+            ),
+        ];
+        for (error, expected) in cases {
+            let text = error.to_string();
+            let sorted = wh.error("put", "file:///x", error);
+            let kind = match &sorted {
+                StorageError::Unavailable { .. } => "unavailable",
+                StorageError::Refused { .. } => "refused",
+                StorageError::NotFound { .. } => "not found",
+                _ => "other",
+            };
+            assert_eq!(kind, expected, "{text} became {sorted}");
+            assert_eq!(sorted.is_transient(), expected == "unavailable");
+            if kind != "not found" {
+                let message = sorted.to_string();
+                assert!(
+                    message.contains("warehouse test") && message.contains("put of file:///x"),
+                    "{message}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "fault-injection"))]
+mod fault_tests {
+    use super::*;
+    use crate::testing::{Fault, FaultyStore, Op};
+
+    fn faulty() -> (Warehouse, Arc<FaultyStore>) {
+        let store = Arc::new(FaultyStore::new(Arc::new(
+            object_store::memory::InMemory::new(),
+        )));
+        let root = Url::parse("memory://faults/wh").unwrap();
+        (Warehouse::new("faulty", root, store.clone()), store)
+    }
+
+    #[tokio::test]
+    async fn the_nth_call_fails_once_and_is_reported_as_transient() {
+        let (wh, store) = faulty();
+        let location = |n: u32| format!("{}/f{n}", wh.root());
+        store.fail_nth(Op::Put, 2, Fault::Unavailable);
+        wh.put_new(&location(1), Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+        let err = wh
+            .put_new(&location(2), Bytes::from_static(b"2"))
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        wh.put_new(&location(2), Bytes::from_static(b"2"))
+            .await
+            .unwrap();
+        assert_eq!(store.calls(Op::Put), 3);
+        assert_eq!(store.injected(), 1);
+
+        store.fail_nth(Op::Get, 1, Fault::Denied);
+        let err = wh.get(&location(1)).await.unwrap_err();
+        assert!(matches!(err, StorageError::Refused { .. }), "{err}");
+
+        // The write lands, the caller hears of a failure.
+        store.fail_nth(Op::Put, 1, Fault::FailAfter);
+        assert!(
+            wh.put_new(&location(3), Bytes::from_static(b"3"))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            wh.get(&location(3)).await.unwrap(),
+            Bytes::from_static(b"3")
+        );
+
+        store.fail_nth(Op::Delete, 1, Fault::Unavailable);
+        assert!(wh.delete(&location(3)).await.is_err());
+        wh.delete(&location(3)).await.unwrap();
+        assert!(matches!(
+            wh.get(&location(3)).await,
+            Err(StorageError::NotFound { .. })
+        ));
+
+        store.fail_nth(
+            Op::Get,
+            1,
+            Fault::Timeout(std::time::Duration::from_millis(20)),
+        );
+        let started = std::time::Instant::now();
+        assert!(wh.get(&location(1)).await.unwrap_err().is_transient());
+        assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn random_faults_hit_about_the_asked_share_of_calls() {
+        let (wh, store) = faulty();
+        store.fail_randomly(0.1, 7, Fault::Unavailable);
+        let mut failed = 0;
+        for n in 0..1000 {
+            if wh
+                .put_new(&format!("{}/r{n}", wh.root()), Bytes::from_static(b"x"))
+                .await
+                .is_err()
+            {
+                failed += 1;
+            }
+        }
+        assert!((50..150).contains(&failed), "{failed} of 1000 failed");
+        store.clear();
+        wh.check().await.unwrap();
     }
 }

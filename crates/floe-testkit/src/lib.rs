@@ -9,9 +9,11 @@
 //! Several servers on one PostgreSQL database and one data dir are replicas of one catalog
 //! ([`FloeServer::start_replica`]): they share the metadata store and the warehouse.
 //!
-//! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port.
+//! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port, and
+//! [`seaweedfs::TestS3`] a throwaway S3 server (SeaweedFS) for `s3://` warehouses.
 
 pub mod postgres;
+pub mod seaweedfs;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ pub struct FloeServer {
     /// Keeps a temporary data dir alive as long as the server.
     _temp: Option<TempDir>,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl FloeServer {
@@ -53,6 +56,24 @@ impl FloeServer {
         server
     }
 
+    /// A server on a fresh temporary data dir, with extra `floe serve` flags and environment
+    /// variables (e.g. `AWS_ACCESS_KEY_ID` for an S3 warehouse).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let temp = tempfile::Builder::new()
+            .prefix("floe-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Self::prepare(&data_dir, args);
+        server.extra_env = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        server._temp = Some(temp);
+        server.spawn();
+        server
+    }
+
     /// A server on an existing data dir (e.g. to restart after a crash).
     pub fn start_in(data_dir: &Path) -> Self {
         Self::launch(data_dir, &[])
@@ -70,18 +91,23 @@ impl FloeServer {
     }
 
     fn launch(data_dir: &Path, args: &[&str]) -> Self {
+        let mut server = Self::prepare(data_dir, args);
+        server.spawn();
+        server
+    }
+
+    fn prepare(data_dir: &Path, args: &[&str]) -> Self {
         let log_path = data_dir.with_extension(format!("log.{}", unique()));
         std::fs::create_dir_all(data_dir).expect("create data dir");
-        let mut server = Self {
+        Self {
             child: None,
             port: 0,
             data_dir: data_dir.to_path_buf(),
             log_path,
             _temp: None,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        server.spawn();
-        server
+            extra_env: Vec::new(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -95,6 +121,7 @@ impl FloeServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(name, value)| (name, value)))
             .env(
                 "FLOE_LOG",
                 std::env::var("FLOE_LOG").unwrap_or_else(|_| "info".into()),

@@ -1,4 +1,5 @@
-//! The `floe` command: runs the catalog server and shows its configuration.
+//! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`)
+//! and shows its configuration.
 //!
 //! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
 //! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
@@ -10,6 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use floe_catalog::ServerConfig;
+
+mod sql;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the Iceberg REST catalog server (default: http://127.0.0.1:8181, data in ./floe-data).
     Serve(ConfigArgs),
+    /// Run SQL on the tables: against a running server (--catalog URL) or a data dir directly.
+    Sql(sql::SqlArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -81,6 +86,48 @@ struct ConfigArgs {
     /// Attempts a commit gets when concurrent commits keep winning, before a 409 [default: 10].
     #[arg(long, env = "FLOE_COMMIT_MAX_ATTEMPTS")]
     commit_max_attempts: Option<u32>,
+    /// Where table files go: s3://bucket/prefix, or file:///dir [default: file://DIR/warehouse].
+    #[arg(long, env = "FLOE_WAREHOUSE_URL", value_name = "URL")]
+    warehouse_url: Option<String>,
+    /// S3 endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333 [default: AWS, or
+    /// AWS_ENDPOINT].
+    #[arg(long, env = "FLOE_S3_ENDPOINT", value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "FLOE_S3_REGION")]
+    s3_region: Option<String>,
+    /// Path-style S3 requests (endpoint/bucket/key) instead of virtual-hosted ones.
+    #[arg(long, env = "FLOE_S3_PATH_STYLE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    s3_path_style: Option<bool>,
+    /// Allow a plain-http S3 endpoint that is not on a loopback address.
+    #[arg(long, env = "FLOE_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    s3_allow_http: Option<bool>,
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "FLOE_S3_ACCESS_KEY_ID", value_name = "KEY")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(
+        long,
+        env = "FLOE_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    s3_secret_access_key: Option<String>,
+    /// Hand the S3 credentials to clients in every table's config (off: clients bring their own).
+    #[arg(long, env = "FLOE_S3_SHARE_CREDENTIALS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    s3_share_credentials: Option<bool>,
+    /// Retries of one S3 request after a transient failure (5xx, 429, timeout) [default: 5].
+    #[arg(long, env = "FLOE_S3_MAX_RETRIES", value_name = "N")]
+    s3_max_retries: Option<usize>,
+    /// No S3 retry starts later than this after the first attempt, in ms [default: 15000].
+    #[arg(long, env = "FLOE_S3_RETRY_TIMEOUT_MS", value_name = "MS")]
+    s3_retry_timeout_ms: Option<u64>,
+    /// Bound on one S3 request, in ms [default: 10000].
+    #[arg(long, env = "FLOE_S3_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    s3_request_timeout_ms: Option<u64>,
+    /// Bound on opening a connection to S3, in ms [default: 3000].
+    #[arg(long, env = "FLOE_S3_CONNECT_TIMEOUT_MS", value_name = "MS")]
+    s3_connect_timeout_ms: Option<u64>,
 }
 
 impl ConfigArgs {
@@ -89,6 +136,7 @@ impl ConfigArgs {
             Some(path) => read_config_file(path)?,
             None => ServerConfig::default(),
         };
+        self.resolve_storage(&mut config);
         if let Some(host) = self.host {
             config.host = host;
         }
@@ -124,6 +172,37 @@ impl ConfigArgs {
     }
 }
 
+impl ConfigArgs {
+    /// The warehouse URL and S3 settings, over the file's and the defaults.
+    fn resolve_storage(&self, config: &mut ServerConfig) {
+        let set = |target: &mut Option<String>, value: &Option<String>| {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        };
+        set(&mut config.warehouse_url, &self.warehouse_url);
+        set(&mut config.s3_endpoint, &self.s3_endpoint);
+        set(&mut config.s3_region, &self.s3_region);
+        set(&mut config.s3_access_key_id, &self.s3_access_key_id);
+        set(&mut config.s3_secret_access_key, &self.s3_secret_access_key);
+        config.s3_path_style = self.s3_path_style.unwrap_or(config.s3_path_style);
+        config.s3_allow_http = self.s3_allow_http.unwrap_or(config.s3_allow_http);
+        config.s3_share_credentials = self
+            .s3_share_credentials
+            .unwrap_or(config.s3_share_credentials);
+        config.s3_max_retries = self.s3_max_retries.unwrap_or(config.s3_max_retries);
+        config.s3_retry_timeout_ms = self
+            .s3_retry_timeout_ms
+            .unwrap_or(config.s3_retry_timeout_ms);
+        config.s3_request_timeout_ms = self
+            .s3_request_timeout_ms
+            .unwrap_or(config.s3_request_timeout_ms);
+        config.s3_connect_timeout_ms = self
+            .s3_connect_timeout_ms
+            .unwrap_or(config.s3_connect_timeout_ms);
+    }
+}
+
 fn read_config_file(path: &Path) -> Result<ServerConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
@@ -152,6 +231,9 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
     }
     if config.metastore_acquire_timeout_ms == 0 {
         return Err("metastore-acquire-timeout-ms must be at least 1".into());
+    }
+    if config.s3_request_timeout_ms == 0 || config.s3_connect_timeout_ms == 0 {
+        return Err("s3-request-timeout-ms and s3-connect-timeout-ms must be at least 1".into());
     }
     if config.max_request_bytes < 1024 {
         return Err("max-request-bytes must be at least 1024".into());
@@ -207,6 +289,7 @@ fn main() -> ExitCode {
                 .block_on(floe_catalog::serve(config, shutdown_signal()))
                 .map_err(|err| err.to_string())
         }),
+        Command::Sql(args) => sql::run(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
@@ -234,7 +317,7 @@ mod tests {
             Cli::try_parse_from(["floe", "serve"].iter().chain(args)).map_err(|e| e.to_string())?;
         match cli.command {
             Command::Serve(args) => args.resolve(),
-            Command::Config { .. } => unreachable!("parsed a serve command"),
+            _ => unreachable!("parsed a serve command"),
         }
     }
 
@@ -296,6 +379,57 @@ mod tests {
         assert!(err.contains("metastore-max-connections"), "{err}");
         let err = resolve(&["--metastore-acquire-timeout-ms", "0"]).unwrap_err();
         assert!(err.contains("metastore-acquire-timeout-ms"), "{err}");
+    }
+
+    #[test]
+    fn warehouse_and_s3_settings_layer_like_the_rest() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(
+            config.warehouse_url, None,
+            "the data dir's warehouse by default"
+        );
+        assert!(!config.s3_share_credentials && !config.s3_path_style);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(
+            &file,
+            "warehouse-url = \"s3://lake/prod\"\ns3-region = \"eu-west-1\"\n\
+             s3-path-style = true\ns3-secret-access-key = \"from-file\"\ns3-max-retries = 2\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&[
+            "--config",
+            file,
+            "--s3-endpoint",
+            "http://127.0.0.1:8333",
+            "--s3-region",
+            "us-east-1",
+            "--s3-share-credentials",
+        ])
+        .unwrap();
+        assert_eq!(config.warehouse_url.as_deref(), Some("s3://lake/prod"));
+        assert_eq!(config.s3_endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(
+            config.s3_region.as_deref(),
+            Some("us-east-1"),
+            "flag beats file"
+        );
+        assert!(config.s3_path_style, "file beats default");
+        assert!(config.s3_share_credentials);
+        assert_eq!(config.s3_max_retries, 2);
+        let options = config.store_options();
+        assert_eq!(options.s3.secret_access_key.as_deref(), Some("from-file"));
+        assert_eq!(options.retry.max_retries, 2);
+
+        let config = resolve(&["--config", file, "--s3-path-style=false"]).unwrap();
+        assert!(!config.s3_path_style, "an explicit false beats the file");
+
+        // `floe config show` never prints the secret.
+        let shown = toml::to_string_pretty(&config).unwrap();
+        assert!(shown.contains("s3-secret-access-key = \"***\""), "{shown}");
+        assert!(!shown.contains("from-file"), "{shown}");
     }
 
     #[test]

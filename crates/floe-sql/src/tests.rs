@@ -1,0 +1,503 @@
+//! Sessions over an embedded catalog in a temporary data dir: every statement kind end to end
+//! through DataFusion, iceberg-rust and Floe's commit engine.
+
+use arrow::array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use futures::TryStreamExt;
+use iceberg::spec::{PrimitiveType, Transform, Type};
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
+use tempfile::TempDir;
+
+use super::*;
+
+struct Fixture {
+    session: Session,
+    _dir: TempDir,
+}
+
+async fn session() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let options = floe_commit::open::OpenOptions::new(dir.path().join("data"));
+    let session = Session::open_embedded(&options).await.unwrap();
+    Fixture { session, _dir: dir }
+}
+
+/// The rows of the last statement of `sql`, as CSV with a header.
+async fn csv(session: &Session, sql: &str) -> String {
+    let results = session
+        .run(sql)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    to_csv(results.last().unwrap())
+}
+
+fn to_csv(batches: &[RecordBatch]) -> String {
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut out);
+        for batch in batches {
+            writer.write(batch).unwrap();
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn error(session: &Session, sql: &str) -> String {
+    match session.run(sql).await {
+        Ok(_) => panic!("{sql} succeeded"),
+        Err(err) => err.to_string(),
+    }
+}
+
+fn int64s(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let array = b.column_by_name(column).unwrap();
+            let array = array.as_any().downcast_ref::<Int64Array>().unwrap();
+            array.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_insert_select_round_trip() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA sales;
+         CREATE TABLE sales.orders (id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE);
+         INSERT INTO sales.orders VALUES (1, 'ada', 10.5), (2, 'bob', 20.0);
+         INSERT INTO sales.orders SELECT id + 10, upper(customer), amount * 2 FROM sales.orders;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        csv(s, "SELECT * FROM sales.orders ORDER BY id").await,
+        "id,customer,amount\n1,ada,10.5\n2,bob,20.0\n11,ADA,21.0\n12,BOB,40.0\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT count(*) AS n, sum(amount) AS total FROM sales.orders"
+        )
+        .await,
+        "n,total\n4,91.5\n"
+    );
+    // The NOT NULL column is required in Iceberg.
+    let table = s
+        .catalog()
+        .load_table(&TableIdent::from_strs(["sales", "orders"]).unwrap())
+        .await
+        .unwrap();
+    let schema = table.metadata().current_schema();
+    assert!(schema.field_by_name("id").unwrap().required);
+    assert!(!schema.field_by_name("customer").unwrap().required);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_reports_its_row_count_and_commits_one_append() {
+    let f = session().await;
+    let s = &f.session;
+    s.run("CREATE SCHEMA default; CREATE TABLE t (id BIGINT)")
+        .await
+        .unwrap();
+    assert_eq!(
+        csv(s, "INSERT INTO t VALUES (1), (2), (3)").await,
+        "count\n3\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT operation FROM t$snapshots").await,
+        "operation\nappend\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_and_filters_reach_the_iceberg_scan() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT, name VARCHAR, note VARCHAR);
+         INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y'), (3, 'c', 'z');",
+    )
+    .await
+    .unwrap();
+    let plan = csv(s, "EXPLAIN SELECT name FROM t WHERE id > 1").await;
+    let scan = plan
+        .lines()
+        .find(|line| line.contains("IcebergTableScan"))
+        .unwrap_or_else(|| panic!("no Iceberg scan in {plan}"));
+    assert!(
+        scan.contains("projection:[name,id]") || scan.contains("projection:[id,name]"),
+        "{scan}"
+    );
+    assert!(scan.contains("predicate:[id > 1]"), "{scan}");
+    assert_eq!(
+        csv(s, "SELECT name FROM t WHERE id > 1 ORDER BY name").await,
+        "name\nb\nc\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_tables_write_one_file_per_partition() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE events (id BIGINT, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO events VALUES (1, 'eu'), (2, 'us'), (3, 'eu');",
+    )
+    .await
+    .unwrap();
+    let table = s
+        .catalog()
+        .load_table(&TableIdent::from_strs(["default", "events"]).unwrap())
+        .await
+        .unwrap();
+    let spec = table.metadata().default_partition_spec();
+    assert_eq!(spec.fields().len(), 1);
+    assert_eq!(spec.fields()[0].name, "region");
+    assert_eq!(spec.fields()[0].transform, Transform::Identity);
+    assert_eq!(
+        csv(
+            s,
+            "SELECT partition, record_count FROM events$files ORDER BY partition"
+        )
+        .await,
+        "partition,record_count\n{region=eu},2\n{region=us},1\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT id FROM events WHERE region = 'eu' ORDER BY id").await,
+        "id\n1\n3\n"
+    );
+    let err = error(s, "CREATE TABLE bad (id BIGINT) PARTITIONED BY (nope)").await;
+    assert!(err.contains("column nope") && err.contains("id"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_partition_transforms_are_accepted() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT, ts TIMESTAMP, s VARCHAR)
+           PARTITIONED BY (bucket(4, id), day(ts), truncate(2, s));",
+    )
+    .await
+    .unwrap();
+    let table = s
+        .catalog()
+        .load_table(&TableIdent::from_strs(["default", "t"]).unwrap())
+        .await
+        .unwrap();
+    let fields: Vec<_> = table
+        .metadata()
+        .default_partition_spec()
+        .fields()
+        .iter()
+        .map(|f| (f.name.clone(), f.transform))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("id_bucket".to_string(), Transform::Bucket(4)),
+            ("ts_day".to_string(), Transform::Day),
+            ("s_trunc".to_string(), Transform::Truncate(2)),
+        ]
+    );
+    // SQL's TIMESTAMP (nanoseconds in DataFusion) is Iceberg's microsecond timestamp.
+    let ts = table
+        .metadata()
+        .current_schema()
+        .field_by_name("ts")
+        .unwrap();
+    assert_eq!(*ts.field_type, Type::Primitive(PrimitiveType::Timestamp));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_by_snapshot_and_by_timestamp() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1);",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    s.run("INSERT INTO t VALUES (2)").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    s.run("INSERT INTO t VALUES (3)").await.unwrap();
+
+    let history = s
+        .run("SELECT snapshot_id, made_current_at FROM t$history ORDER BY made_current_at")
+        .await
+        .unwrap()
+        .remove(0);
+    let ids = int64s(&history, "snapshot_id");
+    let times: Vec<i64> = history
+        .iter()
+        .flat_map(|b| {
+            let array = b.column_by_name("made_current_at").unwrap();
+            let array = array
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap();
+            (0..array.len()).map(|i| array.value(i)).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let expected = ["id\n1\n", "id\n1\n2\n", "id\n1\n2\n3\n"];
+    for (i, rows) in expected.iter().enumerate() {
+        let by_id = format!("SELECT * FROM t FOR VERSION AS OF {} ORDER BY id", ids[i]);
+        assert_eq!(csv(s, &by_id).await, *rows, "{by_id}");
+        let at = chrono::DateTime::from_timestamp_micros(times[i]).unwrap();
+        let by_time = format!(
+            "SELECT * FROM t FOR SYSTEM_TIME AS OF '{}' ORDER BY id",
+            at.format("%Y-%m-%d %H:%M:%S%.3f")
+        );
+        assert_eq!(csv(s, &by_time).await, *rows, "{by_time}");
+        let spark = format!(
+            "SELECT * FROM t TIMESTAMP AS OF '{}' ORDER BY id",
+            at.to_rfc3339()
+        );
+        assert_eq!(csv(s, &spark).await, *rows, "{spark}");
+    }
+    let err = error(s, "SELECT * FROM t VERSION AS OF 12345").await;
+    assert!(
+        err.contains("no snapshot 12345") && err.contains(&ids[0].to_string()),
+        "{err}"
+    );
+    let err = error(s, "SELECT * FROM t FOR SYSTEM_TIME AS OF '2001-01-01'").await;
+    assert!(err.contains("no snapshot at 2001-01-01"), "{err}");
+    // Time travel is read-only.
+    let err = error(s, &format!("INSERT INTO \"t@v{}\" VALUES (9)", ids[0])).await;
+    assert_eq!(
+        err,
+        format!(
+            "t@v{} is a past version or metadata table of t: it is read-only",
+            ids[0]
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_reads_the_schema_of_its_snapshot() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1);",
+    )
+    .await
+    .unwrap();
+    let first = int64s(
+        &s.run("SELECT snapshot_id FROM t$snapshots").await.unwrap()[0],
+        "snapshot_id",
+    )[0];
+    let ident = TableIdent::from_strs(["default", "t"]).unwrap();
+    let table = s.catalog().load_table(&ident).await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .update_schema()
+        .add_column(AddColumn::optional(
+            "note",
+            Type::Primitive(PrimitiveType::String),
+        ))
+        .apply(tx)
+        .unwrap();
+    tx.commit(s.catalog().as_ref()).await.unwrap();
+    s.run("INSERT INTO t VALUES (2, 'new')").await.unwrap();
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,note\n1,\n2,new\n"
+    );
+    assert_eq!(
+        csv(s, &format!("SELECT * FROM t VERSION AS OF {first}")).await,
+        "id\n1\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_tables_describe_the_table() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1), (2);
+         INSERT INTO t VALUES (3);",
+    )
+    .await
+    .unwrap();
+    let snapshots = &s
+        .run("SELECT snapshot_id, parent_id FROM t$snapshots ORDER BY committed_at")
+        .await
+        .unwrap()[0];
+    let ids = int64s(snapshots, "snapshot_id");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        csv(s, "SELECT snapshot_id, parent_id, is_current_ancestor FROM t$history ORDER BY made_current_at").await,
+        format!(
+            "snapshot_id,parent_id,is_current_ancestor\n{},,true\n{},{},true\n",
+            ids[0], ids[1], ids[0]
+        )
+    );
+    assert_eq!(
+        csv(s, "SELECT name, type, snapshot_id FROM t$refs").await,
+        format!("name,type,snapshot_id\nmain,BRANCH,{}\n", ids[1])
+    );
+    assert_eq!(
+        csv(s, "SELECT count(*) AS manifests FROM t$manifests").await,
+        "manifests\n2\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT content, file_format, record_count FROM t$files ORDER BY record_count"
+        )
+        .await,
+        "content,file_format,record_count\n0,parquet,1\n0,parquet,2\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_made_elsewhere_are_seen_at_once() {
+    let f = session().await;
+    let s = &f.session;
+    s.run("CREATE SCHEMA default").await.unwrap();
+    // Planned once before the table exists...
+    let err = error(s, "SELECT * FROM later").await;
+    assert!(err.contains("does not exist"), "{err}");
+    // ... then created by another session on the same catalog.
+    let other = Session::new(s.catalog().clone());
+    other
+        .run("CREATE TABLE later (id BIGINT); INSERT INTO later VALUES (7)")
+        .await
+        .unwrap();
+    assert_eq!(csv(s, "SELECT * FROM later").await, "id\n7\n");
+    assert_eq!(
+        csv(
+            s,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'default'"
+        )
+        .await,
+        "table_name\nlater\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_are_explained_with_what_exists() {
+    let f = session().await;
+    let s = &f.session;
+    s.run("CREATE SCHEMA sales; CREATE TABLE sales.orders (id BIGINT); CREATE SCHEMA hr")
+        .await
+        .unwrap();
+    let mut errors = Vec::new();
+    let err = error(s, "SELECT * FROM sales.order").await;
+    assert_eq!(
+        err,
+        "table sales.order does not exist; tables in sales: orders"
+    );
+    errors.push(err);
+    let err = error(s, "SELECT * FROM salez.orders").await;
+    assert_eq!(
+        err,
+        "table salez.orders does not exist: schema salez does not exist; schemas: hr, sales"
+    );
+    errors.push(err);
+    let err = error(s, "INSERT INTO sales.nope VALUES (1)").await;
+    assert!(err.contains("tables in sales: orders"), "{err}");
+    errors.push(err);
+    let err = error(s, "DROP TABLE sales.nope").await;
+    assert!(err.contains("tables in sales: orders"), "{err}");
+    errors.push(err);
+    let err = error(s, "SELECT * FROM other.sales.orders").await;
+    assert!(err.contains("unknown catalog other"), "{err}");
+    errors.push(err);
+    let err = error(s, "SELEC 1").await;
+    assert!(err.starts_with("syntax error"), "{err}");
+    errors.push(err);
+    let err = error(s, "CREATE VIEW v AS SELECT 1").await;
+    assert_eq!(err, "CREATE VIEW is not supported by floe sql");
+    errors.push(err);
+    // None of them is a Debug dump or carries an error-kind prefix.
+    for err in errors {
+        assert!(
+            !err.contains("DataFusionError") && !err.contains("Error {") && !err.contains("=>"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_and_tables_are_created_and_dropped() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA a;
+         CREATE SCHEMA IF NOT EXISTS a;
+         CREATE SCHEMA \"a.b\";
+         CREATE TABLE \"a.b\".t (id BIGINT);
+         INSERT INTO \"a.b\".t VALUES (5);
+         CREATE TABLE IF NOT EXISTS \"a.b\".t (other VARCHAR);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.namespaces().await.unwrap(), ["a", "a.b"]);
+    assert_eq!(csv(s, "SELECT * FROM floe.\"a.b\".t").await, "id\n5\n");
+    assert_eq!(error(s, "CREATE SCHEMA a").await, "schema a already exists");
+    assert_eq!(
+        error(s, "CREATE TABLE \"a.b\".t (id BIGINT)").await,
+        "table a.b.t already exists"
+    );
+    s.run("DROP TABLE \"a.b\".t; DROP TABLE IF EXISTS \"a.b\".t; DROP SCHEMA \"a.b\"")
+        .await
+        .unwrap();
+    assert_eq!(s.namespaces().await.unwrap(), ["a"]);
+    s.run("DROP SCHEMA IF EXISTS \"a.b\"; DROP SCHEMA a")
+        .await
+        .unwrap();
+    assert!(s.namespaces().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_as_select_fills_the_table() {
+    let f = session().await;
+    let s = &f.session;
+    let results = s
+        .run(
+            "CREATE SCHEMA default;
+             CREATE TABLE src (id BIGINT, name VARCHAR);
+             INSERT INTO src VALUES (1, 'a'), (2, 'b');
+             CREATE TABLE copy AS SELECT id * 10 AS id, name FROM src WHERE id > 1;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(csv(s, "SELECT * FROM copy").await, "id,name\n20,b\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_stream_as_batches() {
+    let f = session().await;
+    let s = &f.session;
+    s.run("CREATE SCHEMA default; CREATE TABLE t (id BIGINT); INSERT INTO t VALUES (1), (2)")
+        .await
+        .unwrap();
+    let statement = prepare("SELECT * FROM t ORDER BY id").unwrap().remove(0);
+    let Output::Rows(stream) = s.execute(&statement).await.unwrap() else {
+        panic!("a query has rows");
+    };
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    assert_eq!(int64s(&batches, "id"), [1, 2]);
+    let statement = prepare("DROP TABLE t").unwrap().remove(0);
+    let Output::Done(message) = s.execute(&statement).await.unwrap() else {
+        panic!("DROP has no rows");
+    };
+    assert_eq!(message, "dropped table default.t");
+}

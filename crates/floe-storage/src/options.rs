@@ -1,0 +1,376 @@
+//! How to reach a warehouse: the settings `floe serve` reads (its `s3-*` keys) and the object
+//! stores built from them.
+//!
+//! A warehouse URL picks the backend: `file:///dir` is a local directory, `s3://bucket/prefix` is
+//! S3 or an S3-compatible server (object_store's `AmazonS3`), `memory://name` is an in-process
+//! store for tests. Everything backend-specific stays in this module; the rest of Floe sees an
+//! [`ObjectStore`] rooted at the warehouse URL, and the `config` that clients get with every table
+//! ([`Warehouse::client_config`]).
+//!
+//! # S3
+//!
+//! - **Put-if-absent.** Metadata files are written with `PutMode::Create`, which object_store sends
+//!   as `If-None-Match: *` when conditional puts are `S3ConditionalPut::ETagMatch` (set
+//!   explicitly here, though it is also 0.13's default). AWS S3, SeaweedFS, MinIO and R2 honour it
+//!   atomically; a store that ignores the header would let two writers overwrite each other, so
+//!   only such stores may back a warehouse.
+//! - **Retries.** object_store retries 5xx, 429, 408 and connection errors itself, with
+//!   exponential back-off, up to [`RetryOptions::max_retries`] retries and no new attempt after
+//!   [`RetryOptions::retry_timeout`]. Each request is bounded by [`RetryOptions::request_timeout`].
+//!   Timed-out requests are retried only when safe (GET, HEAD, and idempotent puts): a
+//!   conditional put that timed out is reported, and the commit fails with a retryable 503.
+//! - **Credentials** come from the `AWS_*` environment variables object_store reads
+//!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...), overridden by explicit
+//!   settings. They never reach clients unless [`S3Options::share_credentials`] is set.
+//! - **Plain HTTP** endpoints are refused unless [`S3Options::allow_http`] is set or the endpoint
+//!   is on a loopback address (a test server on this machine).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use url::Url;
+
+use crate::{Result, StorageError, Warehouse};
+
+/// Everything needed to open a warehouse besides its URL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    pub s3: S3Options,
+    pub retry: RetryOptions,
+}
+
+/// Settings of an `s3://` warehouse. Unset values fall back to object_store's `AWS_*` environment
+/// variables, then to its defaults (region `us-east-1`, AWS endpoints).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// e.g. `http://127.0.0.1:8333`; `None` for AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted ones
+    /// (`bucket.endpoint/key`); most S3-compatible servers need this.
+    pub path_style: bool,
+    /// Allow a plain-HTTP endpoint that is not on a loopback address.
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Hand the credentials to clients in every table's `config`. Off by default: with it, anyone
+    /// who may load a table gets the server's keys.
+    pub share_credentials: bool,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |value: &Option<String>| value.as_ref().map(|_| "***");
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("share_credentials", &self.share_credentials)
+            .finish()
+    }
+}
+
+/// How hard a remote store is tried before an operation fails (and the request gets a 503).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryOptions {
+    /// Retries of one request after transient failures (5xx, 429, timeouts, lost connections).
+    pub max_retries: usize,
+    /// No new attempt starts later than this after the first one.
+    pub retry_timeout: Duration,
+    /// First back-off; doubles per retry up to `max_backoff`, with jitter.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Bound on one request, connection included.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryOptions {
+    /// Bounded well below what REST clients wait for a response (typically 60 s or more), so a
+    /// struggling store answers with a retryable 503 rather than a client-side timeout.
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(15),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl RetryOptions {
+    fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+                base: 2.0,
+            },
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `url`: `file:///dir` (created if missing), `s3://bucket[/prefix]` or
+    /// `memory://name`. Nothing is contacted yet; [`Warehouse::check`] does that.
+    pub fn open(name: &str, url: &str, options: &StoreOptions) -> Result<Self> {
+        let config_error = |reason: String| StorageError::Config {
+            warehouse: name.to_string(),
+            reason,
+        };
+        let parsed = Url::parse(url)
+            .map_err(|err| config_error(format!("warehouse URL {url:?} is not a URL: {err}")))?;
+        match parsed.scheme() {
+            "file" => {
+                let dir = parsed.to_file_path().map_err(|()| {
+                    config_error(format!("{url} is not an absolute local directory"))
+                })?;
+                Self::local(name, &dir)
+            }
+            "memory" => Ok(Self::new(name, parsed, Arc::new(InMemory::new()))),
+            "s3" | "s3a" => {
+                s3_warehouse(name, parsed, &options.s3, &options.retry).map_err(config_error)
+            }
+            other => Err(config_error(format!(
+                "unsupported warehouse URL scheme {other:?} in {url} (expected file://, s3:// or memory://)"
+            ))),
+        }
+    }
+}
+
+fn s3_warehouse(
+    name: &str,
+    url: Url,
+    s3: &S3Options,
+    retry: &RetryOptions,
+) -> Result<Warehouse, String> {
+    let bucket = url
+        .host_str()
+        .filter(|bucket| !bucket.is_empty())
+        .ok_or_else(|| format!("{url} names no bucket (expected s3://bucket/prefix)"))?
+        .to_string();
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{url}: an s3:// warehouse URL is s3://bucket/prefix, nothing more"
+        ));
+    }
+    let client = ClientOptions::new()
+        .with_timeout(retry.request_timeout)
+        .with_connect_timeout(retry.connect_timeout);
+    // From the environment first (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, ...), then
+    // the explicit settings on top.
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_conditional_put(S3ConditionalPut::ETagMatch)
+        .with_virtual_hosted_style_request(!s3.path_style)
+        .with_retry(retry.retry_config())
+        .with_client_options(client);
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
+    }
+    if let Some(region) = &s3.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &s3.session_token {
+        builder = builder.with_token(token);
+    }
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    if let Some(endpoint) = &endpoint {
+        let parsed = Url::parse(endpoint)
+            .map_err(|err| format!("S3 endpoint {endpoint:?} is not a URL: {err}"))?;
+        if parsed.scheme() == "http" {
+            if !(s3.allow_http || is_loopback(&parsed)) {
+                return Err(format!(
+                    "S3 endpoint {endpoint} is plain HTTP on a non-loopback address: \
+                     use https, or allow it explicitly (s3-allow-http)"
+                ));
+            }
+            builder = builder.with_allow_http(true);
+        }
+    }
+    let region = builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let mut client_config = BTreeMap::new();
+    if let Some(endpoint) = &endpoint {
+        client_config.insert("s3.endpoint".to_string(), endpoint.clone());
+    }
+    client_config.insert("s3.region".to_string(), region);
+    client_config.insert(
+        "s3.path-style-access".to_string(),
+        s3.path_style.to_string(),
+    );
+    // PyIceberg (pyarrow) asks for virtual-hosted requests under this name.
+    client_config.insert(
+        "s3.force-virtual-addressing".to_string(),
+        (!s3.path_style).to_string(),
+    );
+    if s3.share_credentials {
+        for (key, config_key) in [
+            ("s3.access-key-id", AmazonS3ConfigKey::AccessKeyId),
+            ("s3.secret-access-key", AmazonS3ConfigKey::SecretAccessKey),
+            ("s3.session-token", AmazonS3ConfigKey::Token),
+        ] {
+            if let Some(value) = builder.get_config_value(&config_key) {
+                client_config.insert(key.to_string(), value);
+            }
+        }
+    }
+    let store = builder
+        .build()
+        .map_err(|err| format!("cannot configure S3 for {url}: {err}"))?;
+    let prefix = url.path().trim_matches('/');
+    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        let prefix =
+            Path::from_url_path(prefix).map_err(|err| format!("invalid prefix in {url}: {err}"))?;
+        Arc::new(PrefixStore::new(store, prefix))
+    };
+    Ok(Warehouse::new(name, url, store).with_client_config(client_config))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(endpoint: &str) -> S3Options {
+        S3Options {
+            endpoint: Some(endpoint.to_string()),
+            region: Some("eu-west-3".into()),
+            path_style: true,
+            access_key_id: Some("AKID".into()),
+            secret_access_key: Some("SECRET".into()),
+            ..S3Options::default()
+        }
+    }
+
+    fn open_s3(url: &str, s3: S3Options) -> Result<Warehouse> {
+        Warehouse::open(
+            "lake",
+            url,
+            &StoreOptions {
+                s3,
+                ..StoreOptions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn s3_warehouses_hand_clients_the_endpoint_but_not_the_keys() {
+        let wh = open_s3("s3://bucket/some/prefix/", s3("http://127.0.0.1:9000")).unwrap();
+        assert_eq!(wh.root(), "s3://bucket/some/prefix");
+        let config = wh.client_config();
+        assert_eq!(config["s3.endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(config["s3.region"], "eu-west-3");
+        assert_eq!(config["s3.path-style-access"], "true");
+        assert!(!config.contains_key("s3.access-key-id"), "{config:?}");
+        assert!(!config.contains_key("s3.secret-access-key"), "{config:?}");
+        assert!(!format!("{:?}", s3("x")).contains("SECRET"));
+
+        let shared = S3Options {
+            share_credentials: true,
+            ..s3("http://127.0.0.1:9000")
+        };
+        let config = open_s3("s3://bucket", shared)
+            .unwrap()
+            .client_config()
+            .clone();
+        assert_eq!(config["s3.access-key-id"], "AKID");
+        assert_eq!(config["s3.secret-access-key"], "SECRET");
+    }
+
+    #[test]
+    fn s3_locations_map_below_the_prefix() {
+        let wh = open_s3("s3://bucket/wh", s3("http://localhost:9000")).unwrap();
+        assert_eq!(
+            wh.object_path("s3://bucket/wh/ns/t/metadata/1.json")
+                .unwrap()
+                .as_ref(),
+            "ns/t/metadata/1.json"
+        );
+        for bad in [
+            "s3://other/wh/ns/t",
+            "s3://bucket/whx/t",
+            "s3://bucket/t",
+            "file:///wh/t",
+        ] {
+            assert!(wh.object_path(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_unless_allowed() {
+        let err = open_s3("s3://bucket", s3("http://10.1.2.3:9000")).unwrap_err();
+        assert!(err.to_string().contains("s3-allow-http"), "{err}");
+        let allowed = S3Options {
+            allow_http: true,
+            ..s3("http://10.1.2.3:9000")
+        };
+        assert!(open_s3("s3://bucket", allowed).is_ok());
+        assert!(open_s3("s3://bucket", s3("http://[::1]:9000")).is_ok());
+        assert!(open_s3("s3://bucket", s3("https://s3.example.com")).is_ok());
+    }
+
+    #[test]
+    fn bad_warehouse_urls_are_refused_with_a_message() {
+        for (url, expected) in [
+            ("gs://bucket/x", "unsupported warehouse URL scheme"),
+            ("s3:///prefix", "names no bucket"),
+            ("not a url", "is not a URL"),
+            ("s3://bucket/x?versionId=1", "nothing more"),
+        ] {
+            let err = open_s3(url, S3Options::default()).unwrap_err();
+            assert!(
+                matches!(err, StorageError::Config { .. }) && err.to_string().contains(expected),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_warehouses_work_in_process() {
+        let wh = Warehouse::open("mem", "memory://test/wh", &StoreOptions::default()).unwrap();
+        let location = format!("{}/t/metadata/1.json", wh.root());
+        wh.put_new(&location, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            wh.list_under(&format!("{}/t", wh.root())).await.unwrap(),
+            [location]
+        );
+        assert!(wh.client_config().is_empty());
+        wh.check().await.unwrap();
+    }
+}

@@ -1,0 +1,458 @@
+//! `floe sql`, the real binary: against a running server (REST mode) and on a data dir with the
+//! server stopped (embedded mode). Create, insert, exact rows, time travel to every earlier
+//! snapshot by id and by timestamp, metadata tables, tables written by iceberg-rust, errors.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use iceberg::{Catalog, NamespaceIdent};
+
+use crate::support::*;
+
+/// How `floe sql` reaches the catalog.
+enum Mode<'a> {
+    Rest(&'a FloeServer),
+    Embedded(&'a Path),
+}
+
+impl Mode<'_> {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Mode::Rest(server) => vec!["--catalog".into(), server.uri()],
+            Mode::Embedded(dir) => vec!["--data-dir".into(), dir.display().to_string()],
+        }
+    }
+}
+
+fn floe_sql(mode: &Mode, extra: &[&str], sql: &str) -> Output {
+    let mut command = Command::new(floe_testkit::floe_binary());
+    command
+        .arg("sql")
+        .args(mode.args())
+        .args(extra)
+        .args(["-e", sql])
+        .stdin(Stdio::null());
+    command.output().expect("run floe sql")
+}
+
+/// Runs `sql` as CSV; returns standard output, failing the test with standard error otherwise.
+fn csv(mode: &Mode, sql: &str) -> String {
+    let output = floe_sql(mode, &["--format", "csv"], sql);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "floe sql -e {sql:?} failed: {stderr}"
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Runs `sql`, which must fail; returns standard error.
+fn failure(mode: &Mode, sql: &str) -> String {
+    let output = floe_sql(mode, &[], sql);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "floe sql -e {sql:?} succeeded");
+    assert!(
+        !stderr.contains("panicked")
+            && !stderr.contains("Error {")
+            && !stderr.contains("Backtrace"),
+        "not a message for a person: {stderr}"
+    );
+    stderr
+}
+
+/// `(snapshot id, made-current timestamp as written by floe sql)` from `table$history`, oldest
+/// first.
+fn history(mode: &Mode, table: &str) -> Vec<(i64, String)> {
+    let out = csv(
+        mode,
+        &format!(
+            "SELECT snapshot_id, made_current_at FROM {table}$history ORDER BY made_current_at"
+        ),
+    );
+    out.lines()
+        .skip(1)
+        .map(|line| {
+            let (id, at) = line.split_once(',').expect("two columns");
+            (id.parse().expect("snapshot id"), at.to_string())
+        })
+        .collect()
+}
+
+/// Checks time travel to every snapshot of `table`: `expected[i]` is the CSV of
+/// `SELECT * FROM table ... ORDER BY id` as of the i-th snapshot.
+fn check_time_travel(mode: &Mode, table: &str, expected: &[&str]) {
+    let history = history(mode, table);
+    assert_eq!(history.len(), expected.len(), "{history:?}");
+    for ((id, at), rows) in history.iter().zip(expected) {
+        let by_id = format!("SELECT * FROM {table} FOR VERSION AS OF {id} ORDER BY id");
+        assert_eq!(csv(mode, &by_id), *rows, "{by_id}");
+        let by_time = format!("SELECT * FROM {table} FOR SYSTEM_TIME AS OF '{at}' ORDER BY id");
+        assert_eq!(csv(mode, &by_time), *rows, "{by_time}");
+        let spark = format!("SELECT * FROM {table} VERSION AS OF {id} ORDER BY id");
+        assert_eq!(csv(mode, &spark), *rows, "{spark}");
+    }
+}
+
+fn create_and_fill(mode: &Mode) {
+    csv(
+        mode,
+        "CREATE SCHEMA sales;
+         CREATE TABLE sales.orders (id BIGINT NOT NULL, region VARCHAR, amount DOUBLE)
+           PARTITIONED BY (region);
+         INSERT INTO sales.orders VALUES (1, 'eu', 10.5), (2, 'us', 20.0);",
+    );
+    // Separate processes, so that every snapshot has its own millisecond.
+    csv(
+        mode,
+        "INSERT INTO sales.orders SELECT id + 10, region, amount * 2 FROM sales.orders WHERE region = 'eu'",
+    );
+    csv(mode, "INSERT INTO sales.orders VALUES (3, 'eu', 1.0)");
+}
+
+const SNAPSHOT_ROWS: [&str; 3] = [
+    "id,region,amount\n1,eu,10.5\n2,us,20.0\n",
+    "id,region,amount\n1,eu,10.5\n2,us,20.0\n11,eu,21.0\n",
+    "id,region,amount\n1,eu,10.5\n2,us,20.0\n3,eu,1.0\n11,eu,21.0\n",
+];
+
+fn check_filled(mode: &Mode) {
+    assert_eq!(
+        csv(mode, "SELECT * FROM sales.orders ORDER BY id"),
+        SNAPSHOT_ROWS[2]
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT region, count(*) AS n FROM sales.orders WHERE amount > 5 GROUP BY region ORDER BY region"
+        ),
+        "region,n\neu,2\nus,1\n"
+    );
+    check_time_travel(mode, "sales.orders", &SNAPSHOT_ROWS);
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT operation FROM sales.orders$snapshots ORDER BY committed_at"
+        ),
+        "operation\nappend\nappend\nappend\n"
+    );
+    let current = history(mode, "sales.orders").last().unwrap().0;
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT name, type, snapshot_id FROM sales.orders$refs"
+        ),
+        format!("name,type,snapshot_id\nmain,BRANCH,{current}\n")
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT count(*) AS manifests FROM sales.orders$manifests"
+        ),
+        "manifests\n3\n"
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT partition, sum(record_count) AS rows FROM sales.orders$files \
+             GROUP BY partition ORDER BY partition"
+        ),
+        "partition,rows\n{region=eu},3\n{region=us},1\n"
+    );
+}
+
+#[tokio::test]
+async fn sql_against_a_running_server() {
+    let server = FloeServer::start();
+    let mode = Mode::Rest(&server);
+    create_and_fill(&mode);
+    check_filled(&mode);
+
+    // What floe sql wrote is an ordinary Iceberg table to every other client.
+    let catalog = rest_catalog(&server).await;
+    let namespace = NamespaceIdent::new("sales".into());
+    let table = catalog
+        .load_table(&ident(&namespace, "orders"))
+        .await
+        .unwrap();
+    assert_eq!(read_ids(&table).await, [1, 2, 3, 11]);
+    check_snapshot_chain(table.metadata());
+    assert_eq!(
+        table.metadata().default_partition_spec().fields()[0].name,
+        "region"
+    );
+}
+
+#[tokio::test]
+async fn sql_on_a_data_dir_with_the_server_stopped() {
+    let mut server = FloeServer::start();
+    let data_dir = server.data_dir().to_path_buf();
+    // However the server went away; SIGKILL is the harder case for the data dir.
+    server.kill();
+    let mode = Mode::Embedded(&data_dir);
+    create_and_fill(&mode);
+    check_filled(&mode);
+    csv(
+        &mode,
+        "DROP TABLE sales.orders; CREATE TABLE sales.kept (id BIGINT); INSERT INTO sales.kept VALUES (7)",
+    );
+
+    // The same catalog, served again: what embedded mode committed is there.
+    server.restart();
+    let catalog = rest_catalog(&server).await;
+    let namespace = NamespaceIdent::new("sales".into());
+    let tables = catalog.list_tables(&namespace).await.unwrap();
+    assert_eq!(tables, [ident(&namespace, "kept")]);
+    let table = catalog
+        .load_table(&ident(&namespace, "kept"))
+        .await
+        .unwrap();
+    assert_eq!(read_ids(&table).await, [7]);
+}
+
+#[tokio::test]
+async fn tables_appended_by_iceberg_rust_are_read_by_floe_sql() {
+    let mut server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let namespace = create_namespace(&catalog, "lake").await;
+    let table = create_table(&catalog, &namespace, "events").await;
+    let table = append(&catalog, &table, &[1, 2]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let table = append(&catalog, &table, &[3]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    append(&catalog, &table, &[4, 5]).await.unwrap();
+
+    let expected = [
+        "id,name\n1,row-1\n2,row-2\n",
+        "id,name\n1,row-1\n2,row-2\n3,row-3\n",
+        "id,name\n1,row-1\n2,row-2\n3,row-3\n4,row-4\n5,row-5\n",
+    ];
+    let rest = Mode::Rest(&server);
+    assert_eq!(
+        csv(&rest, "SELECT * FROM lake.events ORDER BY id"),
+        expected[2]
+    );
+    check_time_travel(&rest, "lake.events", &expected);
+    assert_eq!(
+        csv(&rest, "SELECT name FROM lake.events WHERE id = 4"),
+        "name\nrow-4\n"
+    );
+
+    let data_dir = server.data_dir().to_path_buf();
+    server.kill();
+    let embedded = Mode::Embedded(&data_dir);
+    assert_eq!(
+        csv(&embedded, "SELECT * FROM lake.events ORDER BY id"),
+        expected[2]
+    );
+    check_time_travel(&embedded, "lake.events", &expected);
+}
+
+#[tokio::test]
+async fn output_formats_and_scripts() {
+    let server = FloeServer::start();
+    let mode = Mode::Rest(&server);
+    csv(
+        &mode,
+        "CREATE SCHEMA s; CREATE TABLE s.t (id BIGINT, name VARCHAR); \
+         INSERT INTO s.t VALUES (1, 'a'), (2, NULL)",
+    );
+
+    let output = floe_sql(
+        &mode,
+        &["--format", "json"],
+        "SELECT * FROM s.t ORDER BY id",
+    );
+    assert!(output.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(rows, serde_json::json!([{"id": 1, "name": "a"}, {"id": 2}]));
+    let output = floe_sql(
+        &mode,
+        &["--format", "json"],
+        "SELECT * FROM s.t WHERE id > 99",
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "[]\n");
+
+    let output = floe_sql(&mode, &[], "SELECT * FROM s.t ORDER BY id");
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 2  | NULL |\n+----+------+\n"
+    );
+
+    // -f FILE, and a script on standard input.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.sql");
+    std::fs::write(
+        &script,
+        "INSERT INTO s.t VALUES (3, 'c');\nSELECT count(*) AS n FROM s.t;\n",
+    )
+    .unwrap();
+    let output = Command::new(floe_testkit::floe_binary())
+        .args(["sql", "--catalog", &server.uri(), "--format", "csv", "-f"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "count\n1\nn\n3\n"
+    );
+
+    let mut child = Command::new(floe_testkit::floe_binary())
+        .args(["sql", "--catalog", &server.uri(), "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT max(id) AS top FROM s.t;")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "top\n3\n");
+}
+
+#[tokio::test]
+async fn mistakes_get_messages_that_say_what_exists() {
+    let server = FloeServer::start();
+    let mode = Mode::Rest(&server);
+    csv(
+        &mode,
+        "CREATE SCHEMA sales; CREATE TABLE sales.orders (id BIGINT); CREATE SCHEMA hr",
+    );
+
+    let err = failure(&mode, "SELECT * FROM sales.order");
+    assert!(
+        err.contains("table sales.order does not exist; tables in sales: orders"),
+        "{err}"
+    );
+    let err = failure(&mode, "SELECT * FROM salez.orders");
+    assert!(err.contains("schemas: hr, sales"), "{err}");
+    let err = failure(&mode, "SELECT * FROM sales.orders VERSION AS OF 42");
+    assert!(err.contains("no snapshot 42"), "{err}");
+    let err = failure(&mode, "SELEC 1");
+    assert!(err.contains("syntax error"), "{err}");
+    let err = failure(&mode, "SELECT 1; SELECT * FROM nowhere.t");
+    assert!(err.contains("statement 2 of 2"), "{err}");
+
+    // A server that is not there.
+    let mut gone = FloeServer::start();
+    let uri = gone.uri();
+    gone.kill();
+    let output = Command::new(floe_testkit::floe_binary())
+        .args(["sql", "--catalog", &uri, "-e", "SELECT * FROM a.b"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The interactive shell on a real terminal (a pseudo-terminal from util-linux's `script`):
+/// multi-line statements, `\d`, Ctrl-C cancelling a running query but not the shell, history.
+#[test]
+fn the_shell_runs_statements_and_survives_ctrl_c() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mode = Mode::Embedded(&data_dir);
+    csv(
+        &mode,
+        "CREATE SCHEMA sales; CREATE TABLE sales.orders (id BIGINT)",
+    );
+    let history = dir.path().join("history");
+
+    let command = format!(
+        "{} sql --data-dir {}",
+        floe_testkit::floe_binary().display(),
+        data_dir.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("FLOE_SQL_HISTORY", &history)
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script(1)");
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let collected = output.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            collected
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if output.lock().unwrap().contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shell never printed {text:?}; it printed:\n{}",
+                output.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut send = |text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+
+    wait_for("statements end with ';'");
+    send("SELECT 1 +\r");
+    send("41 AS answer;\r");
+    wait_for("| 42     |");
+    wait_for("1 row in");
+    send("\\d\r");
+    wait_for("| sales  | orders |");
+    send("SELECT count(*) FROM generate_series(1, 50000000000) WHERE value % 7 = 3;\r");
+    std::thread::sleep(Duration::from_millis(1500));
+    send("\x03");
+    wait_for("cancelled");
+    send("SELECT 7 AS still_here;\r");
+    wait_for("| 7          |");
+    send("\x04");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "shell did not leave on Ctrl-D");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().unwrap();
+    assert!(status.success(), "{}", output.lock().unwrap());
+    let history = std::fs::read_to_string(&history).expect("history saved");
+    assert!(history.contains("SELECT 1 +"), "{history}");
+    assert!(history.contains("SELECT 7 AS still_here;"), "{history}");
+}
