@@ -146,3 +146,17 @@ async fn metrics_reports_are_accepted_and_sigterm_stops_cleanly() {
         server.log()
     );
 }
+
+#[tokio::test]
+async fn sigterm_right_after_start_still_shuts_down_gracefully() {
+    // A supervisor may stop the server the moment it says it listens; the signal handlers must
+    // already be in place by then, or the default action kills it without a clean shutdown.
+    for _ in 0..5 {
+        let mut server = FloeServer::start();
+        assert!(
+            server.stop(),
+            "exit status after SIGTERM; log:\n{}",
+            server.log()
+        );
+    }
+}

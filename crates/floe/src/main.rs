@@ -256,26 +256,32 @@ fn init_logging() {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM / Ctrl-C handlers now and returns a future that resolves on either.
+///
+/// The handlers must exist before the server announces that it listens: a supervisor (or a test)
+/// may send SIGTERM right after that line, and a signal that arrives before its handler is
+/// installed takes the default action and kills the process without draining requests.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            tracing::info!("shutdown requested; finishing in-flight requests");
+        })
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -285,9 +291,13 @@ fn main() -> ExitCode {
             init_logging();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|err| format!("cannot start the async runtime: {err}"))?;
-            runtime
-                .block_on(floe_catalog::serve(config, shutdown_signal()))
-                .map_err(|err| err.to_string())
+            runtime.block_on(async {
+                let shutdown = shutdown_signal()
+                    .map_err(|err| format!("cannot install signal handlers: {err}"))?;
+                floe_catalog::serve(config, shutdown)
+                    .await
+                    .map_err(|err| err.to_string())
+            })
         }),
         Command::Sql(args) => sql::run(args),
         Command::Config {
