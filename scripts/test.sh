@@ -153,6 +153,22 @@ rust_summary() {
 # ---------------------------------------------------------------------------------------------------- setup
 # setup_venv DIR REQUIREMENTS...: a venv in DIR with those requirement files installed, reused while they
 # and python3 are unchanged.
+# The tests start real PostgreSQL clusters (initdb) and Spark (a JVM). This kind of machine ships
+# both; elsewhere, install them from the distribution when we may (root with apt-get).
+setup_system_packages() {
+    local missing=()
+    command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+    command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        note "installing ${missing[*]} with apt-get"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "missing system packages: ${missing[*]} (install them, then run again)" >&2
+        return 1
+    fi
+}
+
 setup_venv() {
     local dir=$1 python="${FLOE_PYTHON:-python3}" fingerprint file pip_args=()
     shift
@@ -207,6 +223,7 @@ with zipfile.ZipFile(wheel) as z, z.open("snowpark_connect_deps_iceberg/jars/" +
 
 part_setup() {
     section "Setup: Python venv and PyIceberg's test suite (cache: $cache_dir)"
+    setup_system_packages
     mkdir -p "$cache_dir"
     exec 9>"$cache_dir/.setup.lock" # two runs at once must not build the same venv
     flock 9

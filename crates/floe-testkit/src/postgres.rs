@@ -20,7 +20,7 @@
 use std::fs;
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -363,7 +363,8 @@ fn server_pid(server: &Child) -> i32 {
     i32::try_from(server.id()).expect("a pid fits in pid_t")
 }
 
-/// The directory of the first `initdb` on `PATH` (symlinks resolved), else PostgreSQL 15's.
+/// The directory of the first `initdb` on `PATH` (symlinks resolved), else of the newest Debian
+/// installation under `/usr/lib/postgresql/<version>/bin`.
 fn find_bindir() -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -371,16 +372,27 @@ fn find_bindir() -> PathBuf {
         .into_iter()
         .map(|dir| dir.join("initdb"))
         .find(|initdb| initdb.is_file());
-    let fallback = Path::new("/usr/lib/postgresql/15/bin/initdb");
-    let initdb = on_path
-        .or_else(|| fallback.is_file().then(|| fallback.to_path_buf()))
-        .unwrap_or_else(|| {
-            panic!(
-                "PostgreSQL's `initdb` is neither on PATH nor in {}: install the PostgreSQL 15 \
-                 server (Debian: postgresql-15) to run these tests; they are not skipped",
-                fallback.parent().unwrap().display()
-            )
-        });
+    let debian = || {
+        let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                let initdb = entry.path().join("bin/initdb");
+                initdb.is_file().then_some((version, initdb))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, initdb)| initdb)
+    };
+    let initdb = on_path.or_else(debian).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL's `initdb` is neither on PATH nor under /usr/lib/postgresql/*/bin: \
+             install the PostgreSQL server (Debian: postgresql) to run these tests; they are not \
+             skipped"
+        )
+    });
     let initdb = fs::canonicalize(&initdb).unwrap_or(initdb);
     let bindir = initdb
         .parent()
