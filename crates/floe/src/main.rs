@@ -1,5 +1,5 @@
-//! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`)
-//! and shows its configuration.
+//! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`),
+//! maintains them (`floe maintain`, see `maintain.rs`) and shows its configuration.
 //!
 //! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
 //! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use floe_catalog::ServerConfig;
 
+mod maintain;
 mod sql;
 
 #[derive(Parser)]
@@ -34,6 +35,8 @@ enum Command {
     Serve(ConfigArgs),
     /// Run SQL on the tables: against a running server (--catalog URL) or a data dir directly.
     Sql(sql::SqlArgs),
+    /// Maintain a table in a data dir: expire snapshots, or remove unreferenced files.
+    Maintain(maintain::MaintainArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -300,6 +303,10 @@ fn main() -> ExitCode {
             })
         }),
         Command::Sql(args) => sql::run(args),
+        Command::Maintain(args) => {
+            init_logging();
+            maintain::run(args)
+        }
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {

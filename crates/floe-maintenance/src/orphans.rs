@@ -1,0 +1,152 @@
+//! Unreferenced-file removal: files under a table's location that nothing in its live metadata
+//! reaches — left by crashed or failed writers, failed clean-ups, or other engines.
+//!
+//! The run lists the table's location first and reads the table's metadata after, so a file
+//! committed between the two is seen as referenced. It then keeps everything reachable from the
+//! live metadata: the current metadata file and those in its metadata log, every snapshot's
+//! manifest list, manifests and data and delete files (entries recording a removal count too: a
+//! cautious choice), and statistics files. Of the rest it deletes only files last modified before
+//! the safety floor ([`OrphanOptions::older_than`], default [`DEFAULT_ORPHAN_AGE`], never less
+//! than [`MIN_ORPHAN_AGE`]): a writer may have written a file it has not committed yet, and that
+//! file must outlive the writer's commit. A writer slower than the floor loses its files, so the
+//! floor must exceed the longest write job.
+
+use std::time::{Duration, SystemTime};
+
+use floe_commit::Catalog;
+use floe_store::TableName;
+use tracing::{info, warn};
+
+use crate::reachable::{Entries, FileSet, Reader, statistics_files};
+use crate::{MaintenanceError, Result, inside_table};
+
+/// The default safety floor: files younger than this are never removed.
+pub const DEFAULT_ORPHAN_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The shortest floor a run accepts.
+pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, Clone)]
+pub struct OrphanOptions {
+    /// Only files last modified longer ago than this are removed.
+    pub older_than: Duration,
+    /// Report, delete nothing.
+    pub dry_run: bool,
+}
+
+impl Default for OrphanOptions {
+    fn default() -> Self {
+        Self {
+            older_than: DEFAULT_ORPHAN_AGE,
+            dry_run: false,
+        }
+    }
+}
+
+/// What a run found and deleted (or, in a dry run, would have).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanReport {
+    pub dry_run: bool,
+    /// Files listed under the table's location.
+    pub listed: usize,
+    /// Unreferenced files deleted (would be deleted), sorted.
+    pub deleted_files: Vec<String>,
+    pub deleted_bytes: u64,
+    /// Unreferenced files kept because they are younger than the floor.
+    pub too_young: usize,
+    /// Files that could not be deleted (logged).
+    pub failed_deletes: Vec<String>,
+}
+
+/// Deletes the files under `table`'s location that its live metadata does not reach and that are
+/// older than `options.older_than`. See the module docs.
+pub async fn remove_orphan_files(
+    catalog: &Catalog,
+    table: &TableName,
+    options: &OrphanOptions,
+) -> Result<OrphanReport> {
+    if options.older_than < MIN_ORPHAN_AGE {
+        return Err(MaintenanceError::InvalidRequest(format!(
+            "refusing to remove unreferenced files younger than {} minutes: a writer may not have committed them yet",
+            MIN_ORPHAN_AGE.as_secs() / 60
+        )));
+    }
+    crate::with_lease(catalog, table, run(catalog, table, options)).await
+}
+
+async fn run(
+    catalog: &Catalog,
+    table: &TableName,
+    options: &OrphanOptions,
+) -> Result<OrphanReport> {
+    let warehouse = catalog.warehouse();
+    // Where to look, from the table as it is now; then list; then read the metadata again, so
+    // that anything committed before the listing ended counts as referenced.
+    let location = catalog
+        .load_table(table)
+        .await?
+        .metadata()
+        .location()
+        .trim_end_matches('/')
+        .to_string();
+    if !warehouse.contains(&location) {
+        return Err(MaintenanceError::InvalidRequest(format!(
+            "table {table} lives outside the warehouse ({location}); not touching it"
+        )));
+    }
+    let listed = warehouse.list_under_with_meta(&location).await?;
+    let loaded = catalog.load_table(table).await?;
+    let metadata = loaded.metadata();
+
+    let mut referenced = FileSet::default();
+    if let Some(current) = &loaded.metadata_location {
+        referenced.insert(warehouse, current, 0);
+    }
+    for log in metadata.metadata_log() {
+        referenced.insert(warehouse, &log.metadata_file, 0);
+    }
+    statistics_files(warehouse, metadata, |_| true, &mut referenced);
+    Reader::new(warehouse, metadata)
+        .collect(metadata.snapshots(), Entries::All, false, &mut referenced)
+        .await?;
+
+    let floor = SystemTime::now()
+        .checked_sub(options.older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut report = OrphanReport {
+        dry_run: options.dry_run,
+        listed: listed.len(),
+        ..OrphanReport::default()
+    };
+    let mut candidates: Vec<_> = listed
+        .into_iter()
+        .filter(|object| !referenced.contains(warehouse, &object.location))
+        .collect();
+    candidates.sort_by(|a, b| a.location.cmp(&b.location));
+    for object in candidates {
+        if object.last_modified >= floor {
+            report.too_young += 1;
+            continue;
+        }
+        if !inside_table(warehouse, &location, &object.location) {
+            continue;
+        }
+        if !options.dry_run
+            && let Err(err) = warehouse.delete(&object.location).await
+        {
+            warn!(%table, file = object.location, error = %err, "could not delete an unreferenced file");
+            report.failed_deletes.push(object.location);
+            continue;
+        }
+        report.deleted_bytes += object.size;
+        report.deleted_files.push(object.location);
+    }
+    if !options.dry_run {
+        info!(
+            %table,
+            deleted = report.deleted_files.len(),
+            bytes = report.deleted_bytes,
+            "unreferenced files removed"
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,108 @@
+//! `floe maintain` on a stopped server's data dir: snapshot expiry deletes exactly the files only
+//! expired snapshots reached, the table still reads through the server, and unreferenced-file
+//! removal keeps everything the table references.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use iceberg::Catalog;
+
+use crate::support::*;
+
+fn maintain(server: &FloeServer, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(floe_testkit::floe_binary())
+        .arg("maintain")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .expect("run floe maintain");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn warehouse_files(server: &FloeServer) -> BTreeSet<std::path::PathBuf> {
+    files_under(&server.warehouse_dir()).into_iter().collect()
+}
+
+#[tokio::test]
+async fn floe_maintain_expires_snapshots_and_their_files_on_a_data_dir() {
+    let mut server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let namespace = create_namespace(&catalog, "ns").await;
+    let table = create_table(&catalog, &namespace, "t").await;
+    let ident = ident(&namespace, "t");
+    let first = append(&catalog, &table, &[1, 2]).await.unwrap();
+    let second = append(&catalog, &first, &[3]).await.unwrap();
+    let third = append(&catalog, &second, &[4]).await.unwrap();
+    let metadata = third.metadata();
+    let manifest_list = |table: &iceberg::table::Table| {
+        let location = table.metadata().current_snapshot().unwrap().manifest_list();
+        url::Url::parse(location).unwrap().to_file_path().unwrap()
+    };
+    // Fast appends keep earlier manifests: only the first two manifest lists become unreachable.
+    let expected = BTreeSet::from([manifest_list(&first), manifest_list(&second)]);
+    let current = metadata.current_snapshot_id();
+    assert!(server.stop());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+
+    let before = warehouse_files(&server);
+    let (ok, stdout, stderr) = maintain(
+        &server,
+        &[
+            "ns.t",
+            "--expire-snapshots",
+            "--older-than",
+            "0s",
+            "--dry-run",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("would expire 2 snapshot(s); would delete 2 file(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        warehouse_files(&server),
+        before,
+        "a dry run deletes nothing"
+    );
+
+    let (ok, stdout, stderr) = maintain(
+        &server,
+        &["ns.t", "--expire-snapshots", "--older-than", "0s"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("expired 2 snapshot(s); deleted 2 file(s)"),
+        "{stdout}"
+    );
+    let after = warehouse_files(&server);
+    let deleted: BTreeSet<_> = before.difference(&after).cloned().collect();
+    assert_eq!(deleted, expected);
+
+    // Everything else stays, even with every file older than the floor asked for.
+    let (ok, stdout, stderr) =
+        maintain(&server, &["ns.t", "--remove-orphans", "--older-than", "1h"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("deleted 0 unreferenced file(s)"),
+        "{stdout}"
+    );
+    assert_eq!(warehouse_files(&server), after);
+    let (ok, _, stderr) = maintain(
+        &server,
+        &["ns.t", "--remove-orphans", "--older-than", "30m"],
+    );
+    assert!(!ok && stderr.contains("refusing"), "{stderr}");
+
+    server.restart();
+    let catalog = rest_catalog(&server).await;
+    let table = catalog.load_table(&ident).await.unwrap();
+    assert_eq!(table.metadata().snapshots().len(), 1);
+    assert_eq!(table.metadata().current_snapshot_id(), current);
+    assert_eq!(read_ids(&table).await, vec![1, 2, 3, 4]);
+}
