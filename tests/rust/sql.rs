@@ -209,6 +209,75 @@ async fn sql_on_a_data_dir_with_the_server_stopped() {
     assert_eq!(read_ids(&table).await, [7]);
 }
 
+/// `DELETE` and `UPDATE` (copy-on-write): exact rows after each, `overwrite` snapshots, and time
+/// travel to before the delete.
+fn delete_and_update(mode: &Mode) {
+    csv(
+        mode,
+        "CREATE SCHEMA dml;
+         CREATE TABLE dml.t (id BIGINT NOT NULL, region VARCHAR, amount DOUBLE) PARTITIONED BY (region);
+         INSERT INTO dml.t VALUES (1, 'eu', 1.0), (2, 'us', 2.0), (3, 'eu', 3.0), (4, 'us', 4.0);",
+    );
+    let before_delete = history(mode, "dml.t").last().unwrap().0;
+    assert_eq!(
+        csv(mode, "DELETE FROM dml.t WHERE id = 3 OR amount > 3.5"),
+        "count\n2\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM dml.t ORDER BY id"),
+        "id,region,amount\n1,eu,1.0\n2,us,2.0\n"
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "UPDATE dml.t SET amount = amount * 10 WHERE region = 'us'"
+        ),
+        "count\n1\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM dml.t ORDER BY id"),
+        "id,region,amount\n1,eu,1.0\n2,us,20.0\n"
+    );
+    assert_eq!(
+        csv(
+            mode,
+            &format!("SELECT * FROM dml.t FOR VERSION AS OF {before_delete} ORDER BY id")
+        ),
+        "id,region,amount\n1,eu,1.0\n2,us,2.0\n3,eu,3.0\n4,us,4.0\n"
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT operation FROM dml.t$snapshots ORDER BY committed_at"
+        ),
+        "operation\nappend\noverwrite\noverwrite\n"
+    );
+    let err = failure(mode, "UPDATE dml.t SET region = 'x'");
+    assert!(err.contains("partitioned by it"), "{err}");
+}
+
+#[tokio::test]
+async fn delete_and_update_against_a_running_server() {
+    let server = FloeServer::start();
+    let mode = Mode::Rest(&server);
+    delete_and_update(&mode);
+
+    // Other clients read the overwritten table.
+    let catalog = rest_catalog(&server).await;
+    let namespace = NamespaceIdent::new("dml".into());
+    let table = catalog.load_table(&ident(&namespace, "t")).await.unwrap();
+    assert_eq!(read_ids(&table).await, [1, 2]);
+    check_snapshot_chain(table.metadata());
+}
+
+#[tokio::test]
+async fn delete_and_update_on_a_data_dir() {
+    let mut server = FloeServer::start();
+    let data_dir = server.data_dir().to_path_buf();
+    server.kill();
+    delete_and_update(&Mode::Embedded(&data_dir));
+}
+
 #[tokio::test]
 async fn tables_appended_by_iceberg_rust_are_read_by_floe_sql() {
     let mut server = FloeServer::start();

@@ -28,6 +28,7 @@ mod create;
 mod error;
 mod locks;
 pub mod open;
+pub mod producer;
 mod requirements;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ use tracing::{debug, info, warn};
 
 pub use cache::{MetadataCache, MetadataFile};
 pub use error::{CommitError, Result};
+pub use producer::{ProducedSnapshot, SnapshotChange, produce};
 
 /// A reserved create-time property: it picks the table format version and is not stored.
 const FORMAT_VERSION: &str = "format-version";

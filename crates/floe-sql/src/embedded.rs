@@ -65,7 +65,8 @@ fn table_name(ident: &TableIdent) -> TableName {
 }
 
 /// The commit engine's errors as iceberg's error kinds, so that iceberg's own retry logic (a
-/// transaction retries on [`ErrorKind::CatalogCommitConflicts`]) and callers see the right kind.
+/// transaction retries on a retryable [`ErrorKind::CatalogCommitConflicts`]) and callers see the
+/// right kind.
 fn iceberg_error(err: CommitError) -> Error {
     let kind = match &err {
         CommitError::NamespaceNotFound(_) => ErrorKind::NamespaceNotFound,
@@ -80,7 +81,10 @@ fn iceberg_error(err: CommitError) -> Error {
         | CommitError::Unavailable(_)
         | CommitError::Internal(_) => ErrorKind::Unexpected,
     };
-    Error::new(kind, err.to_string())
+    // As iceberg's REST client does: a conflict is retryable, so that a transaction (e.g. an
+    // INSERT's fast append) re-reads the table and tries again instead of failing.
+    let retryable = kind == ErrorKind::CatalogCommitConflicts;
+    Error::new(kind, err.to_string()).with_retryable(retryable)
 }
 
 fn everything() -> PageRequest {

@@ -14,7 +14,9 @@
 //! statements: queries and `INSERT` through DataFusion (scans push projections and filters into
 //! the Iceberg scan; inserts are fast appends committed through the catalog), and the DDL that
 //! must reach the catalog (`CREATE TABLE [... PARTITIONED BY (...)] [AS SELECT ...]`,
-//! `DROP TABLE`, `CREATE SCHEMA`, `DROP SCHEMA`) itself.
+//! `DROP TABLE`, `CREATE SCHEMA`, `DROP SCHEMA`) itself, and `DELETE`/`UPDATE` copy-on-write
+//! ([`dml`]: affected files rewritten, one `overwrite` snapshot from
+//! [`floe_commit::producer`]).
 //!
 //! # Names
 //!
@@ -34,6 +36,7 @@
 //! Errors are [`SqlError`]s: one message for a person, e.g. an unknown table's error lists the
 //! tables of its namespace, an unknown namespace's the namespaces that exist.
 
+mod dml;
 pub mod embedded;
 mod error;
 pub mod metadata_tables;
@@ -83,6 +86,8 @@ pub struct Session {
     catalog: Arc<dyn Catalog>,
     /// The REST catalog's URL, for messages about reaching it.
     uri: Option<String>,
+    /// Where `DELETE`/`UPDATE` commit their snapshots; `None` for a bare `iceberg::Catalog`.
+    committer: Option<dml::Committer>,
 }
 
 impl Session {
@@ -100,6 +105,7 @@ impl Session {
             ctx,
             catalog,
             uri: None,
+            committer: None,
         }
     }
 
@@ -122,6 +128,7 @@ impl Session {
             })?;
         let mut session = Self::new(Arc::new(catalog));
         session.uri = Some(uri.to_string());
+        session.committer = Some(dml::Committer::rest(uri, warehouse).await?);
         Ok(session)
     }
 
@@ -130,7 +137,10 @@ impl Session {
         let engine = floe_commit::open::open(options)
             .await
             .map_err(SqlError::new)?;
-        Ok(Self::new(Arc::new(EmbeddedCatalog::new(Arc::new(engine)))))
+        let engine = Arc::new(engine);
+        let mut session = Self::new(Arc::new(EmbeddedCatalog::new(engine.clone())));
+        session.committer = Some(dml::Committer::Embedded(engine));
+        Ok(session)
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
@@ -184,6 +194,17 @@ impl Session {
             },
             _ => None,
         };
+        if let DFStatement::Statement(inner) = &parsed {
+            match inner.as_ref() {
+                SqlStatement::Delete(delete) => {
+                    return Ok(Output::Rows(self.delete(delete).await?));
+                }
+                SqlStatement::Update(update) => {
+                    return Ok(Output::Rows(self.update(update).await?));
+                }
+                _ => {}
+            }
+        }
         let references = state.resolve_table_references(&parsed).unwrap_or_default();
         let plan = match state.statement_to_plan(parsed).await {
             Ok(plan) => plan,

@@ -501,3 +501,310 @@ async fn rows_stream_as_batches() {
     };
     assert_eq!(message, "dropped table default.t");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_update_rewrite_only_the_files_with_matching_rows() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         INSERT INTO t VALUES (10, 'x'), (11, 'y');",
+    )
+    .await
+    .unwrap();
+    let files_before = csv(s, "SELECT file_path FROM t$files ORDER BY file_path").await;
+    let untouched = files_before
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let before = int64s(
+        &s.run("SELECT snapshot_id FROM t$snapshots ORDER BY committed_at")
+            .await
+            .unwrap()[0],
+        "snapshot_id",
+    );
+
+    assert_eq!(csv(s, "DELETE FROM t WHERE id = 2").await, "count\n1\n");
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,name\n1,a\n3,c\n10,x\n11,y\n"
+    );
+    // The second insert's file was not rewritten.
+    let files_after = csv(s, "SELECT file_path FROM t$files").await;
+    assert_eq!(
+        untouched
+            .iter()
+            .filter(|f| files_after.contains(*f))
+            .count(),
+        1,
+        "{files_before} → {files_after}"
+    );
+
+    assert_eq!(
+        csv(s, "UPDATE t SET name = upper(name) WHERE id >= 3").await,
+        "count\n3\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,name\n1,a\n3,C\n10,X\n11,Y\n"
+    );
+    // Nothing matches: no snapshot.
+    assert_eq!(csv(s, "DELETE FROM t WHERE id = 99").await, "count\n0\n");
+    assert_eq!(
+        csv(s, "SELECT operation FROM t$snapshots ORDER BY committed_at").await,
+        "operation\nappend\nappend\noverwrite\noverwrite\n"
+    );
+    // Time travel to before the delete still sees the old rows.
+    assert_eq!(
+        csv(
+            s,
+            &format!(
+                "SELECT * FROM t FOR VERSION AS OF {} ORDER BY id",
+                before[1]
+            )
+        )
+        .await,
+        "id,name\n1,a\n2,b\n3,c\n10,x\n11,y\n"
+    );
+    let err = error(s, "UPDATE t SET id = NULL WHERE id = 1").await;
+    assert!(err.contains("id"), "{err}");
+    // A whole-table delete.
+    assert_eq!(csv(s, "DELETE FROM t").await, "count\n4\n");
+    assert_eq!(csv(s, "SELECT count(*) AS n FROM t").await, "n\n0\n");
+    let err = error(s, "UPDATE t SET nope = 1").await;
+    assert!(err.contains("no column nope"), "{err}");
+    let err = error(s, &format!("DELETE FROM \"t@v{}\"", before[0])).await;
+    assert!(err.contains("read-only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_update_keep_partitions() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE events (id BIGINT, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO events VALUES (1, 'eu'), (2, 'us'), (3, 'eu');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        csv(s, "DELETE FROM events WHERE id = 3").await,
+        "count\n1\n"
+    );
+    assert_eq!(
+        csv(s, "UPDATE events SET id = id * 10 WHERE region = 'us'").await,
+        "count\n1\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT partition, record_count FROM events$files ORDER BY partition"
+        )
+        .await,
+        "partition,record_count\n{region=eu},1\n{region=us},1\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT id, region FROM events ORDER BY id").await,
+        "id,region\n1,eu\n20,us\n"
+    );
+    let err = error(s, "UPDATE events SET region = 'x'").await;
+    assert!(err.contains("partitioned by it"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_reads_only_the_files_the_predicate_may_match() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT, name VARCHAR);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');
+         INSERT INTO t VALUES (10, 'x'), (11, 'y');",
+    )
+    .await
+    .unwrap();
+    let ident = TableIdent::from_strs(["default", "t"]).unwrap();
+    let table = s.catalog().load_table(&ident).await.unwrap();
+    let reference = datafusion::common::TableReference::bare("t");
+    let candidates = |sql: &str| {
+        let expr = datafusion::sql::sqlparser::parser::Parser::new(
+            &datafusion::sql::sqlparser::dialect::GenericDialect {},
+        )
+        .try_with_sql(sql)
+        .unwrap()
+        .parse_expr()
+        .unwrap();
+        let (s, table, reference) = (s, &table, &reference);
+        async move {
+            s.candidate_files(reference, table, Some(&expr))
+                .await
+                .map(|files| files.len())
+        }
+    };
+    assert_eq!(candidates("id = 2").await, Some(1));
+    assert_eq!(candidates("id > 100").await, Some(0));
+    assert_eq!(candidates("id = 2 OR id = 10").await, Some(2));
+    // Under NOT, a partly converted predicate would prune wrongly: no pruning.
+    assert_eq!(candidates("NOT (id = 2 AND upper(name) = 'B')").await, None);
+    assert_eq!(
+        csv(s, "DELETE FROM t WHERE NOT (id = 2 AND upper(name) = 'B')").await,
+        "count\n3\n"
+    );
+    assert_eq!(csv(s, "SELECT * FROM t").await, "id,name\n2,b\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_with_delete_files_are_refused_for_delete_and_update() {
+    use iceberg::spec::{
+        DataContentType, DataFileBuilder, DataFileFormat, MAIN_BRANCH, ManifestList,
+        ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+        SnapshotRetention, Summary,
+    };
+
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1), (2);",
+    )
+    .await
+    .unwrap();
+    let ident = TableIdent::from_strs(["default", "t"]).unwrap();
+    let table = s.catalog().load_table(&ident).await.unwrap();
+    let metadata = table.metadata();
+    let file_io = table.file_io();
+    let location = metadata.location();
+    let current = metadata.current_snapshot().unwrap();
+
+    // A snapshot with a position-delete file, as a merge-on-read writer (Spark) makes it.
+    let data_path = s
+        .run("SELECT file_path FROM t$files")
+        .await
+        .unwrap()
+        .remove(0);
+    let data_path = to_csv(&data_path).lines().nth(1).unwrap().to_string();
+    let delete_file = DataFileBuilder::default()
+        .content(DataContentType::PositionDeletes)
+        .file_path(format!("{location}/data/deletes.parquet"))
+        .file_format(DataFileFormat::Parquet)
+        .record_count(1)
+        .file_size_in_bytes(100)
+        .referenced_data_file(Some(data_path))
+        .build()
+        .unwrap();
+    let snapshot_id = 4242;
+    let mut writer = ManifestWriterBuilder::new(
+        file_io
+            .new_output(format!("{location}/metadata/deletes-m0.avro"))
+            .unwrap(),
+        Some(snapshot_id),
+        metadata.current_schema().clone(),
+        metadata.default_partition_spec().as_ref().clone(),
+    )
+    .build_v2_deletes();
+    writer.add_file(delete_file, -1).unwrap();
+    let delete_manifest = writer.write_manifest_file().await.unwrap();
+    let old = file_io
+        .new_input(current.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let mut manifests: Vec<_> = ManifestList::parse_with_version(&old, metadata.format_version())
+        .unwrap()
+        .consume_entries()
+        .into_iter()
+        .collect();
+    manifests.push(delete_manifest);
+    let list_path = format!("{location}/metadata/snap-{snapshot_id}-deletes.avro");
+    let mut list = ManifestListWriter::v2(
+        file_io
+            .new_output(&list_path)
+            .unwrap()
+            .writer()
+            .await
+            .unwrap(),
+        snapshot_id,
+        Some(current.snapshot_id()),
+        metadata.next_sequence_number(),
+    );
+    list.add_manifests(manifests.into_iter()).unwrap();
+    list.close().await.unwrap();
+    let snapshot = Snapshot::builder()
+        .with_manifest_list(list_path)
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(Some(current.snapshot_id()))
+        .with_sequence_number(metadata.next_sequence_number())
+        .with_summary(Summary {
+            operation: Operation::Delete,
+            additional_properties: Default::default(),
+        })
+        .with_schema_id(metadata.current_schema_id())
+        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
+        .build();
+    let Some(dml::Committer::Embedded(engine)) = &s.committer else {
+        panic!("an embedded session");
+    };
+    engine
+        .commit_table(floe_commit::TableChange {
+            table: floe_store::TableName::new(vec!["default".to_string()], "t"),
+            requirements: Vec::new(),
+            updates: vec![
+                iceberg::TableUpdate::AddSnapshot { snapshot },
+                iceberg::TableUpdate::SetSnapshotRef {
+                    ref_name: MAIN_BRANCH.to_string(),
+                    reference: SnapshotReference::new(
+                        snapshot_id,
+                        SnapshotRetention::branch(None, None, None),
+                    ),
+                },
+            ],
+        })
+        .await
+        .unwrap();
+
+    for sql in [
+        "DELETE FROM t WHERE id = 1",
+        "UPDATE t SET id = 3 WHERE id = 1",
+    ] {
+        let err = error(s, sql).await;
+        assert!(
+            err.contains("has delete files (merge-on-read"),
+            "{sql}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deletes_and_inserts_all_land() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1), (2), (3), (4), (5), (6);",
+    )
+    .await
+    .unwrap();
+    // A second session on the same data dir: another writer.
+    let options = floe_commit::open::OpenOptions::new(f._dir.path().join("data"));
+    let other = Session::open_embedded(&options).await.unwrap();
+    for (delete, insert) in [(1, 101), (2, 102), (3, 103)] {
+        let delete = format!("DELETE FROM t WHERE id = {delete}");
+        let insert_sql = format!("INSERT INTO t VALUES ({insert})");
+        let update = format!("UPDATE t SET id = id + 1000 WHERE id = {}", insert - 97);
+        let (a, b, c) = tokio::join!(s.run(&delete), other.run(&insert_sql), other.run(&update));
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+    }
+    assert_eq!(
+        csv(s, "SELECT id FROM t ORDER BY id").await,
+        "id\n101\n102\n103\n1004\n1005\n1006\n"
+    );
+}

@@ -1,0 +1,367 @@
+//! The snapshot producer (`floe_commit::producer`) on a local warehouse: snapshots written by it,
+//! committed through `Catalog::commit`, read back with iceberg-rust's own scan.
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use floe_commit::open::{OpenOptions, open};
+use floe_commit::{Catalog, CommitError, CreateTable, SnapshotChange, produce};
+use floe_store::TableName;
+use futures::TryStreamExt;
+use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
+use iceberg::spec::{
+    DataFile, DataFileFormat, NestedField, Operation, PrimitiveType, Schema, Type,
+};
+use iceberg::table::Table;
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{NamespaceIdent, TableIdent};
+use parquet::file::properties::WriterProperties;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    catalog: Catalog,
+    file_io: FileIO,
+    name: TableName,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = open(&OpenOptions::new(dir.path().join("data")))
+            .await
+            .unwrap();
+        catalog
+            .create_namespace(&["ns".to_string()], &Default::default())
+            .await
+            .unwrap();
+        let name = TableName::new(vec!["ns".to_string()], "t");
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+            ])
+            .build()
+            .unwrap();
+        catalog
+            .create_table(CreateTable {
+                name: name.clone(),
+                location: None,
+                schema,
+                partition_spec: None,
+                sort_order: None,
+                properties: Default::default(),
+                stage: false,
+            })
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            catalog,
+            file_io: FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build(),
+            name,
+        }
+    }
+
+    async fn table(&self) -> Table {
+        let loaded = self.catalog.load_table(&self.name).await.unwrap();
+        Table::builder()
+            .identifier(TableIdent::new(
+                NamespaceIdent::new("ns".to_string()),
+                "t".to_string(),
+            ))
+            .file_io(self.file_io.clone())
+            .metadata(Arc::new(loaded.metadata().clone()))
+            .runtime(iceberg::Runtime::try_current().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// Writes one Parquet data file with `rows`.
+    async fn write(&self, table: &Table, rows: &[(i64, &str)]) -> DataFile {
+        let schema = table.metadata().current_schema().clone();
+        let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).unwrap());
+        let batch = RecordBatch::try_new(
+            arrow_schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap();
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(WriterProperties::default(), schema),
+            self.file_io.clone(),
+            DefaultLocationGenerator::new(table.metadata()).unwrap(),
+            DefaultFileNameGenerator::new(
+                uuid::Uuid::now_v7().to_string(),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let mut writer = DataFileWriterBuilder::new(rolling)
+            .build(None)
+            .await
+            .unwrap();
+        writer.write(batch).await.unwrap();
+        let mut files = writer.close().await.unwrap();
+        assert_eq!(files.len(), 1);
+        files.remove(0)
+    }
+
+    async fn commit(&self, table: &Table, change: SnapshotChange) -> Result<i64, CommitError> {
+        let produced = produce(table.metadata(), &self.file_io, change)
+            .await
+            .unwrap();
+        let id = produced.snapshot_id;
+        self.catalog
+            .commit_table(produced.into_table_change(self.name.clone()))
+            .await?;
+        Ok(id)
+    }
+
+    /// Every row of the current snapshot, sorted.
+    async fn rows(&self) -> Vec<(i64, String)> {
+        let table = self.table().await;
+        let batches: Vec<RecordBatch> = table
+            .scan()
+            .build()
+            .unwrap()
+            .to_arrow()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        for batch in batches {
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let names = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push((ids.value(i), names.value(i).to_string()));
+            }
+        }
+        rows.sort();
+        rows
+    }
+}
+
+fn rows(expected: &[(i64, &str)]) -> Vec<(i64, String)> {
+    expected.iter().map(|(i, s)| (*i, s.to_string())).collect()
+}
+
+#[tokio::test]
+async fn an_overwrite_replaces_exactly_the_removed_files() {
+    let setup = Setup::new().await;
+    let table = setup.table().await;
+    let a = setup.write(&table, &[(1, "a"), (2, "b")]).await;
+    let b = setup.write(&table, &[(3, "c")]).await;
+    let a_path = a.file_path().to_string();
+    let first = setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Append).adding([a, b]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (2, "b"), (3, "c")]));
+
+    // Rewrite file a without row 2 (a copy-on-write delete).
+    let table = setup.table().await;
+    let a2 = setup.write(&table, &[(1, "a")]).await;
+    let second = setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Overwrite)
+                .adding([a2])
+                .removing([a_path]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (3, "c")]));
+
+    let table = setup.table().await;
+    let metadata = table.metadata();
+    let snapshot = metadata.current_snapshot().unwrap();
+    assert_eq!(snapshot.snapshot_id(), second);
+    assert_eq!(snapshot.parent_snapshot_id(), Some(first));
+    assert_eq!(snapshot.sequence_number(), 2);
+    assert_eq!(metadata.last_sequence_number(), 2);
+    let summary = snapshot.summary();
+    assert_eq!(summary.operation, Operation::Overwrite);
+    let prop = |k: &str| summary.additional_properties.get(k).cloned();
+    assert_eq!(prop("added-data-files").as_deref(), Some("1"));
+    assert_eq!(prop("deleted-data-files").as_deref(), Some("1"));
+    assert_eq!(prop("added-records").as_deref(), Some("1"));
+    assert_eq!(prop("deleted-records").as_deref(), Some("2"));
+    assert_eq!(prop("total-data-files").as_deref(), Some("2"));
+    assert_eq!(prop("total-records").as_deref(), Some("2"));
+
+    // Time travel to the first snapshot still sees every row.
+    let old: usize = table
+        .scan()
+        .snapshot_id(first)
+        .build()
+        .unwrap()
+        .to_arrow()
+        .await
+        .unwrap()
+        .try_collect::<Vec<RecordBatch>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(old, 3);
+}
+
+#[tokio::test]
+async fn a_concurrent_append_makes_the_overwrite_conflict_and_keeps_both() {
+    let setup = Setup::new().await;
+    let table = setup.table().await;
+    let a = setup.write(&table, &[(1, "a"), (2, "b")]).await;
+    let a_path = a.file_path().to_string();
+    setup
+        .commit(&table, SnapshotChange::new(Operation::Append).adding([a]))
+        .await
+        .unwrap();
+
+    // The overwrite reads the table...
+    let read = setup.table().await;
+    let a2 = setup.write(&read, &[(1, "a")]).await;
+    let overwrite = produce(
+        read.metadata(),
+        &setup.file_io,
+        SnapshotChange::new(Operation::Overwrite)
+            .adding([a2])
+            .removing([a_path.clone()]),
+    )
+    .await
+    .unwrap();
+
+    // ...another writer appends in between...
+    let other = setup.table().await;
+    let c = setup.write(&other, &[(9, "z")]).await;
+    setup
+        .commit(&other, SnapshotChange::new(Operation::Append).adding([c]))
+        .await
+        .unwrap();
+
+    // ...so the overwrite's commit is refused, and both writers' data is intact.
+    let err = setup
+        .catalog
+        .commit_table(overwrite.into_table_change(setup.name.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::Conflict(_)), "{err:?}");
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (2, "b"), (9, "z")]));
+
+    // Produced again on the new state, it commits and keeps the other writer's row.
+    let table = setup.table().await;
+    let a3 = setup.write(&table, &[(1, "a")]).await;
+    setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Overwrite)
+                .adding([a3])
+                .removing([a_path]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (9, "z")]));
+}
+
+#[tokio::test]
+async fn removing_a_file_the_snapshot_does_not_have_is_refused() {
+    let setup = Setup::new().await;
+    let table = setup.table().await;
+    let a = setup.write(&table, &[(1, "a")]).await;
+    setup
+        .commit(&table, SnapshotChange::new(Operation::Append).adding([a]))
+        .await
+        .unwrap();
+    let table = setup.table().await;
+    let err = produce(
+        table.metadata(),
+        &setup.file_io,
+        SnapshotChange::new(Operation::Delete).removing(["file:///nowhere.parquet".to_string()]),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not a data file"), "{err}");
+}
+
+#[tokio::test]
+async fn a_delete_snapshot_removes_whole_files() {
+    let setup = Setup::new().await;
+    let table = setup.table().await;
+    let a = setup.write(&table, &[(1, "a")]).await;
+    let b = setup.write(&table, &[(2, "b"), (3, "c")]).await;
+    let b_path = b.file_path().to_string();
+    setup
+        .commit(&table, SnapshotChange::new(Operation::Append).adding([a]))
+        .await
+        .unwrap();
+    let table = setup.table().await;
+    setup
+        .commit(&table, SnapshotChange::new(Operation::Append).adding([b]))
+        .await
+        .unwrap();
+    let table = setup.table().await;
+    setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Delete).removing([b_path]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a")]));
+    let table = setup.table().await;
+    let summary = table
+        .metadata()
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .clone();
+    assert_eq!(summary.operation, Operation::Delete);
+    assert_eq!(
+        summary
+            .additional_properties
+            .get("total-records")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        table
+            .metadata()
+            .current_snapshot()
+            .unwrap()
+            .sequence_number(),
+        3
+    );
+}
+
+/// Servers and the SQL shell run the producer on spawned tasks.
+#[test]
+fn producing_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let metadata: Option<iceberg::spec::TableMetadata> = None;
+    if let Some(metadata) = &metadata {
+        let file_io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
+        let future = produce(metadata, &file_io, SnapshotChange::new(Operation::Append));
+        assert_send(&future);
+    }
+}
