@@ -315,16 +315,11 @@ impl Warehouse {
 
     /// Every file under the directory `location`, as full URLs.
     pub async fn list_under(&self, location: &str) -> Result<Vec<String>> {
-        let prefix = self.object_path(location)?;
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|source| self.error("list", location, source))?;
-        Ok(metas
+        Ok(self
+            .list_under_with_meta(location)
+            .await?
             .into_iter()
-            .map(|meta| format!("{}/{}", self.root(), meta.location))
+            .map(|object| object.location)
             .collect())
     }
 

@@ -244,6 +244,23 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// How `floe sql --data-dir` and `floe maintain` open a catalog without a server: the same data
+/// dir layout and defaults as `floe serve`.
+pub(crate) fn data_dir_options(
+    data_dir: &Option<PathBuf>,
+    metastore: &Option<String>,
+    warehouse: &Option<String>,
+) -> floe_commit::open::OpenOptions {
+    let default = ServerConfig::default();
+    let data_dir = data_dir.clone().unwrap_or(default.data_dir);
+    let mut options = floe_commit::open::OpenOptions::new(&data_dir);
+    options.metastore = metastore.clone();
+    if let Some(warehouse) = warehouse {
+        options.warehouse = warehouse.clone();
+    }
+    options
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

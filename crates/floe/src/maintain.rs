@@ -57,17 +57,9 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
         .build()
         .map_err(|err| format!("cannot start the async runtime: {err}"))?;
     runtime.block_on(async {
-        let data_dir = args
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("floe-data"));
-        let mut options = floe_commit::open::OpenOptions::new(&data_dir);
-        options.metastore = args.metastore.clone();
-        if let Some(warehouse) = &args.warehouse {
-            options.warehouse = warehouse.clone();
-        }
+        let options = crate::data_dir_options(&args.data_dir, &args.metastore, &args.warehouse);
         if options.metastore.is_none() && !options.catalog_db().exists() {
-            return Err(format!("no catalog in {}", data_dir.display()));
+            return Err(format!("no catalog in {}", options.data_dir.display()));
         }
         let catalog = floe_commit::open::open(&options).await?;
         let (verb, would) = if args.dry_run {

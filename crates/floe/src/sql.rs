@@ -94,19 +94,11 @@ async fn open(args: &SqlArgs) -> Result<Session, String> {
             .await
             .map_err(|err| err.to_string());
     }
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("floe-data"));
-    let mut options = floe_commit::open::OpenOptions::new(&data_dir);
-    options.metastore = args.metastore.clone();
-    if let Some(warehouse) = &args.warehouse {
-        options.warehouse = warehouse.clone();
-    }
+    let options = crate::data_dir_options(&args.data_dir, &args.metastore, &args.warehouse);
     if options.metastore.is_none() && !options.catalog_db().exists() {
         eprintln!(
             "floe sql: no catalog in {} yet; starting an empty one",
-            data_dir.display()
+            options.data_dir.display()
         );
     }
     Session::open_embedded(&options)
