@@ -106,3 +106,78 @@ async fn floe_maintain_expires_snapshots_and_their_files_on_a_data_dir() {
     assert_eq!(table.metadata().current_snapshot_id(), current);
     assert_eq!(read_ids(&table).await, vec![1, 2, 3, 4]);
 }
+
+#[tokio::test]
+async fn floe_maintain_compacts_small_files_on_a_data_dir() {
+    let mut server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let namespace = create_namespace(&catalog, "ns").await;
+    let mut table = create_table(&catalog, &namespace, "t").await;
+    let ident = ident(&namespace, "t");
+    for id in 0..8 {
+        table = append(&catalog, &table, &[id * 2, id * 2 + 1])
+            .await
+            .unwrap();
+    }
+    let before = table.metadata().current_snapshot_id().unwrap();
+    assert!(server.stop());
+
+    let files = warehouse_files(&server);
+    let (ok, stdout, stderr) = maintain(&server, &["ns.t", "--compact", "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 bin(s), target 536870912 bytes; 8 file(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run, nothing written"), "{stdout}");
+    assert_eq!(warehouse_files(&server), files, "a dry run writes nothing");
+
+    let (ok, _, stderr) = maintain(
+        &server,
+        &["ns.t", "--compact", "--target-file-size", "1000"],
+    );
+    assert!(!ok && stderr.contains("must be within"), "{stderr}");
+
+    let (ok, stdout, stderr) = maintain(
+        &server,
+        &["ns.t", "--compact", "--target-file-size", "67108864"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 bin(s), target 67108864 bytes; 8 file(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("; 1 file(s), "), "{stdout}");
+    assert!(stdout.contains("committed snapshot"), "{stdout}");
+
+    server.restart();
+    let catalog = rest_catalog(&server).await;
+    let table = catalog.load_table(&ident).await.unwrap();
+    let mut ids = read_ids(&table).await;
+    ids.sort();
+    assert_eq!(ids, (0..16).collect::<Vec<_>>());
+    let tasks: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(
+        table.scan().build().unwrap().plan_files().await.unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 1);
+    let compacted = table.metadata().current_snapshot().unwrap();
+    assert_eq!(compacted.parent_snapshot_id(), Some(before));
+    assert_eq!(
+        compacted.summary().operation,
+        iceberg::spec::Operation::Replace
+    );
+    // The pre-compaction snapshot still reads the same rows.
+    let old = table
+        .scan()
+        .snapshot_id(before)
+        .select(["id"])
+        .build()
+        .unwrap();
+    let batches: Vec<arrow_array::RecordBatch> =
+        futures::TryStreamExt::try_collect(old.to_arrow().await.unwrap())
+            .await
+            .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
+}

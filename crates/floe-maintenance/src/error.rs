@@ -18,6 +18,12 @@ pub enum MaintenanceError {
     /// Another maintenance run holds the table.
     #[error("{0}")]
     Busy(String),
+    /// Reading or writing data files with Iceberg failed.
+    #[error("{0}")]
+    Iceberg(String),
+    /// A concurrent commit made the job give up; the table is as the other writer left it.
+    #[error("{0}")]
+    Conflict(String),
     /// The request itself is wrong (an age floor below the minimum, ...).
     #[error("{0}")]
     InvalidRequest(String),

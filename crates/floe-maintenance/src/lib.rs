@@ -1,6 +1,6 @@
 //! Table maintenance: the jobs that keep a table's history and its files from growing without end.
 //!
-//! This crate owns two on-demand jobs over one table, both built only on the commit engine
+//! This crate owns three on-demand jobs over one table, all built only on the commit engine
 //! ([`floe_commit::Catalog`]), the warehouse ([`floe_storage::Warehouse`]) and Iceberg's own file
 //! readers — never on the server:
 //!
@@ -13,13 +13,17 @@
 //! - **Unreferenced-file removal** ([`remove_orphan_files`]) lists the table's location and deletes
 //!   the files that nothing in the table's live metadata reaches and that are older than a safety
 //!   floor, so that files a writer has written but not yet committed are left alone.
+//! - **Bin-pack compaction** ([`compact`]) rewrites each partition's small data files into files
+//!   near the target size and commits one `replace` snapshot through [`floe_commit::produce`],
+//!   rebasing over concurrent appends and giving up cleanly when an input was removed meanwhile.
 //!
-//! Both have a dry run that reports what would go and changes nothing. Deleting is always
+//! All have a dry run that reports what would go and changes nothing. Deleting is always
 //! confined to the table's own location inside the warehouse. A per-table lease in the metadata
 //! store ([`floe_store::MetadataStore::try_acquire_lease`]) keeps two maintenance runs on one
 //! table from overlapping, across replicas too; correctness against writers does not depend on it
 //! (the commit's requirements and the age floor do that).
 
+mod compact;
 mod error;
 mod expire;
 mod orphans;
@@ -30,6 +34,10 @@ use std::time::Duration;
 use floe_commit::Catalog;
 pub use floe_store::TableName;
 
+pub use compact::{
+    CompactOptions, CompactReport, DEFAULT_MIN_INPUT_FILES, PreparedCompaction, compact,
+    prepare as prepare_compaction,
+};
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};
 pub use orphans::{

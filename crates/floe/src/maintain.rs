@@ -1,5 +1,5 @@
-//! `floe maintain`: table maintenance on a data dir, without a server — snapshot expiry and
-//! unreferenced-file removal (`floe-maintenance`), committed through the same commit engine the
+//! `floe maintain`: table maintenance on a data dir, without a server — snapshot expiry,
+//! unreferenced-file removal and bin-pack compaction (`floe-maintenance`), committed through the same commit engine the
 //! server uses, so it is safe to run while servers on the same data dir keep taking commits.
 
 use std::path::PathBuf;
@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 use floe_maintenance::{
-    DEFAULT_ORPHAN_AGE, ExpireOptions, OrphanOptions, TableName, expire_snapshots,
-    remove_orphan_files,
+    CompactOptions, DEFAULT_ORPHAN_AGE, ExpireOptions, OrphanOptions, TableName, compact,
+    expire_snapshots, remove_orphan_files,
 };
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("job").required(true).args(["expire_snapshots", "remove_orphans"])))]
+#[command(group(ArgGroup::new("job").required(true).args(["expire_snapshots", "remove_orphans", "compact"])))]
 pub struct MaintainArgs {
     /// The table, as namespace.table (a.b.table for nested namespaces).
     #[arg(value_name = "TABLE")]
@@ -23,6 +23,14 @@ pub struct MaintainArgs {
     /// Delete files under the table's location that its metadata does not reach.
     #[arg(long)]
     remove_orphans: bool,
+    /// Rewrite small data files of each partition into files near the target size (one
+    /// `replace` snapshot). Tables with delete files are refused.
+    #[arg(long)]
+    compact: bool,
+    /// With --compact: the output file size [default: the table's write.target-file-size-bytes,
+    /// else 512 MiB; 64-512 MiB].
+    #[arg(long, value_name = "BYTES")]
+    target_file_size: Option<u64>,
     /// Report what would go; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -49,8 +57,14 @@ pub struct MaintainArgs {
 
 pub fn run(args: MaintainArgs) -> Result<(), String> {
     let table = parse_table(&args.table)?;
-    if args.remove_orphans && args.retain_last.is_some() {
+    if !args.expire_snapshots && args.retain_last.is_some() {
         return Err("--retain-last only applies to --expire-snapshots".into());
+    }
+    if !args.compact && args.target_file_size.is_some() {
+        return Err("--target-file-size only applies to --compact".into());
+    }
+    if args.compact && args.older_than.is_some() {
+        return Err("--older-than does not apply to --compact".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,7 +81,31 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
         } else {
             ("deleted", "expired")
         };
-        if args.expire_snapshots {
+        if args.compact {
+            let options = CompactOptions {
+                target_file_size_bytes: args.target_file_size,
+                dry_run: args.dry_run,
+                ..CompactOptions::default()
+            };
+            let report = compact(&catalog, &table, &options)
+                .await
+                .map_err(|err| err.to_string())?;
+            let snapshot = match report.snapshot_id {
+                Some(id) => format!("; committed snapshot {id}"),
+                None if report.dry_run => "; dry run, nothing written".to_string(),
+                None => "; nothing to compact".to_string(),
+            };
+            println!(
+                "{table}: {} bin(s), target {} bytes; {} file(s), {} bytes in; {} file(s), {} bytes out{snapshot}",
+                report.bins,
+                report.target_file_size_bytes,
+                report.input_files,
+                report.input_bytes,
+                report.output_files,
+                report.output_bytes,
+            );
+            Ok(())
+        } else if args.expire_snapshots {
             let options = ExpireOptions {
                 older_than: args.older_than,
                 retain_last: args.retain_last,

@@ -1,0 +1,357 @@
+//! Bin-pack compaction on a real catalog in a temp dir: tables of many small files written with
+//! SQL, compacted, then checked row by row (a checksum of the sorted rows), file by file, and
+//! against concurrent writers.
+
+use std::collections::{BTreeSet, hash_map::DefaultHasher};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use floe_commit::Catalog;
+use floe_commit::open::{OpenOptions, open};
+use floe_maintenance::{CompactOptions, MaintenanceError, compact, prepare_compaction};
+use floe_sql::{EmbeddedCatalog, Session};
+use floe_store::TableName;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    catalog: Arc<Catalog>,
+    table: TableName,
+}
+
+impl Fixture {
+    async fn new(partitioned: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Arc::new(
+            open(&OpenOptions::new(dir.path().join("data")))
+                .await
+                .unwrap(),
+        );
+        let fixture = Self {
+            _dir: dir,
+            catalog,
+            table: TableName::new(vec!["s".to_string()], "t"),
+        };
+        fixture.sql("CREATE SCHEMA s").await;
+        let partition = if partitioned {
+            " PARTITIONED BY (part)"
+        } else {
+            ""
+        };
+        fixture
+            .sql(&format!(
+                "CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR, part BIGINT){partition}"
+            ))
+            .await;
+        fixture
+    }
+
+    async fn sql(&self, sql: &str) -> Vec<arrow::array::RecordBatch> {
+        Session::new(Arc::new(EmbeddedCatalog::new(self.catalog.clone())))
+            .run(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Appends rows `from..to`, `part = id % 3`: one file per partition touched.
+    async fn append(&self, from: i64, to: i64) {
+        let values: Vec<String> = (from..to)
+            .map(|id| format!("({id}, 'row-{id}', {})", id % 3))
+            .collect();
+        self.sql(&format!("INSERT INTO s.t VALUES {}", values.join(", ")))
+            .await;
+    }
+
+    /// Every row as text, sorted.
+    async fn rows(&self, from: &str) -> Vec<String> {
+        let batches = self
+            .sql(&format!("SELECT id, name, part FROM {from}"))
+            .await;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+                .collect();
+            for row in 0..batch.num_rows() {
+                let cells: Vec<String> = formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect();
+                rows.push(cells.join("|"));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    async fn checksum(&self, from: &str) -> (usize, u64) {
+        let rows = self.rows(from).await;
+        let mut hasher = DefaultHasher::new();
+        rows.hash(&mut hasher);
+        (rows.len(), hasher.finish())
+    }
+
+    /// The data files of the current snapshot.
+    async fn live_files(&self) -> BTreeSet<String> {
+        let batches = self.sql("SELECT file_path FROM s.\"t$files\"").await;
+        let mut files = BTreeSet::new();
+        for batch in &batches {
+            let f = ArrayFormatter::try_new(batch.column(0).as_ref(), &FormatOptions::default())
+                .unwrap();
+            for row in 0..batch.num_rows() {
+                files.insert(f.value(row).to_string());
+            }
+        }
+        files
+    }
+
+    async fn current_snapshot(&self) -> i64 {
+        let loaded = self.catalog.load_table(&self.table).await.unwrap();
+        loaded.metadata().current_snapshot_id().unwrap()
+    }
+
+    /// Every file under the table's location.
+    async fn files_on_disk(&self) -> BTreeSet<String> {
+        let loaded = self.catalog.load_table(&self.table).await.unwrap();
+        let location = loaded.metadata().location().to_string();
+        self.catalog
+            .warehouse()
+            .list_under(&location)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+}
+
+fn options() -> CompactOptions {
+    CompactOptions {
+        target_file_size_bytes: Some(64 * 1024 * 1024),
+        ..CompactOptions::default()
+    }
+}
+
+async fn compacts_many_small_files(partitioned: bool) {
+    let t = Fixture::new(partitioned).await;
+    for i in 0..60 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let before = t.live_files().await;
+    let files_per_partition = if partitioned { 3 } else { 1 };
+    assert_eq!(before.len(), 60 * files_per_partition);
+    let checksum = t.checksum("s.t").await;
+    assert_eq!(checksum.0, 180);
+    let pre = t.current_snapshot().await;
+
+    let dry = compact(
+        &t.catalog,
+        &t.table,
+        &CompactOptions {
+            dry_run: true,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.bins, files_per_partition);
+    assert_eq!(dry.input_files, before.len());
+    assert_eq!(dry.snapshot_id, None);
+    assert_eq!(t.current_snapshot().await, pre);
+
+    let report = compact(&t.catalog, &t.table, &options()).await.unwrap();
+    assert_eq!(report.bins, files_per_partition);
+    assert_eq!(report.input_files, 60 * files_per_partition);
+    assert_eq!(report.output_files, files_per_partition);
+    assert_eq!(report.attempts, 1);
+    assert_eq!(report.snapshot_id, Some(t.current_snapshot().await));
+
+    let after = t.live_files().await;
+    assert_eq!(after.len(), files_per_partition);
+    assert!(after.is_disjoint(&before));
+    assert_eq!(t.checksum("s.t").await, checksum);
+    // Time travel still reads the old files.
+    assert_eq!(
+        t.checksum(&format!("s.t FOR VERSION AS OF {pre}")).await,
+        checksum
+    );
+    let loaded = t.catalog.load_table(&t.table).await.unwrap();
+    let snapshot = loaded.metadata().current_snapshot().unwrap();
+    assert_eq!(
+        snapshot.summary().operation,
+        iceberg::spec::Operation::Replace
+    );
+
+    // Nothing left to do.
+    let again = compact(&t.catalog, &t.table, &options()).await.unwrap();
+    assert_eq!(again.bins, 0);
+    assert_eq!(again.snapshot_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_of_an_unpartitioned_table_keeps_every_row_in_one_file() {
+    compacts_many_small_files(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_of_a_partitioned_table_writes_one_file_per_partition() {
+    compacts_many_small_files(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_target_makes_several_bins_and_partitions_below_the_minimum_are_left_alone() {
+    let t = Fixture::new(false).await;
+    for i in 0..12 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let checksum = t.checksum("s.t").await;
+    let sizes: u64 = {
+        let loaded = t.catalog.load_table(&t.table).await.unwrap();
+        loaded
+            .metadata()
+            .current_snapshot()
+            .unwrap()
+            .summary()
+            .additional_properties["total-files-size"]
+            .parse()
+            .unwrap()
+    };
+    // About four files per bin.
+    let target = sizes / 12 * 4 + sizes / 24;
+    let refused = compact(
+        &t.catalog,
+        &t.table,
+        &CompactOptions {
+            target_file_size_bytes: Some(target),
+            ..CompactOptions::default()
+        },
+    )
+    .await;
+    assert!(matches!(refused, Err(MaintenanceError::InvalidRequest(_))));
+    let too_few = compact(
+        &t.catalog,
+        &t.table,
+        &CompactOptions {
+            min_input_files: Some(13),
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(too_few.bins, 0);
+
+    let report = compact(
+        &t.catalog,
+        &t.table,
+        &CompactOptions {
+            target_file_size_bytes: Some(target),
+            unchecked_target: true,
+            ..CompactOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.bins >= 3, "{report:?}");
+    assert_eq!(report.input_files, 12);
+    assert_eq!(t.live_files().await.len(), report.output_files);
+    assert!(report.output_files < 12);
+    assert_eq!(t.checksum("s.t").await, checksum);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concurrent_append_is_rebased_over_and_kept() {
+    let t = Fixture::new(true).await;
+    for i in 0..10 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let prepared = prepare_compaction(&t.catalog, &t.table, &options())
+        .await
+        .unwrap();
+    assert_eq!(prepared.report().input_files, 30);
+    // Another writer appends between the write and the commit.
+    t.append(1000, 1006).await;
+    let appended = t.live_files().await;
+    let report = prepared.commit(&t.catalog).await.unwrap();
+    assert_eq!(report.attempts, 2);
+    assert_eq!(report.snapshot_id, Some(t.current_snapshot().await));
+
+    let expected: Vec<String> = {
+        let mut rows: Vec<String> = (0..30)
+            .chain(1000..1006)
+            .map(|id| format!("{id}|row-{id}|{}", id % 3))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(t.rows("s.t").await, expected);
+    // The appender's 3 files stay, next to one output per partition.
+    let live = t.live_files().await;
+    assert_eq!(live.len(), 6);
+    assert_eq!(live.intersection(&appended).count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_racing_an_appender_loses_no_row() {
+    let t = Fixture::new(false).await;
+    for i in 0..20 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let catalog = t.catalog.clone();
+    let table = t.table.clone();
+    let compaction = tokio::spawn(async move { compact(&catalog, &table, &options()).await });
+    for i in 100..110 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let report = compaction.await.unwrap().unwrap();
+    assert!(report.input_files >= 20, "{report:?}");
+    assert!(report.snapshot_id.is_some());
+    let mut expected: Vec<String> = (0..60)
+        .chain(300..330)
+        .map(|id| format!("{id}|row-{id}|{}", id % 3))
+        .collect();
+    expected.sort();
+    assert_eq!(t.rows("s.t").await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overwrite_removing_an_input_makes_compaction_give_up_cleanly() {
+    let t = Fixture::new(false).await;
+    for i in 0..10 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let prepared = prepare_compaction(&t.catalog, &t.table, &options())
+        .await
+        .unwrap();
+    assert_eq!(prepared.report().input_files, 10);
+    // A copy-on-write delete through a second engine on the same data dir: it rewrites an input.
+    Session::open_embedded(&OpenOptions::new(t._dir.path().join("data")))
+        .await
+        .unwrap()
+        .run("DELETE FROM s.t WHERE id = 4")
+        .await
+        .unwrap();
+    let after_delete = t.current_snapshot().await;
+    let live = t.live_files().await;
+    let rows = t.rows("s.t").await;
+
+    let err = prepared.commit(&t.catalog).await.unwrap_err();
+    assert!(matches!(err, MaintenanceError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("abandoned"), "{err}");
+    assert_eq!(t.current_snapshot().await, after_delete);
+    assert_eq!(t.live_files().await, live);
+    assert_eq!(t.rows("s.t").await, rows);
+    assert_eq!(rows.len(), 29);
+    assert!(!rows.iter().any(|r| r.starts_with("4|")));
+    // The compaction's own outputs are gone.
+    assert!(
+        !t.files_on_disk()
+            .await
+            .iter()
+            .any(|f| f.contains("/compact-")),
+        "outputs left behind"
+    );
+}
