@@ -162,8 +162,9 @@ def spark_rows(spark: Any, sql: str) -> list[tuple[Any, ...]]:
 # -------------------------------------------------------------------------------------------- DuckDB
 
 
-def duckdb_connect(floe_server: FloeServer, warehouse: str | None = None) -> Any:
-    """A DuckDB connection with the wheel-shipped extensions loaded and Floe attached as `ice`."""
+def duckdb_connect(floe_server: FloeServer, warehouse: str | None = None, attach_options: str = "") -> Any:
+    """A DuckDB connection with the wheel-shipped extensions loaded and Floe attached as `ice`
+    (`attach_options`: more ATTACH options, e.g. ", ACCESS_DELEGATION_MODE 'none'")."""
     import duckdb
 
     con = duckdb.connect(
@@ -178,7 +179,7 @@ def duckdb_connect(floe_server: FloeServer, warehouse: str | None = None) -> Any
         con.execute(f"LOAD '{duckdb_extension_file(name)}'")
     con.execute(
         f"ATTACH '{warehouse or floe_server.prefix}' AS ice "
-        f"(TYPE ICEBERG, ENDPOINT '{floe_server.uri}', AUTHORIZATION_TYPE 'none')"
+        f"(TYPE ICEBERG, ENDPOINT '{floe_server.uri}', AUTHORIZATION_TYPE 'none'{attach_options})"
     )
     return con
 

@@ -16,6 +16,5 @@ mod metadata_log;
 mod names;
 mod replicas;
 mod s3;
-mod s3_io;
 mod sql;
 mod transactions;

@@ -18,8 +18,8 @@ use iceberg::{Catalog, CatalogBuilder, TableCreation};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use serde_json::json;
 
-use crate::s3_io::S3StorageFactory;
 use crate::support::*;
+use floe_testkit::iceberg_s3::S3StorageFactory;
 
 /// A Floe server whose warehouse is `s3://<bucket>/warehouse` on `s3`, with `extra` flags.
 async fn floe_on_s3(s3: &TestS3, bucket: &str, extra: &[&str]) -> FloeServer {

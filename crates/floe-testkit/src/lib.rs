@@ -12,6 +12,8 @@
 //! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port, and
 //! [`seaweedfs::TestS3`] a throwaway S3 server (SeaweedFS) for `s3://` warehouses.
 
+#[cfg(feature = "iceberg")]
+pub mod iceberg_s3;
 pub mod postgres;
 pub mod seaweedfs;
 

@@ -1,10 +1,11 @@
 //! S3 for iceberg-rust's `FileIO`: iceberg 0.10 ships only local and in-memory storage, so the
-//! e2e tests bring their own `Storage` over object_store's `AmazonS3`.
+//! e2e tests and benches bring their own `Storage` over object_store's `AmazonS3` (feature
+//! `iceberg` of floe-testkit).
 //!
 //! It reads the standard FileIO properties (`s3.endpoint`, `s3.region`, `s3.path-style-access`,
 //! `s3.access-key-id`, `s3.secret-access-key`) with iceberg's own `S3Config` parser, so a
 //! `RestCatalog` gets them from Floe's table `config` plus its own catalog properties, as any
-//! Iceberg client would. Whole-file writes (the files tests write are small); range reads.
+//! Iceberg client would. Whole-file writes (buffered, one PUT on close); range reads.
 //!
 //! iceberg-rust 0.10 builds the `FileIO` of a table returned by a commit from the catalog's own
 //! properties only (a CommitTableResponse has no `config`), so tests reload a table before
