@@ -87,11 +87,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::run(async {
         let per_client = if quick() { 20 } else { 250 };
         let snapshots = if quick() { 1_000 } else { 10_000 };
         let load_rounds = if quick() { 10 } else { 100 };

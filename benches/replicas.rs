@@ -44,11 +44,7 @@ async fn commits_on(servers: &[FloeServer], per_client: usize, label: &str) -> S
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::run(async {
         let per_client = if quick() { 20 } else { 250 };
         let snapshots = if quick() { 1_000 } else { 10_000 };
         let load_rounds = if quick() { 10 } else { 100 };

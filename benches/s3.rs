@@ -269,11 +269,7 @@ fn ms(duration: Duration) -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::run(async {
         let commits_per_client = if quick() { 10 } else { 200 };
         let appends_per_client = if quick() { 2 } else { 20 };
         let rows = if quick() { 10_000 } else { 200_000 };

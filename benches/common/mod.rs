@@ -9,6 +9,15 @@ use serde_json::{Value, json};
 pub const CLIENTS: usize = 8;
 
 /// `FLOE_BENCH_QUICK=1`: a short smoke run.
+/// Runs a benchmark's body on a multi-threaded runtime: every bench's `main`.
+pub fn run(bench: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench);
+}
+
 pub fn quick() -> bool {
     std::env::var_os("FLOE_BENCH_QUICK").is_some()
 }

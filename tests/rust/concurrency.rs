@@ -1,42 +1,15 @@
 //! Concurrent writers: many appends racing on one table all land exactly once, in one unbroken
 //! snapshot chain; writers on different tables never conflict with each other.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_rest::RestCatalog;
+use iceberg::{Catalog, TableIdent};
 
 use crate::support::*;
 
 const WRITERS: i64 = 16;
 const APPENDS_PER_WRITER: i64 = 5;
 const ROWS_PER_APPEND: i64 = 3;
-
-async fn create_table_with(
-    catalog: &RestCatalog,
-    namespace: &NamespaceIdent,
-    name: &str,
-    properties: &[(&str, &str)],
-) -> TableIdent {
-    catalog
-        .create_table(
-            namespace,
-            TableCreation::builder()
-                .name(name.to_string())
-                .schema(id_name_schema())
-                .properties(
-                    properties
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect::<HashMap<_, _>>(),
-                )
-                .build(),
-        )
-        .await
-        .expect("create table");
-    ident(namespace, name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_to_one_table_all_land_once() {

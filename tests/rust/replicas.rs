@@ -8,14 +8,14 @@
 //! Tests that only need a database take a fresh one on the cluster this test process shares; tests
 //! that kill PostgreSQL start a cluster of their own, so that they never take down another test's.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use floe_testkit::postgres::TestPostgres;
-use iceberg::{Catalog, TableCreation};
+use iceberg::Catalog;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -148,23 +148,7 @@ async fn appends_through_every_replica_land_once_in_one_chain_per_table() {
             ("commit.retry.min-wait-ms", "50"),
             ("commit.retry.max-wait-ms", "2000"),
         ];
-        catalog
-            .create_table(
-                &namespace,
-                TableCreation::builder()
-                    .name(format!("t{t}"))
-                    .schema(id_name_schema())
-                    .properties(
-                        properties
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect::<HashMap<_, _>>(),
-                    )
-                    .build(),
-            )
-            .await
-            .expect("create table");
-        tables.push(ident(&namespace, &format!("t{t}")));
+        tables.push(create_table_with(&catalog, &namespace, &format!("t{t}"), &properties).await);
     }
 
     // Writer w appends through replica w % REPLICAS to table w % TABLES, so that every table

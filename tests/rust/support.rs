@@ -67,6 +67,32 @@ pub async fn create_table(catalog: &RestCatalog, namespace: &NamespaceIdent, nam
         .expect("create table")
 }
 
+/// Creates `name` with the id/name schema and the given table properties.
+pub async fn create_table_with(
+    catalog: &RestCatalog,
+    namespace: &NamespaceIdent,
+    name: &str,
+    properties: &[(&str, &str)],
+) -> TableIdent {
+    catalog
+        .create_table(
+            namespace,
+            TableCreation::builder()
+                .name(name.to_string())
+                .schema(id_name_schema())
+                .properties(
+                    properties
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<HashMap<_, _>>(),
+                )
+                .build(),
+        )
+        .await
+        .expect("create table");
+    ident(namespace, name)
+}
+
 /// Writes rows `ids` (name = "row-<id>") as one Parquet data file of `table`.
 pub async fn write_data_file(table: &Table, ids: &[i64]) -> Vec<DataFile> {
     let schema = table.metadata().current_schema().clone();
