@@ -4,58 +4,29 @@
 
 use std::collections::{BTreeSet, hash_map::DefaultHasher};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use floe_commit::Catalog;
-use floe_commit::open::{OpenOptions, open};
+use floe_commit::open::OpenOptions;
 use floe_maintenance::{CompactOptions, MaintenanceError, compact, prepare_compaction};
-use floe_sql::{EmbeddedCatalog, Session};
-use floe_store::TableName;
+use floe_sql::Session;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    catalog: Arc<Catalog>,
-    table: TableName,
+mod common;
+
+use common::Fixture;
+
+async fn table(partitioned: bool) -> Fixture {
+    let partition = if partitioned {
+        " PARTITIONED BY (part)"
+    } else {
+        ""
+    };
+    Fixture::with_table(&format!(
+        "CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR, part BIGINT){partition}"
+    ))
+    .await
 }
 
 impl Fixture {
-    async fn new(partitioned: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Arc::new(
-            open(&OpenOptions::new(dir.path().join("data")))
-                .await
-                .unwrap(),
-        );
-        let fixture = Self {
-            _dir: dir,
-            catalog,
-            table: TableName::new(vec!["s".to_string()], "t"),
-        };
-        fixture.sql("CREATE SCHEMA s").await;
-        let partition = if partitioned {
-            " PARTITIONED BY (part)"
-        } else {
-            ""
-        };
-        fixture
-            .sql(&format!(
-                "CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR, part BIGINT){partition}"
-            ))
-            .await;
-        fixture
-    }
-
-    async fn sql(&self, sql: &str) -> Vec<arrow::array::RecordBatch> {
-        Session::new(Arc::new(EmbeddedCatalog::new(self.catalog.clone())))
-            .run(sql)
-            .await
-            .unwrap_or_else(|err| panic!("{sql}: {err}"))
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
     /// Appends rows `from..to`, `part = id % 3`: one file per partition touched.
     async fn append(&self, from: i64, to: i64) {
         let values: Vec<String> = (from..to)
@@ -137,7 +108,7 @@ fn options() -> CompactOptions {
 }
 
 async fn compacts_many_small_files(partitioned: bool) {
-    let t = Fixture::new(partitioned).await;
+    let t = table(partitioned).await;
     for i in 0..60 {
         t.append(i * 3, i * 3 + 3).await;
     }
@@ -204,7 +175,7 @@ async fn compaction_of_a_partitioned_table_writes_one_file_per_partition() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_small_target_makes_several_bins_and_partitions_below_the_minimum_are_left_alone() {
-    let t = Fixture::new(false).await;
+    let t = table(false).await;
     for i in 0..12 {
         t.append(i * 3, i * 3 + 3).await;
     }
@@ -264,7 +235,7 @@ async fn a_small_target_makes_several_bins_and_partitions_below_the_minimum_are_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_concurrent_append_is_rebased_over_and_kept() {
-    let t = Fixture::new(true).await;
+    let t = table(true).await;
     for i in 0..10 {
         t.append(i * 3, i * 3 + 3).await;
     }
@@ -296,7 +267,7 @@ async fn a_concurrent_append_is_rebased_over_and_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compaction_racing_an_appender_loses_no_row() {
-    let t = Fixture::new(false).await;
+    let t = table(false).await;
     for i in 0..20 {
         t.append(i * 3, i * 3 + 3).await;
     }
@@ -319,7 +290,7 @@ async fn compaction_racing_an_appender_loses_no_row() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_overwrite_removing_an_input_makes_compaction_give_up_cleanly() {
-    let t = Fixture::new(false).await;
+    let t = table(false).await;
     for i in 0..10 {
         t.append(i * 3, i * 3 + 3).await;
     }
@@ -328,7 +299,7 @@ async fn an_overwrite_removing_an_input_makes_compaction_give_up_cleanly() {
         .unwrap();
     assert_eq!(prepared.report().input_files, 10);
     // A copy-on-write delete through a second engine on the same data dir: it rewrites an input.
-    Session::open_embedded(&OpenOptions::new(t._dir.path().join("data")))
+    Session::open_embedded(&OpenOptions::new(t.data_dir()))
         .await
         .unwrap()
         .run("DELETE FROM s.t WHERE id = 4")

@@ -3,57 +3,25 @@
 //! maintained, then checked file by file against the warehouse listing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arrow::array::Int64Array;
-use floe_commit::open::{OpenOptions, open};
-use floe_commit::{Catalog, TableChange};
+use floe_commit::TableChange;
 use floe_maintenance::{
     ExpireOptions, MaintenanceError, OrphanOptions, expire_snapshots, remove_orphan_files,
 };
-use floe_sql::{EmbeddedCatalog, Session};
-use floe_store::TableName;
 use iceberg::TableUpdate;
 use iceberg::spec::{SnapshotReference, SnapshotRetention};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    catalog: Arc<Catalog>,
-    table: TableName,
+mod common;
+
+use common::Fixture;
+
+async fn table() -> Fixture {
+    Fixture::with_table("CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR)").await
 }
 
 impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Arc::new(
-            open(&OpenOptions::new(dir.path().join("data")))
-                .await
-                .unwrap(),
-        );
-        let fixture = Self {
-            _dir: dir,
-            catalog,
-            table: TableName::new(vec!["s".to_string()], "t"),
-        };
-        fixture.sql("CREATE SCHEMA s").await;
-        fixture
-            .sql("CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR)")
-            .await;
-        fixture
-    }
-
-    fn session(&self) -> Session {
-        Session::new(Arc::new(EmbeddedCatalog::new(self.catalog.clone())))
-    }
-
-    async fn sql(&self, sql: &str) {
-        self.session()
-            .run(sql)
-            .await
-            .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    }
-
     /// Inserts one row; returns the new snapshot's id and the files the insert added (all but
     /// the metadata file).
     async fn insert(&self, id: i64) -> (i64, BTreeSet<String>) {
@@ -192,7 +160,7 @@ fn age(location: &str, by: Duration) {
 #[tokio::test]
 async fn expiry_keeps_tags_and_the_current_chain_and_deletes_exactly_what_only_expired_snapshots_reach()
  {
-    let t = Fixture::new().await;
+    let t = table().await;
     let (s1, _) = t.insert(1).await;
     let (s2, _) = t.insert(2).await;
     let (s3, added3) = t.insert(3).await;
@@ -277,7 +245,7 @@ async fn expiry_keeps_tags_and_the_current_chain_and_deletes_exactly_what_only_e
 
 #[tokio::test]
 async fn expiry_honors_min_snapshots_to_keep_and_removes_refs_past_their_age() {
-    let t = Fixture::new().await;
+    let t = table().await;
     t.update(vec![TableUpdate::SetProperties {
         updates: HashMap::from([(
             "history.expire.min-snapshots-to-keep".to_string(),
@@ -320,7 +288,7 @@ async fn expiry_honors_min_snapshots_to_keep_and_removes_refs_past_their_age() {
 
 #[tokio::test]
 async fn orphan_removal_deletes_old_unreferenced_files_only() {
-    let t = Fixture::new().await;
+    let t = table().await;
     t.insert(1).await;
     t.insert(2).await;
     let location = t.location().await;
@@ -395,7 +363,7 @@ async fn orphan_removal_deletes_old_unreferenced_files_only() {
 
 #[tokio::test]
 async fn expiry_racing_appends_never_loses_one() {
-    let t = Fixture::new().await;
+    let t = table().await;
     t.insert(0).await;
     let done = std::sync::atomic::AtomicBool::new(false);
     let writer = async {
