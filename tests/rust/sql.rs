@@ -447,8 +447,10 @@ fn the_shell_runs_statements_and_survives_ctrl_c() {
     );
     let history = dir.path().join("history");
 
+    // `exec`, so that the Ctrl-C below reaches `floe` alone: script(1) runs the command through
+    // $SHELL (dash when unset), and a shell left waiting would itself die of the SIGINT.
     let command = format!(
-        "{} sql --data-dir {}",
+        "exec {} sql --data-dir {}",
         floe_testkit::floe_binary().display(),
         data_dir.display()
     );
@@ -456,6 +458,7 @@ fn the_shell_runs_statements_and_survives_ctrl_c() {
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env("FLOE_SQL_HISTORY", &history)
         .env("TERM", "dumb")
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -520,7 +523,11 @@ fn the_shell_runs_statements_and_survives_ctrl_c() {
         std::thread::sleep(Duration::from_millis(20));
     };
     reader.join().unwrap();
-    assert!(status.success(), "{}", output.lock().unwrap());
+    assert!(
+        status.success(),
+        "the shell left with {status}:\n{}",
+        output.lock().unwrap()
+    );
     let history = std::fs::read_to_string(&history).expect("history saved");
     assert!(history.contains("SELECT 1 +"), "{history}");
     assert!(history.contains("SELECT 7 AS still_here;"), "{history}");
