@@ -3,14 +3,84 @@
 
 use std::time::Duration;
 
-use crate::{Page, PageRequest, Result, StoreError};
+use crate::{Page, PageRequest, Result, StoreError, TableName};
 
 /// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
 /// so no REST client can put it inside a level, which keeps the join reversible.
 const LEVEL_SEPARATOR: &str = "\u{1f}";
 
+/// Which warehouse a store handle works in, and so how its namespaces are keyed.
+///
+/// The server's configured (default) warehouse keys a namespace by its joined levels alone, as
+/// stores did before there were several warehouses, so existing stores need no data migration.
+/// A registered warehouse `w` keys it as `U+001F w U+001F levels`: no joined path starts with the
+/// separator (a level is never empty), and a warehouse name never contains it, so keys of different
+/// warehouses can never meet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Scope(Option<String>);
+
+impl Scope {
+    /// The scope of a registered warehouse; `name` must be a valid warehouse name.
+    pub fn warehouse(name: &str) -> Result<Self> {
+        check_warehouse_name(name)?;
+        Ok(Self(Some(name.to_string())))
+    }
+
+    /// The value of the `warehouse` column: `None` (SQL NULL) for the default warehouse.
+    pub fn column(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The key a namespace is stored under; refuses paths that break the naming rules.
+    pub fn namespace_key(&self, namespace: &[String]) -> Result<String> {
+        let path = namespace_key(namespace)?;
+        Ok(self.prefixed(path))
+    }
+
+    /// The key of the namespace's parent, `None` for a top-level one. Expects a valid path.
+    pub fn parent_key(&self, namespace: &[String]) -> Option<String> {
+        parent_key(namespace).map(|path| self.prefixed(path))
+    }
+
+    /// Validates the table's name and returns the key of its namespace.
+    pub fn table_key(&self, table: &TableName) -> Result<String> {
+        check_table_name(&table.name)?;
+        self.namespace_key(&table.namespace)
+    }
+
+    fn prefixed(&self, path: String) -> String {
+        match &self.0 {
+            None => path,
+            Some(warehouse) => format!("{LEVEL_SEPARATOR}{warehouse}{LEVEL_SEPARATOR}{path}"),
+        }
+    }
+}
+
+/// Warehouse names become the REST prefix in URLs and parts of keys: lowercase ASCII letters,
+/// digits, `-` and `_`, starting with a letter or digit, at most 63 characters (as S3 bucket
+/// names, which many users will mirror).
+pub(crate) fn check_warehouse_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "invalid warehouse name {name:?}: use 1 to 63 lowercase letters, digits, '-' or '_', \
+             starting with a letter or digit"
+        )))
+    }
+}
+
 /// The key a namespace is stored under; refuses paths that break the naming rules.
-pub(crate) fn namespace_key(namespace: &[String]) -> Result<String> {
+fn namespace_key(namespace: &[String]) -> Result<String> {
     if namespace.is_empty() {
         return Err(StoreError::InvalidInput(
             "a namespace has at least one level".into(),
@@ -36,8 +106,7 @@ pub(crate) fn namespace_key(namespace: &[String]) -> Result<String> {
     Ok(namespace.join(LEVEL_SEPARATOR))
 }
 
-/// The key of the namespace's parent, `None` for a top-level one. Expects a valid path.
-pub(crate) fn parent_key(namespace: &[String]) -> Option<String> {
+fn parent_key(namespace: &[String]) -> Option<String> {
     match namespace.split_last() {
         Some((_, parent)) if !parent.is_empty() => Some(parent.join(LEVEL_SEPARATOR)),
         _ => None,
@@ -154,6 +223,52 @@ mod tests {
             Some("a\u{1f}b")
         );
         assert_eq!(parent_key(&path(&["a"])), None);
+    }
+
+    #[test]
+    fn warehouses_never_share_keys() {
+        let default = Scope::default();
+        let sales = Scope::warehouse("sales").unwrap();
+        let other = Scope::warehouse("sales-eu").unwrap();
+        let keys = [
+            default.namespace_key(&path(&["a"])).unwrap(),
+            sales.namespace_key(&path(&["a"])).unwrap(),
+            other.namespace_key(&path(&["a"])).unwrap(),
+            default.namespace_key(&path(&["sales", "a"])).unwrap(),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(
+            sales.parent_key(&path(&["a", "b"])),
+            Some("\u{1f}sales\u{1f}a".to_string())
+        );
+        assert_eq!(sales.parent_key(&path(&["a"])), None);
+        assert_eq!(default.column(), None);
+        assert_eq!(sales.column(), Some("sales"));
+    }
+
+    #[test]
+    fn warehouse_names_are_checked() {
+        for good in ["main", "a", "lake-2026", "x_y", "0day"] {
+            assert!(check_warehouse_name(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "Main",
+            "-a",
+            "_a",
+            "a b",
+            "a/b",
+            "a.b",
+            "a\u{1f}",
+            long.as_str(),
+        ] {
+            assert!(check_warehouse_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

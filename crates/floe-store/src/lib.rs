@@ -24,6 +24,16 @@
 //! name contains U+0000, which PostgreSQL cannot store in text. Names breaking them are refused with
 //! [`StoreError::InvalidInput`], by every backend alike.
 //!
+//! # Warehouses
+//!
+//! One store serves several warehouses, as one S3 Tables account holds several table buckets. Each
+//! has its own namespaces and tables, with names that may repeat across warehouses; a handle from
+//! [`MetadataStore::in_warehouse`] sees one warehouse's only. The server's default warehouse is the
+//! one its configuration names (flags or TOML) and is not a row here; others are registered with
+//! [`MetadataStore::create_warehouse`], which records where their files live and their storage
+//! settings, so that every replica serves them. A foreign key from each namespace to its warehouse
+//! makes dropping a warehouse that still has namespaces impossible, even racing a create.
+//!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
@@ -49,6 +59,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -133,6 +144,32 @@ pub struct PropertiesChange {
     pub missing: Vec<String>,
 }
 
+/// A warehouse registered in the store (see *Warehouses* in the crate docs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WarehouseRecord {
+    /// The REST prefix clients use: lowercase letters, digits, `-`, `_`; at most 63 characters.
+    pub name: String,
+    /// Where the warehouse's files live: `s3://bucket/prefix`, `file:///dir`, `memory://name`.
+    pub storage_url: String,
+    /// Storage settings (`s3.endpoint`, `s3.region`, ...), which may include credentials: show
+    /// them through `floe_storage`'s redaction only.
+    pub properties: Properties,
+    /// When it was registered, in Unix milliseconds (set by the store).
+    pub created_at_ms: i64,
+}
+
+impl fmt::Debug for WarehouseRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Properties may carry secret keys; their names are enough to debug with.
+        f.debug_struct("WarehouseRecord")
+            .field("name", &self.name)
+            .field("storage_url", &self.storage_url)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("created_at_ms", &self.created_at_ms)
+            .finish()
+    }
+}
+
 /// A finished request's response, kept for replay under its idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -171,6 +208,12 @@ pub enum StoreError {
     TableNotFound(TableName),
     #[error("table {0} already exists")]
     TableAlreadyExists(TableName),
+    #[error("warehouse {0} does not exist")]
+    WarehouseNotFound(String),
+    #[error("warehouse {0} already exists")]
+    WarehouseAlreadyExists(String),
+    #[error("warehouse {0} is not empty: drop its namespaces first")]
+    WarehouseNotEmpty(String),
     /// A swap found a pointer other than the one the committer read: someone else committed first.
     #[error("table {table} was changed by a concurrent commit")]
     Conflict { table: TableName },
@@ -188,8 +231,30 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The metadata store. Every method is one atomic operation on the backing database.
+///
+/// A store handle works in one warehouse: the server's default one, unless it came from
+/// [`MetadataStore::in_warehouse`]. Namespace and table methods see that warehouse's only; the
+/// warehouse, idempotency-key and lease methods are global.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// A handle on the same database (same pool) working in the registered warehouse `name`. It
+    /// does not check that the warehouse exists: creating a namespace in a warehouse that does not
+    /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.
+    fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>>;
+
+    /// Registers a warehouse; [`StoreError::WarehouseAlreadyExists`] if the name is taken.
+    /// `created_at_ms` is ignored: the store sets it.
+    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()>;
+
+    /// The registered warehouse `name`, or [`StoreError::WarehouseNotFound`].
+    async fn load_warehouse(&self, name: &str) -> Result<WarehouseRecord>;
+
+    /// Every registered warehouse, in name order (the server's default one is not registered).
+    async fn list_warehouses(&self) -> Result<Vec<WarehouseRecord>>;
+
+    /// Unregisters an empty warehouse; [`StoreError::WarehouseNotEmpty`] while it has namespaces.
+    async fn drop_warehouse(&self, name: &str) -> Result<()>;
+
     /// Creates a namespace. Its parent (if nested) must exist.
     async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()>;
 

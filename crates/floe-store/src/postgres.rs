@@ -44,6 +44,7 @@
 //! Lease expiry and idempotency key ages use the database server's clock (`statement_timestamp()`),
 //! one clock for every replica (see *Leases* in the crate docs).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -51,12 +52,10 @@ use sqlx::Row;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
-use crate::input::{
-    Keyset, check_lease_names, check_table_name, lease_ttl_millis, namespace_key, parent_key,
-};
+use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
 };
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
@@ -97,6 +96,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: PgPool,
     max_attempts: u32,
+    scope: Scope,
 }
 
 /// How an operation talks to the database.
@@ -159,6 +159,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             max_attempts: options.max_attempts.max(1),
+            scope: Scope::default(),
         })
     }
 
@@ -230,24 +231,121 @@ impl PostgresStore {
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
-    async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()> {
-        let key = namespace_key(namespace)?;
-        let parent = parent_key(namespace);
-        let properties = properties_to_json(properties)?;
+    fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
+        Ok(Arc::new(Self {
+            pool: self.pool.clone(),
+            max_attempts: self.max_attempts,
+            scope: Scope::warehouse(name)?,
+        }))
+    }
+
+    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()> {
+        check_warehouse_name(&warehouse.name)?;
+        let properties = properties_to_json(&warehouse.properties)?;
         self.run(Mode::Autocommit, async |conn| {
-            let inserted = sqlx::query(
-                "INSERT INTO namespaces (path, parent, name, properties) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&key)
-            .bind(&parent)
-            .bind(&namespace[namespace.len() - 1])
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO warehouses (name, storage_url, properties, created_at) \
+                 VALUES ($1, $2, $3, {NOW_MS})"
+            ))
+            .bind(&warehouse.name)
+            .bind(&warehouse.storage_url)
             .bind(&properties)
             .execute(&mut *conn)
             .await;
             match inserted {
                 Ok(_) => Ok(()),
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Err(StoreError::WarehouseAlreadyExists(warehouse.name.clone()).into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn load_warehouse(&self, name: &str) -> Result<WarehouseRecord> {
+        check_warehouse_name(name)?;
+        let row = self
+            .run(Mode::Autocommit, async |conn| {
+                Ok(sqlx::query(
+                    "SELECT name, storage_url, properties, created_at FROM warehouses \
+                     WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| StoreError::WarehouseNotFound(name.to_string()))?)
+            })
+            .await?;
+        warehouse_from_row(&row)
+    }
+
+    async fn list_warehouses(&self) -> Result<Vec<WarehouseRecord>> {
+        let rows = self
+            .run(Mode::Autocommit, async |conn| {
+                Ok(sqlx::query(
+                    "SELECT name, storage_url, properties, created_at FROM warehouses \
+                     ORDER BY name",
+                )
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        rows.iter().map(warehouse_from_row).collect()
+    }
+
+    async fn drop_warehouse(&self, name: &str) -> Result<()> {
+        check_warehouse_name(name)?;
+        self.run(Mode::Autocommit, async |conn| {
+            let dropped = sqlx::query("DELETE FROM warehouses WHERE name = $1")
+                .bind(name)
+                .execute(&mut *conn)
+                .await;
+            match dropped {
+                Ok(done) if done.rows_affected() == 0 => {
+                    Err(StoreError::WarehouseNotFound(name.to_string()).into())
+                }
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(StoreError::WarehouseNotEmpty(name.to_string()).into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()> {
+        let key = self.scope.namespace_key(namespace)?;
+        let parent = self.scope.parent_key(namespace);
+        let properties = properties_to_json(properties)?;
+        self.run(Mode::Autocommit, async |conn| {
+            let inserted = sqlx::query(
+                "INSERT INTO namespaces (path, parent, name, properties, warehouse) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key)
+            .bind(&parent)
+            .bind(&namespace[namespace.len() - 1])
+            .bind(&properties)
+            .bind(self.scope.column())
+            .execute(&mut *conn)
+            .await;
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                     Err(StoreError::NamespaceAlreadyExists(namespace.to_vec()).into())
+                }
+                Err(sqlx::Error::Database(db))
+                    if db.is_foreign_key_violation()
+                        && db
+                            .constraint()
+                            .is_some_and(|name| name.contains("warehouse")) =>
+                {
+                    Err(StoreError::WarehouseNotFound(
+                        self.scope.column().unwrap_or_default().to_string(),
+                    )
+                    .into())
                 }
                 Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(
                     StoreError::NamespaceNotFound(namespace[..namespace.len() - 1].to_vec()).into(),
@@ -259,7 +357,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn load_namespace(&self, namespace: &[String]) -> Result<Properties> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let json: String = self
             .run(Mode::Autocommit, async |conn| {
                 let json = sqlx::query_scalar("SELECT properties FROM namespaces WHERE path = $1")
@@ -277,19 +375,29 @@ impl MetadataStore for PostgresStore {
         parent: Option<&[String]>,
         page: &PageRequest,
     ) -> Result<Page<NamespacePath>> {
-        let parent_key = parent.map(namespace_key).transpose()?;
+        let parent_key = parent
+            .map(|parent| self.scope.namespace_key(parent))
+            .transpose()?;
         let keyset = Keyset::new(page)?;
         let names: Vec<String> = self
             .run(Mode::Snapshot, async |conn| {
                 let Some(parent_key) = &parent_key else {
-                    return Ok(sqlx::query_scalar(
-                        "SELECT name FROM namespaces WHERE parent IS NULL AND name > $1 \
-                         ORDER BY name LIMIT $2",
-                    )
-                    .bind(&keyset.after)
-                    .bind(keyset.limit)
-                    .fetch_all(&mut *conn)
-                    .await?);
+                    let query = match self.scope.column() {
+                        None => sqlx::query_scalar(
+                            "SELECT name FROM namespaces WHERE parent IS NULL \
+                             AND warehouse IS NULL AND name > $1 ORDER BY name LIMIT $2",
+                        ),
+                        Some(warehouse) => sqlx::query_scalar(
+                            "SELECT name FROM namespaces WHERE parent IS NULL \
+                             AND warehouse = $1 AND name > $2 ORDER BY name LIMIT $3",
+                        )
+                        .bind(warehouse),
+                    };
+                    return Ok(query
+                        .bind(&keyset.after)
+                        .bind(keyset.limit)
+                        .fetch_all(&mut *conn)
+                        .await?);
                 };
                 if !namespace_exists(conn, parent_key).await? {
                     return Err(
@@ -325,7 +433,7 @@ impl MetadataStore for PostgresStore {
         removals: &[String],
         updates: &Properties,
     ) -> Result<PropertiesChange> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         self.run(Mode::Write, async |conn| {
             // The row lock keeps concurrent updates from losing each other's changes.
             let current: String =
@@ -360,7 +468,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn drop_namespace(&self, namespace: &[String]) -> Result<()> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let not_empty = |reason: &str| StoreError::NamespaceNotEmpty {
             namespace: namespace.to_vec(),
             reason: reason.into(),
@@ -409,7 +517,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = table_key(table)?;
+        let key = self.scope.table_key(table)?;
         self.run(Mode::Autocommit, async |conn| {
             Ok(load_pointer(conn, &key, &table.name)
                 .await?
@@ -419,7 +527,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let keyset = Keyset::new(page)?;
         let names = self
             .run(Mode::Snapshot, async |conn| {
@@ -446,7 +554,7 @@ impl MetadataStore for PostgresStore {
         }
         let keys = swaps
             .iter()
-            .map(|swap| table_key(&swap.table))
+            .map(|swap| self.scope.table_key(&swap.table))
             .collect::<Result<Vec<_>>>()?;
         // One global order of row locks across all batches (see the module docs). The sort is
         // stable: two swaps of one table keep the caller's order.
@@ -469,7 +577,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = table_key(table)?;
+        let key = self.scope.table_key(table)?;
         self.run(Mode::Autocommit, async |conn| {
             let row = sqlx::query(
                 "DELETE FROM tables WHERE namespace = $1 AND name = $2 \
@@ -486,8 +594,8 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
-        let from_key = table_key(from)?;
-        let to_key = table_key(to)?;
+        let from_key = self.scope.table_key(from)?;
+        let to_key = self.scope.table_key(to)?;
         self.run(Mode::Write, async |conn| {
             if load_pointer(conn, &from_key, &from.name).await?.is_none() {
                 return Err(StoreError::TableNotFound(from.clone()).into());
@@ -672,12 +780,6 @@ impl MetadataStore for PostgresStore {
     }
 }
 
-/// Validates the table's name and returns the key of its namespace.
-fn table_key(table: &TableName) -> Result<String> {
-    check_table_name(&table.name)?;
-    namespace_key(&table.namespace)
-}
-
 async fn move_pointer(
     conn: &mut PgConnection,
     swap: &PointerSwap,
@@ -793,6 +895,15 @@ fn claim_from_row(key: &str, fingerprint: &str, row: &PgRow) -> Result<Idempoten
             "idempotency key {key:?} is in the unknown state {state:?}"
         ))),
     }
+}
+
+fn warehouse_from_row(row: &PgRow) -> Result<WarehouseRecord> {
+    Ok(WarehouseRecord {
+        name: row.get("name"),
+        storage_url: row.get("storage_url"),
+        properties: properties_from_json(row.get("properties"))?,
+        created_at_ms: row.get("created_at"),
+    })
 }
 
 fn properties_to_json(properties: &Properties) -> Result<String> {

@@ -26,6 +26,7 @@
 //! its timeout becomes [`StoreError::Unavailable`], which callers may retry.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -37,12 +38,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::input::{
-    Keyset, check_lease_names, check_table_name, lease_ttl_millis, namespace_key, parent_key,
-};
+use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -71,9 +70,11 @@ impl Default for SqliteOptions {
 /// A [`MetadataStore`] in a SQLite file (see the module docs).
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// This process's writers take turns here, in arrival order, before `BEGIN IMMEDIATE`.
-    write_turn: Mutex<()>,
+    /// This process's writers take turns here, in arrival order, before `BEGIN IMMEDIATE`; shared
+    /// by the handles of every warehouse, since they write to one file.
+    write_turn: Arc<Mutex<()>>,
     acquire_timeout: Duration,
+    scope: Scope,
 }
 
 impl SqliteStore {
@@ -126,8 +127,9 @@ impl SqliteStore {
         })?;
         Ok(Self {
             pool,
-            write_turn: Mutex::new(()),
+            write_turn: Arc::new(Mutex::new(())),
             acquire_timeout,
+            scope: Scope::default(),
         })
     }
 
@@ -190,9 +192,90 @@ async fn finish<T>(
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
+        Ok(Arc::new(Self {
+            pool: self.pool.clone(),
+            write_turn: self.write_turn.clone(),
+            acquire_timeout: self.acquire_timeout,
+            scope: Scope::warehouse(name)?,
+        }))
+    }
+
+    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()> {
+        check_warehouse_name(&warehouse.name)?;
+        let properties = properties_to_json(&warehouse.properties)?;
+        self.write(async |conn| {
+            sqlx::query(
+                "INSERT INTO warehouses (name, storage_url, properties, created_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&warehouse.name)
+            .bind(&warehouse.storage_url)
+            .bind(&properties)
+            .bind(unix_millis(SystemTime::now()))
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    StoreError::WarehouseAlreadyExists(warehouse.name.clone())
+                }
+                _ => db_error(err),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_warehouse(&self, name: &str) -> Result<WarehouseRecord> {
+        check_warehouse_name(name)?;
+        let row = sqlx::query(
+            "SELECT name, storage_url, properties, created_at FROM warehouses WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StoreError::WarehouseNotFound(name.to_string()))?;
+        warehouse_from_row(&row)
+    }
+
+    async fn list_warehouses(&self) -> Result<Vec<WarehouseRecord>> {
+        sqlx::query(
+            "SELECT name, storage_url, properties, created_at FROM warehouses ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(warehouse_from_row)
+        .collect()
+    }
+
+    async fn drop_warehouse(&self, name: &str) -> Result<()> {
+        check_warehouse_name(name)?;
+        self.write(async |conn| {
+            let dropped = sqlx::query("DELETE FROM warehouses WHERE name = ?")
+                .bind(name)
+                .execute(&mut *conn)
+                .await
+                .map_err(|err| match &err {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                        StoreError::WarehouseNotEmpty(name.to_string())
+                    }
+                    _ => db_error(err),
+                })?
+                .rows_affected();
+            if dropped == 0 {
+                return Err(StoreError::WarehouseNotFound(name.to_string()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn create_namespace(&self, namespace: &[String], properties: &Properties) -> Result<()> {
-        let key = namespace_key(namespace)?;
-        let parent = parent_key(namespace);
+        let key = self.scope.namespace_key(namespace)?;
+        let parent = self.scope.parent_key(namespace);
         let properties = properties_to_json(properties)?;
         self.write(async |conn| {
             if namespace_exists(conn, &key).await? {
@@ -206,22 +289,30 @@ impl MetadataStore for SqliteStore {
                 ));
             }
             sqlx::query(
-                "INSERT INTO namespaces (path, parent, name, properties) VALUES (?, ?, ?, ?)",
+                "INSERT INTO namespaces (path, parent, name, properties, warehouse) \
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(&key)
             .bind(&parent)
             .bind(&namespace[namespace.len() - 1])
             .bind(&properties)
+            .bind(self.scope.column())
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(|err| match (&err, self.scope.column()) {
+                // The parent was checked above, so the missing row is the warehouse.
+                (sqlx::Error::Database(db), Some(warehouse)) if db.is_foreign_key_violation() => {
+                    StoreError::WarehouseNotFound(warehouse.to_string())
+                }
+                _ => db_error(err),
+            })?;
             Ok(())
         })
         .await
     }
 
     async fn load_namespace(&self, namespace: &[String]) -> Result<Properties> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let row = sqlx::query("SELECT properties FROM namespaces WHERE path = ?")
             .bind(&key)
             .fetch_optional(&self.pool)
@@ -236,15 +327,19 @@ impl MetadataStore for SqliteStore {
         parent: Option<&[String]>,
         page: &PageRequest,
     ) -> Result<Page<NamespacePath>> {
-        let parent_key = parent.map(namespace_key).transpose()?;
+        let parent_key = parent
+            .map(|parent| self.scope.namespace_key(parent))
+            .transpose()?;
         let keyset = Keyset::new(page)?;
         let names: Vec<String> = self
             .read(async |conn| {
                 let Some(parent_key) = &parent_key else {
+                    // `IS` matches a NULL warehouse (the default one) as well as a name.
                     return sqlx::query_scalar(
-                        "SELECT name FROM namespaces WHERE parent IS NULL AND name > ? \
-                         ORDER BY name LIMIT ?",
+                        "SELECT name FROM namespaces WHERE parent IS NULL AND warehouse IS ? \
+                         AND name > ? ORDER BY name LIMIT ?",
                     )
+                    .bind(self.scope.column())
                     .bind(&keyset.after)
                     .bind(keyset.limit)
                     .fetch_all(&mut *conn)
@@ -286,7 +381,7 @@ impl MetadataStore for SqliteStore {
         removals: &[String],
         updates: &Properties,
     ) -> Result<PropertiesChange> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         self.write(async |conn| {
             let current: String =
                 sqlx::query_scalar("SELECT properties FROM namespaces WHERE path = ?")
@@ -322,7 +417,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn drop_namespace(&self, namespace: &[String]) -> Result<()> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let not_empty = |reason: &str| StoreError::NamespaceNotEmpty {
             namespace: namespace.to_vec(),
             reason: reason.into(),
@@ -360,7 +455,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = table_key(table)?;
+        let key = self.scope.table_key(table)?;
         load_pointer(
             &mut *self.pool.acquire().await.map_err(db_error)?,
             &key,
@@ -371,7 +466,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
-        let key = namespace_key(namespace)?;
+        let key = self.scope.namespace_key(namespace)?;
         let keyset = Keyset::new(page)?;
         let names = self
             .read(async |conn| {
@@ -398,7 +493,7 @@ impl MetadataStore for SqliteStore {
         }
         let keys = swaps
             .iter()
-            .map(|swap| table_key(&swap.table))
+            .map(|swap| self.scope.table_key(&swap.table))
             .collect::<Result<Vec<_>>>()?;
         self.write(async |conn| {
             let mut pointers = Vec::with_capacity(swaps.len());
@@ -415,7 +510,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = table_key(table)?;
+        let key = self.scope.table_key(table)?;
         self.write(async |conn| {
             let row = sqlx::query(
                 "DELETE FROM tables WHERE namespace = ? AND name = ? \
@@ -433,8 +528,8 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
-        let from_key = table_key(from)?;
-        let to_key = table_key(to)?;
+        let from_key = self.scope.table_key(from)?;
+        let to_key = self.scope.table_key(to)?;
         self.write(async |conn| {
             if load_pointer(conn, &from_key, &from.name).await?.is_none() {
                 return Err(StoreError::TableNotFound(from.clone()));
@@ -629,12 +724,6 @@ impl MetadataStore for SqliteStore {
     }
 }
 
-/// Validates the table's name and returns the key of its namespace.
-fn table_key(table: &TableName) -> Result<String> {
-    check_table_name(&table.name)?;
-    namespace_key(&table.namespace)
-}
-
 async fn move_pointer(
     conn: &mut SqliteConnection,
     swap: &PointerSwap,
@@ -724,6 +813,15 @@ fn pointer_from_row(row: &sqlx::sqlite::SqliteRow) -> TablePointer {
         metadata_location: row.get("metadata_location"),
         version: row.get("version"),
     }
+}
+
+fn warehouse_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WarehouseRecord> {
+    Ok(WarehouseRecord {
+        name: row.get("name"),
+        storage_url: row.get("storage_url"),
+        properties: properties_from_json(row.get("properties"))?,
+        created_at_ms: row.get("created_at"),
+    })
 }
 
 fn properties_to_json(properties: &Properties) -> Result<String> {

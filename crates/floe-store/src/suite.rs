@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, PageRequest, PointerSwap, Properties,
-    PropertiesChange, StoreError, StoredResponse, TableName, TablePointer,
+    PropertiesChange, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
 };
 
 /// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
@@ -49,6 +49,9 @@ macro_rules! metadata_store_suite {
             lease_expiry,
             concurrent_lease_acquires,
             ping_answers,
+            warehouses_are_registered_and_dropped,
+            warehouses_keep_names_apart,
+            namespaces_need_their_warehouse,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
@@ -1316,4 +1319,212 @@ pub async fn ping_answers(store: Arc<dyn MetadataStore>) {
     let namespaces = store.list_namespaces(None, &all()).await.unwrap();
     assert!(namespaces.items.is_empty());
     store.ping().await.expect("and again");
+}
+
+fn warehouse(name: &str, url: &str) -> WarehouseRecord {
+    WarehouseRecord {
+        name: name.into(),
+        storage_url: url.into(),
+        properties: props(&[("s3.region", "eu-west-1"), ("s3.secret-access-key", "k")]),
+        created_at_ms: 0,
+    }
+}
+
+pub async fn warehouses_are_registered_and_dropped(store: Arc<dyn MetadataStore>) {
+    assert!(store.list_warehouses().await.unwrap().is_empty());
+    let lake = warehouse("lake", "s3://bucket/lake");
+    store.create_warehouse(&lake).await.unwrap();
+    store
+        .create_warehouse(&warehouse("archive", "file:///srv/archive"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_warehouse(&lake).await,
+        Err(StoreError::WarehouseAlreadyExists(name)) if name == "lake"
+    ));
+
+    let loaded = store.load_warehouse("lake").await.unwrap();
+    assert_eq!(loaded.storage_url, lake.storage_url);
+    assert_eq!(loaded.properties, lake.properties);
+    assert!(
+        loaded.created_at_ms > 0,
+        "the store stamps the creation time"
+    );
+    let names: Vec<String> = store
+        .list_warehouses()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|warehouse| warehouse.name)
+        .collect();
+    assert_eq!(names, strings(&["archive", "lake"]));
+
+    for bad in ["", "Lake", "a/b", "-x", "a\u{1f}b"] {
+        assert!(
+            matches!(
+                store.create_warehouse(&warehouse(bad, "memory://x")).await,
+                Err(StoreError::InvalidInput(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(store.in_warehouse(bad).is_err(), "{bad:?}");
+    }
+
+    // Not empty: a namespace holds it; the registry is unchanged by the refusal.
+    let in_lake = store.in_warehouse("lake").unwrap();
+    in_lake
+        .create_namespace(&ns(&["sales"]), &Properties::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.drop_warehouse("lake").await,
+        Err(StoreError::WarehouseNotEmpty(name)) if name == "lake"
+    ));
+    assert!(store.load_warehouse("lake").await.is_ok());
+    in_lake.drop_namespace(&ns(&["sales"])).await.unwrap();
+    store.drop_warehouse("lake").await.unwrap();
+    assert!(matches!(
+        store.load_warehouse("lake").await,
+        Err(StoreError::WarehouseNotFound(name)) if name == "lake"
+    ));
+    assert!(matches!(
+        store.drop_warehouse("lake").await,
+        Err(StoreError::WarehouseNotFound(_))
+    ));
+}
+
+pub async fn warehouses_keep_names_apart(store: Arc<dyn MetadataStore>) {
+    store
+        .create_warehouse(&warehouse("lake", "memory://lake"))
+        .await
+        .unwrap();
+    let lake = store.in_warehouse("lake").unwrap();
+    let default = store.clone();
+    let orders = TableName::new(ns(&["sales"]), "orders");
+    for (store, location) in [(&default, "s3://d/1.json"), (&lake, "s3://l/1.json")] {
+        store
+            .create_namespace(&ns(&["sales"]), &props(&[("location", location)]))
+            .await
+            .unwrap();
+        store
+            .create_namespace(&ns(&["sales", "eu"]), &Properties::new())
+            .await
+            .unwrap();
+        create_table(store.as_ref(), &orders, location).await;
+    }
+    // Each sees its own namespace tree and pointers only.
+    for (store, location) in [(&default, "s3://d/1.json"), (&lake, "s3://l/1.json")] {
+        let top = store.list_namespaces(None, &all()).await.unwrap();
+        assert_eq!(top.items, vec![ns(&["sales"])]);
+        let children = store
+            .list_namespaces(Some(&ns(&["sales"])), &all())
+            .await
+            .unwrap();
+        assert_eq!(children.items, vec![ns(&["sales", "eu"])]);
+        assert_eq!(
+            store.load_namespace(&ns(&["sales"])).await.unwrap(),
+            props(&[("location", location)])
+        );
+        assert_eq!(
+            store.load_table(&orders).await.unwrap(),
+            pointer(location, 1)
+        );
+    }
+    // A swap in one warehouse moves that warehouse's pointer only.
+    lake.swap_pointers(&[swap(&orders, "s3://l/1.json", "s3://l/2.json")])
+        .await
+        .unwrap();
+    assert_eq!(
+        default.load_table(&orders).await.unwrap(),
+        pointer("s3://d/1.json", 1)
+    );
+    assert!(matches!(
+        default
+            .swap_pointers(&[swap(&orders, "s3://l/2.json", "s3://d/2.json")])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Renames and drops stay inside the warehouse.
+    let renamed = TableName::new(ns(&["sales", "eu"]), "orders");
+    lake.rename_table(&orders, &renamed).await.unwrap();
+    assert!(default.load_table(&orders).await.is_ok());
+    assert!(matches!(
+        default.load_table(&renamed).await,
+        Err(StoreError::TableNotFound(_))
+    ));
+    default.drop_table(&orders).await.unwrap();
+    assert_eq!(
+        lake.load_table(&renamed).await.unwrap(),
+        pointer("s3://l/2.json", 2)
+    );
+    let tables = lake
+        .list_tables(&ns(&["sales", "eu"]), &all())
+        .await
+        .unwrap();
+    assert_eq!(tables.items, strings(&["orders"]));
+    assert!(
+        default
+            .list_tables(&ns(&["sales", "eu"]), &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub async fn namespaces_need_their_warehouse(store: Arc<dyn MetadataStore>) {
+    let ghost = store.in_warehouse("ghost").unwrap();
+    assert!(matches!(
+        ghost.create_namespace(&ns(&["sales"]), &Properties::new()).await,
+        Err(StoreError::WarehouseNotFound(name)) if name == "ghost"
+    ));
+    assert!(
+        ghost
+            .list_namespaces(None, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        ghost
+            .load_table(&TableName::new(ns(&["sales"]), "orders"))
+            .await,
+        Err(StoreError::TableNotFound(_))
+    ));
+    // Racing creates of namespaces against the warehouse's drop: each namespace either lands
+    // before the drop (which then fails) or is refused; never one in a dropped warehouse.
+    for round in 0..10 {
+        store
+            .create_warehouse(&warehouse("racy", "memory://racy"))
+            .await
+            .unwrap();
+        let racy = store.in_warehouse("racy").unwrap();
+        let create = tokio::spawn({
+            let racy = racy.clone();
+            async move {
+                racy.create_namespace(&ns(&[&format!("n{round}")]), &Properties::new())
+                    .await
+            }
+        });
+        let dropped = store.drop_warehouse("racy").await;
+        let created = create.await.unwrap();
+        match (&dropped, &created) {
+            (Ok(()), Err(StoreError::WarehouseNotFound(_))) => {}
+            (Err(StoreError::WarehouseNotEmpty(_)), Ok(())) => {
+                racy.drop_namespace(&ns(&[&format!("n{round}")]))
+                    .await
+                    .unwrap();
+                store.drop_warehouse("racy").await.unwrap();
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert!(
+            racy.list_namespaces(None, &all())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
 }
