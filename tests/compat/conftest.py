@@ -9,13 +9,17 @@
   jar is `$FLOE_ICEBERG_SPARK_JAR` (scripts/test.sh extracts it).
 - `duck`: a DuckDB connection with Floe attached as `ice`; the extensions are the files the
   duckdb-extension-* wheels ship (nothing is downloaded).
+- `floe_sql_rows(floe_server, sql, columns)`, `floe_sql_results(...)`: the rows of queries run by the real `floe sql` binary
+  (`--catalog <server> --format json`), the same binary the server runs.
 
 The engine x feature matrix is the plugin in matrix.py; `--compat-doc PATH` writes it as Markdown.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -54,8 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Spark's module first (its features head the matrix), the cross-engine reads last."""
-    order = {"test_spark.py": 0, "test_duckdb.py": 1, "test_cross_engine.py": 3}
+    """Spark's module first (its features head the matrix), the cross-engine reads last; daft's and
+    polars' module after those: it adds the `floe sql` reader and writer to the cross-engine table,
+    as rows and a column after the ones test_cross_engine.py makes. Other modules in between."""
+    order = {"test_spark.py": 0, "test_duckdb.py": 1, "test_cross_engine.py": 3, "test_daft_polars.py": 4}
     items.sort(key=lambda item: order.get(item.path.name, 2))  # stable: test order within a module kept
 
 
@@ -204,3 +210,34 @@ def duck(floe_server: FloeServer) -> Generator[Any, None, None]:
 
 def duck_rows(con: Any, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in con.execute(sql).fetchall()]
+
+
+# ----------------------------------------------------------------------------------------- floe sql
+
+
+def floe_sql(floe_server: FloeServer, sql: str, output_format: str = "json") -> str:
+    """Standard output of the real `floe sql --catalog <server> -e <sql>`; fails the test with its
+    standard error when it exits non-zero."""
+    result = subprocess.run(
+        [str(floe_server.binary), "sql", "--catalog", floe_server.uri, "--format", output_format, "-e", sql],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"floe sql -e {sql!r} exited {result.returncode}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def floe_sql_results(floe_server: FloeServer, sql: str) -> list[list[dict[str, Any]]]:
+    """The result of every statement of `sql` run by `floe sql` (JSON output: one array of row
+    objects per statement; a NULL is a key the JSON writer leaves out)."""
+    return [json.loads(line) for line in floe_sql(floe_server, sql).splitlines() if line.strip()]
+
+
+def floe_sql_rows(floe_server: FloeServer, sql: str, columns: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of one query run by `floe sql`, as tuples of `columns` in that order (NULL: None)."""
+    (rows,) = floe_sql_results(floe_server, sql)
+    return [tuple(row.get(c) for c in columns) for row in rows]

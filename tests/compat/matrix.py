@@ -3,15 +3,16 @@
 Every test carries `@pytest.mark.compat(...)` markers (the test's own, its parameters', its module's;
 the closest one wins per keyword):
 
-    engine   the column: the client that ran the feature ("spark", "duckdb", ...; for cross-engine
-             tests the reader)
+    engine   the column: the client that ran the feature ("spark", "duckdb", ..., "floe-sql" for Floe's
+             own `floe sql`; for cross-engine tests the reader)
     feature  the row, e.g. "MERGE INTO ({mode})": `{name}` is filled from the test's parameters
     table    which table of the report the cell belongs to (default "Engine features")
 
 At the end of the run the plugin prints the matrix (pass/fail/xfail/skip counts per cell) and, with
 `--compat-doc PATH`, writes it as Markdown to PATH (scripts/test.sh writes docs/compatibility.md), with
 the reason of every expected failure and the first line of every failure. A test's outcome is the worst
-of its phases: an error in a fixture counts as a failure of the cells that needed it.
+of its phases: an error in a fixture counts as a failure of the cells that needed it. Any test module
+takes part through its markers; tests without one are named in the terminal summary, not in the matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import Optional
 import pytest
 
 DEFAULT_TABLE = "Engine features"
-ENGINE_ORDER = ["spark", "pyiceberg", "duckdb", "daft", "polars"]
+ENGINE_ORDER = ["spark", "floe-sql", "pyiceberg", "duckdb", "daft", "polars"]
+# Engines that are Floe's own (their expected failures are Floe's limitations, listed apart from the clients').
+FLOE_ENGINES = {"floe-sql"}
 OUTCOMES = ["passed", "failed", "xfailed", "skipped"]
 # Worst first: the outcome a test gets when its phases disagree (e.g. passed call, failed teardown).
 SEVERITY = {"failed": 0, "xfailed": 1, "skipped": 2, "passed": 3}
@@ -185,11 +188,15 @@ class CompatMatrix:
             "",
             "What real Iceberg clients do against Floe's REST catalog, as tested by `tests/compat` "
             "(one Floe server, `file://` warehouse; the DuckDB-on-S3 table: Floe with an `s3://` warehouse on "
-            "SeaweedFS, `tests/compat/test_duckdb_s3.py`). A cell counts the tests of that feature for that "
-            "engine: `pass`, `FAIL` (a failure, listed below), `xfail` (a known limitation of the client or of "
-            "this machine, not of Floe: reasons below), `skip`. How each engine writes its tables for the "
+            "SeaweedFS, `tests/compat/test_duckdb_s3.py`). `floe-sql` is Floe's own SQL client, the real "
+            "`floe sql --catalog <server>` binary of this source tree. A cell counts the tests of that feature for "
+            "that engine: `pass`, `FAIL` (a failure, listed below), `xfail` (an expected failure: a known limitation "
+            "of the client or of this machine, not of Floe's catalog; in the `floe-sql` column a limitation of "
+            "`floe sql` itself, listed apart; reasons below), `skip`. How each engine writes its tables for the "
             "cross-engine reads (its own DDL, deletes and schema changes, or PyIceberg's where it has none) is "
-            "described in `tests/compat/test_cross_engine.py`; PyIceberg's own features are tested by "
+            "described in `tests/compat/test_cross_engine.py` (and, for `floe sql`, `test_daft_polars.py`); how "
+            "Spark writes its merge-on-read tables (position deletes, equality deletes through the Iceberg Java API, "
+            "deletion vectors) in `tests/compat/test_spark_mor.py`. PyIceberg's own features are tested by "
             "`tests/python` and PyIceberg's suite (`scripts/test.sh python pyiceberg`).",
             "",
             "Client versions: "
@@ -209,8 +216,16 @@ class CompatMatrix:
             for feature in features:
                 row = [cells[(feature, e)].text() or "–" for e in engines]
                 out.append(f"| {feature} | " + " | ".join(row) + " |")
-        for outcome, heading in [("failed", "Failures"), ("xfailed", "Known client limitations (xfail)")]:
-            entries = [e for e in self.outcomes.values() if e.outcome == outcome]
+        sections = [
+            ("Failures", lambda e: e.outcome == "failed"),
+            ("Known client limitations (xfail)", lambda e: e.outcome == "xfailed" and e.engine not in FLOE_ENGINES),
+            (
+                "Known limitations of floe sql (xfail: Floe's own, to be fixed in Floe)",
+                lambda e: e.outcome == "xfailed" and e.engine in FLOE_ENGINES,
+            ),
+        ]
+        for heading, selected in sections:
+            entries = [e for e in self.outcomes.values() if selected(e)]
             if entries:
                 out += ["", f"## {heading}", ""]
                 out += [f"- `{e.nodeid}`: {markdown_text(e.detail)}" for e in entries]
