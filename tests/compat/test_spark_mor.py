@@ -1,8 +1,9 @@
 """Merge-on-read tables written by Spark, read by every engine through Floe: the rows must be Spark's.
 
 Spark 3.5.9 + Iceberg 1.10.2 writes each table (one namespace for the module, each table built on
-first use); every reader then reads it three ways: all rows, the rows of `category = 'b'` (a
-filter pushed into the scan, over a partition column where the table has one) and `count(*)`
+first use); every reader then reads it three ways: all rows, the `name`s of `category = 'b'` (a
+filter pushed into the scan, over a partition column where the table has one, and a projection
+without the columns the equality deletes compare) and `count(*)`
 (which a reader may answer from metadata: wrong when it forgets the deletes). Every table is first
 read by Spark itself and must hold the expected rows, so "the expected rows" below are Spark's.
 
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
 
@@ -43,6 +45,7 @@ pytestmark = pytest.mark.compat(
 )
 
 Rows = list[tuple[Any, ...]]
+ROW_GROUP_ROWS = 5000
 
 
 @dataclass
@@ -56,7 +59,8 @@ class Case:
     xfail: dict[str, tuple[str, type[BaseException]]] = field(default_factory=dict)  # reader: (reason, raises)
 
     def expected_b(self) -> Rows:
-        return [row for row in self.expected if row[1] == "b"]
+        """The names of the rows of category 'b' (a projection without the delete keys), sorted."""
+        return sorted((row[2],) for row in self.expected if row[1] == "b")
 
 
 # ------------------------------------------------------------------------------------ Spark's writes
@@ -136,6 +140,23 @@ def build_position_deletes_evolved(spark: Any, t: str) -> None:
     spark.sql(f"UPDATE {t} SET name = 'uu' WHERE id = 6")
 
 
+def build_position_deletes_row_groups(spark: Any, t: str) -> None:
+    # One data file of many small row groups (sorted by id: a filter on category skips most of them),
+    # scattered position deletes: a reader must map deleted positions across skipped row groups.
+    spark.sql(
+        f"CREATE TABLE {t} (id bigint, category string, name string) USING iceberg "
+        f"TBLPROPERTIES ({MOR}, 'write.parquet.row-group-size-bytes' = '2048', 'write.parquet.page-row-limit' = '50')"
+    )
+    spark.sql(
+        f"INSERT INTO {t} SELECT /*+ COALESCE(1) */ id, CASE WHEN id BETWEEN 2000 AND 2099 THEN 'b' ELSE 'a' END, "
+        f"concat('n', id) FROM range({ROW_GROUP_ROWS}) ORDER BY id"
+    )
+    spark.sql(f"DELETE FROM {t} WHERE id % 7 = 0 OR id BETWEEN 2040 AND 2059 OR id = {ROW_GROUP_ROWS - 1}")
+    ((path,),) = spark_rows(spark, f"SELECT file_path FROM {t}.files WHERE content = 0")
+    row_groups = pq.ParquetFile(path.removeprefix("file:")).num_row_groups
+    assert row_groups >= 10, f"{row_groups} row groups"
+
+
 def build_equality_deletes(spark: Any, t: str) -> None:
     spark.sql(f"CREATE TABLE {t} (id int, category string, name string) USING iceberg TBLPROPERTIES ({MOR})")
     spark.sql(f"INSERT INTO {t} VALUES (1, 'a', 'x'), (2, 'b', 'y'), (3, 'a', 'z'), (4, 'b', 'w'), (5, 'c', 'v')")
@@ -188,6 +209,16 @@ CASES = {
         [(2, "b", "y", 2.5), (6, "b", "uu", 6.5), (7, "c", "t", 7.5)],
         {1},
     ),
+    "position deletes in a file of many row groups (the filter skips row groups)": Case(
+        build_position_deletes_row_groups,
+        ["id", "category", "name"],
+        [
+            (i, "b" if 2000 <= i <= 2099 else "a", f"n{i}")
+            for i in range(ROW_GROUP_ROWS)
+            if i % 7 and not 2040 <= i <= 2059 and i != ROW_GROUP_ROWS - 1
+        ],
+        {1},
+    ),
     "equality deletes (Java API RowDelta) with a position delete; same keys re-inserted": Case(
         build_equality_deletes,
         ["id", "category", "name"],
@@ -237,52 +268,56 @@ CASES = {
 
 
 def read(reader: str, table: str, case: Case, server: FloeServer, duck: Callable[[], Any], spark: Callable[[], Any]) -> tuple[Rows, Rows, int]:
-    """(all rows, the rows of category 'b', the row count) as `reader` reads `table` (`ns.name`)."""
+    """(all rows, the names of category 'b', the row count) as `reader` reads `table` (`ns.name`)."""
     cols = ", ".join(case.columns)
     if reader in ("spark", "duckdb"):
         run = (lambda sql: spark_rows(spark(), sql)) if reader == "spark" else (lambda sql: duck_rows(duck(), sql))
         name = f"floe.{table}" if reader == "spark" else f"ice.{table}"
         return (
             sorted(run(f"SELECT {cols} FROM {name}")),
-            sorted(run(f"SELECT {cols} FROM {name} WHERE category = 'b'")),
+            sorted(run(f"SELECT name FROM {name} WHERE category = 'b'")),
             run(f"SELECT count(*) FROM {name}")[0][0],
         )
     if reader == "floe-sql":
         everything, only_b, count = floe_sql_results(
             server,
-            f"SELECT {cols} FROM {table}; SELECT {cols} FROM {table} WHERE category = 'b'; "
+            f"SELECT {cols} FROM {table}; SELECT name FROM {table} WHERE category = 'b'; "
             f"SELECT count(*) AS n FROM {table}",
         )
         return (
             sorted(tuple(row.get(c) for c in case.columns) for row in everything),
-            sorted(tuple(row.get(c) for c in case.columns) for row in only_b),
+            sorted((row.get("name"),) for row in only_b),
             count[0]["n"],
         )
     catalog = RestCatalog("floe", uri=server.uri)
     iceberg_table = catalog.load_table(table)
     if reader == "pyiceberg":
 
-        def rows(row_filter: str = "True") -> Rows:
-            arrow = iceberg_table.scan(row_filter=row_filter, selected_fields=tuple(case.columns)).to_arrow()
-            return sorted(tuple(r[c] for c in case.columns) for r in arrow.to_pylist())
+        def rows(columns: list[str], row_filter: str = "True") -> Rows:
+            arrow = iceberg_table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()
+            return sorted(tuple(r[c] for c in columns) for r in arrow.to_pylist())
 
-        return rows(), rows("category == 'b'"), iceberg_table.scan().count()
+        return rows(case.columns), rows(["name"], "category == 'b'"), iceberg_table.scan().count()
     if reader == "daft":
         import daft
 
-        frame = daft.read_iceberg(iceberg_table).select(*case.columns)
+        frame = daft.read_iceberg(iceberg_table)
 
         def daft_rows(f: Any) -> Rows:
-            return sorted(tuple(r[c] for c in case.columns) for r in f.to_pylist())
+            return sorted(tuple(r.values()) for r in f.to_pylist())
 
-        return daft_rows(frame), daft_rows(frame.where(daft.col("category") == "b")), frame.count_rows()
+        return (
+            daft_rows(frame.select(*case.columns)),
+            daft_rows(frame.where(daft.col("category") == "b").select("name")),
+            frame.count_rows(),
+        )
     if reader == "polars":
         import polars as pl
 
-        lazy = pl.scan_iceberg(iceberg_table).select(case.columns)
+        lazy = pl.scan_iceberg(iceberg_table)
         return (
-            sorted(lazy.collect().rows()),
-            sorted(lazy.filter(pl.col("category") == "b").collect().rows()),
+            sorted(lazy.select(case.columns).collect().rows()),
+            sorted(lazy.filter(pl.col("category") == "b").select("name").collect().rows()),
             lazy.select(pl.len()).collect().item(),
         )
     raise ValueError(reader)
