@@ -37,9 +37,9 @@ use std::collections::{HashMap, HashSet};
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType,
-    ManifestFile, ManifestList, ManifestListWriter, ManifestWriter, ManifestWriterBuilder,
-    Operation, PartitionSpecRef, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary, TableMetadata,
+    ManifestEntry, ManifestFile, ManifestList, ManifestListWriter, ManifestWriter,
+    ManifestWriterBuilder, Operation, PartitionSpecRef, Snapshot, SnapshotRef, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use iceberg::{Error, ErrorKind, Result, TableRequirement, TableUpdate};
 use uuid::Uuid;
@@ -56,6 +56,11 @@ pub struct SnapshotChange {
     pub added: Vec<DataFile>,
     /// Paths of data files of the current snapshot to remove.
     pub removed: Vec<String>,
+    /// Delete files (position or equality deletes, already written) to add: a row delta.
+    pub added_deletes: Vec<DataFile>,
+    /// Paths of delete files of the current snapshot to remove (e.g. deletes a compaction has
+    /// applied and that no remaining data file needs).
+    pub removed_deletes: Vec<String>,
     /// Extra snapshot-summary properties; the computed counts win over these.
     pub properties: HashMap<String, String>,
 }
@@ -66,8 +71,27 @@ impl SnapshotChange {
             operation,
             added: Vec::new(),
             removed: Vec::new(),
+            added_deletes: Vec::new(),
+            removed_deletes: Vec::new(),
             properties: HashMap::new(),
         }
+    }
+
+    pub fn adding_deletes(mut self, files: impl IntoIterator<Item = DataFile>) -> Self {
+        self.added_deletes.extend(files);
+        self
+    }
+
+    pub fn removing_deletes(mut self, paths: impl IntoIterator<Item = String>) -> Self {
+        self.removed_deletes.extend(paths);
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.added_deletes.is_empty()
+            && self.removed_deletes.is_empty()
     }
 
     pub fn adding(mut self, files: impl IntoIterator<Item = DataFile>) -> Self {
@@ -121,7 +145,7 @@ pub async fn produce(
             "writing snapshots of format-version 3 tables is not supported yet",
         ));
     }
-    if change.added.is_empty() && change.removed.is_empty() {
+    if change.is_empty() {
         return Err(Error::new(
             ErrorKind::PreconditionFailed,
             "a snapshot must add or remove at least one file",
@@ -130,13 +154,29 @@ pub async fn produce(
     for file in &change.added {
         if file.content_type() != DataContentType::Data {
             return Err(Error::new(
-                ErrorKind::FeatureUnsupported,
+                ErrorKind::DataInvalid,
                 format!(
-                    "{} is a delete file: only data files can be added",
+                    "{} is a delete file: add it with `adding_deletes`",
                     file.file_path()
                 ),
             ));
         }
+    }
+    for file in &change.added_deletes {
+        if file.content_type() == DataContentType::Data {
+            return Err(Error::new(
+                ErrorKind::DataInvalid,
+                format!("{} is a data file: add it with `adding`", file.file_path()),
+            ));
+        }
+    }
+    if format_version == FormatVersion::V1
+        && !(change.added_deletes.is_empty() && change.removed_deletes.is_empty())
+    {
+        return Err(Error::new(
+            ErrorKind::DataInvalid,
+            "format-version 1 tables have no delete files",
+        ));
     }
     let mut writer = Writer {
         metadata,
@@ -172,103 +212,133 @@ impl Writer<'_> {
         let default_spec = metadata.default_partition_spec().clone();
 
         let mut summary = SnapshotSummaryCollector::default();
-        for file in &change.added {
+        for file in change.added.iter().chain(&change.added_deletes) {
             summary.add_file(file, schema.clone(), default_spec.clone());
         }
 
         // 1-2: carry manifests over, rewrite those holding removed files.
-        let mut to_remove: HashSet<&str> = change.removed.iter().map(String::as_str).collect();
+        let mut remove_data: HashSet<&str> = change.removed.iter().map(String::as_str).collect();
+        let mut remove_deletes: HashSet<&str> =
+            change.removed_deletes.iter().map(String::as_str).collect();
         let mut manifests: Vec<ManifestFile> = Vec::new();
-        if let Some(parent) = &parent {
-            let bytes = self
-                .file_io
-                .new_input(parent.manifest_list())?
-                .read()
-                .await?;
-            let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;
-            // Collected first: the list's iterator is not `Send`, and this future must be.
-            let entries: Vec<ManifestFile> = list.consume_entries().into_iter().collect();
-            for manifest in entries {
-                if to_remove.is_empty() || manifest.content != ManifestContentType::Data {
-                    manifests.push(manifest);
-                    continue;
+        for manifest in self.parent_manifests(parent.as_ref()).await? {
+            let to_remove = match manifest.content {
+                ManifestContentType::Data => &mut remove_data,
+                ManifestContentType::Deletes => &mut remove_deletes,
+            };
+            if to_remove.is_empty() {
+                manifests.push(manifest);
+                continue;
+            }
+            let loaded = manifest.load_manifest(self.file_io).await?;
+            let touched = loaded
+                .entries()
+                .iter()
+                .any(|e| e.is_alive() && to_remove.contains(e.file_path()));
+            if !touched {
+                manifests.push(manifest);
+                continue;
+            }
+            let spec = self.spec(&manifest)?;
+            let mut rewritten = self.manifest_writer(spec.clone(), manifest.content)?;
+            for entry in loaded.entries() {
+                if !entry.is_alive() {
+                    continue; // deleted by an earlier snapshot: not carried further
                 }
-                let loaded = manifest.load_manifest(self.file_io).await?;
-                let touched = loaded
-                    .entries()
-                    .iter()
-                    .any(|e| e.is_alive() && to_remove.contains(e.file_path()));
-                if !touched {
-                    manifests.push(manifest);
-                    continue;
+                let (sequence_number, snapshot_id) = sequence_and_snapshot(entry)?;
+                let file = entry.data_file().clone();
+                if to_remove.remove(entry.file_path()) {
+                    summary.remove_file(&file, schema.clone(), spec.clone());
+                    rewritten.add_delete_file(file, sequence_number, entry.file_sequence_number)?;
+                } else {
+                    rewritten.add_existing_file(
+                        file,
+                        snapshot_id,
+                        sequence_number,
+                        entry.file_sequence_number,
+                    )?;
                 }
-                let spec = metadata
-                    .partition_spec_by_id(manifest.partition_spec_id)
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::DataInvalid,
-                            format!(
-                                "manifest {} names unknown partition spec {}",
-                                manifest.manifest_path, manifest.partition_spec_id
-                            ),
-                        )
-                    })?
-                    .clone();
-                let mut rewritten = self.manifest_writer(spec.clone())?;
-                for entry in loaded.entries() {
-                    if !entry.is_alive() {
-                        continue; // deleted by an earlier snapshot: not carried further
-                    }
-                    let sequence_number = entry.sequence_number().ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::DataInvalid,
-                            "manifest entry without sequence number",
-                        )
-                    })?;
-                    let file = entry.data_file().clone();
-                    if to_remove.remove(entry.file_path()) {
-                        summary.remove_file(&file, schema.clone(), spec.clone());
-                        rewritten.add_delete_file(
-                            file,
-                            sequence_number,
-                            entry.file_sequence_number,
-                        )?;
-                    } else {
-                        let snapshot_id = entry.snapshot_id().ok_or_else(|| {
-                            Error::new(ErrorKind::DataInvalid, "manifest entry without snapshot id")
-                        })?;
-                        rewritten.add_existing_file(
-                            file,
-                            snapshot_id,
-                            sequence_number,
-                            entry.file_sequence_number,
-                        )?;
-                    }
-                }
-                manifests.push(rewritten.write_manifest_file().await?);
+            }
+            manifests.push(rewritten.write_manifest_file().await?);
+        }
+        for (left, kind) in [(&remove_data, "data"), (&remove_deletes, "delete")] {
+            if let Some(missing) = left.iter().next() {
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!(
+                        "cannot remove {missing}: it is not a {kind} file of the table's current \
+                         snapshot (it may have been removed by a concurrent commit)"
+                    ),
+                ));
             }
         }
-        if let Some(missing) = to_remove.iter().next() {
-            return Err(Error::new(
-                ErrorKind::PreconditionFailed,
-                format!(
-                    "cannot remove {missing}: it is not a data file of the table's current snapshot \
-                     (it may have been removed by a concurrent commit)"
-                ),
-            ));
-        }
 
-        // 3: the added files.
-        if !change.added.is_empty() {
-            let mut added = self.manifest_writer(default_spec.clone())?;
-            // Added files are written for the default spec (the writer checks their partition
-            // values against it).
-            for file in change.added {
+        // 3: the added files, data and deletes in their own manifests. Added files are written
+        // for the default spec (the writer checks their partition values against it).
+        for (files, content) in [
+            (change.added, ManifestContentType::Data),
+            (change.added_deletes, ManifestContentType::Deletes),
+        ] {
+            if files.is_empty() {
+                continue;
+            }
+            let mut added = self.manifest_writer(default_spec.clone(), content)?;
+            for file in files {
                 // v2: the sequence number is inherited from the manifest list; v1: none.
                 added.add_file(file, -1)?;
             }
             manifests.push(added.write_manifest_file().await?);
         }
+
+        let properties = {
+            let mut properties = change.properties;
+            properties.extend(summary.build());
+            properties
+        };
+        self.finish(parent, change.operation, manifests, properties)
+            .await
+    }
+
+    /// The manifests of `parent`'s manifest list (none without a parent).
+    async fn parent_manifests(&self, parent: Option<&SnapshotRef>) -> Result<Vec<ManifestFile>> {
+        let Some(parent) = parent else {
+            return Ok(Vec::new());
+        };
+        let bytes = self
+            .file_io
+            .new_input(parent.manifest_list())?
+            .read()
+            .await?;
+        let list = ManifestList::parse_with_version(&bytes, self.metadata.format_version())?;
+        // Collected: the list's iterator is not `Send`, and the producer's future must be.
+        Ok(list.consume_entries().into_iter().collect())
+    }
+
+    fn spec(&self, manifest: &ManifestFile) -> Result<PartitionSpecRef> {
+        self.metadata
+            .partition_spec_by_id(manifest.partition_spec_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!(
+                        "manifest {} names unknown partition spec {}",
+                        manifest.manifest_path, manifest.partition_spec_id
+                    ),
+                )
+            })
+    }
+
+    /// Writes the manifest list naming `manifests` and returns the snapshot to commit on top of
+    /// `parent`.
+    async fn finish(
+        &mut self,
+        parent: Option<SnapshotRef>,
+        operation: Operation,
+        manifests: Vec<ManifestFile>,
+        mut properties: HashMap<String, String>,
+    ) -> Result<ProducedSnapshot> {
+        let metadata = self.metadata;
 
         // 4: the manifest list and the snapshot.
         let sequence_number = metadata.next_sequence_number();
@@ -296,8 +366,6 @@ impl Writer<'_> {
         list.add_manifests(manifests.into_iter())?;
         list.close().await?;
 
-        let mut properties = change.properties;
-        properties.extend(summary.build());
         let previous = parent.as_ref().map(|s| s.summary());
         set_totals(&mut properties, previous);
         let snapshot = Snapshot::builder()
@@ -306,7 +374,7 @@ impl Writer<'_> {
             .with_parent_snapshot_id(parent_id)
             .with_sequence_number(sequence_number)
             .with_summary(Summary {
-                operation: change.operation,
+                operation,
                 additional_properties: properties,
             })
             .with_schema_id(metadata.current_schema_id())
@@ -338,7 +406,11 @@ impl Writer<'_> {
         })
     }
 
-    fn manifest_writer(&mut self, spec: PartitionSpecRef) -> Result<ManifestWriter> {
+    fn manifest_writer(
+        &mut self,
+        spec: PartitionSpecRef,
+        content: ManifestContentType,
+    ) -> Result<ManifestWriter> {
         let path = format!(
             "{}/metadata/{}-m{}.{}",
             self.metadata.location(),
@@ -355,11 +427,36 @@ impl Writer<'_> {
             self.metadata.current_schema().clone(),
             spec.as_ref().clone(),
         );
-        Ok(match self.metadata.format_version() {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
+        Ok(match (self.metadata.format_version(), content) {
+            (FormatVersion::V1, _) => builder.build_v1(),
+            (_, ManifestContentType::Data) => builder.build_v2_data(),
+            (_, ManifestContentType::Deletes) => builder.build_v2_deletes(),
         })
     }
+}
+
+/// A live entry's data sequence number and the snapshot that added its file, which an
+/// `EXISTING` or `DELETED` entry must keep.
+fn sequence_and_snapshot(entry: &ManifestEntry) -> Result<(i64, i64)> {
+    let sequence_number = entry.sequence_number().ok_or_else(|| {
+        Error::new(
+            ErrorKind::DataInvalid,
+            format!(
+                "manifest entry for {} has no sequence number",
+                entry.file_path()
+            ),
+        )
+    })?;
+    let snapshot_id = entry.snapshot_id().ok_or_else(|| {
+        Error::new(
+            ErrorKind::DataInvalid,
+            format!(
+                "manifest entry for {} has no snapshot id",
+                entry.file_path()
+            ),
+        )
+    })?;
+    Ok((sequence_number, snapshot_id))
 }
 
 /// `total-*` = previous total + added − removed. With no previous snapshot the previous totals are
@@ -409,5 +506,229 @@ fn unused_snapshot_id(metadata: &TableMetadata) -> i64 {
         if id != 0 && metadata.snapshot_by_id(id).is_none() {
             return id;
         }
+    }
+}
+
+/// Iceberg's `commit.manifest.target-size-bytes`: the size manifests are written at.
+pub const MANIFEST_TARGET_SIZE: &str = "commit.manifest.target-size-bytes";
+/// Its default, as in Iceberg Java: 8 MiB.
+pub const DEFAULT_MANIFEST_TARGET_SIZE: u64 = 8 * 1024 * 1024;
+
+/// What [`produce_manifest_rewrite`] rewrote: a `replace` snapshot with the same live files.
+#[derive(Debug, Clone)]
+pub struct RewrittenManifests {
+    pub produced: ProducedSnapshot,
+    /// Data manifests replaced (read and dropped from the new manifest list).
+    pub manifests_replaced: usize,
+    pub bytes_replaced: u64,
+    /// Manifests written in their place.
+    pub manifests_created: usize,
+    pub bytes_created: u64,
+    /// Manifests carried over unchanged (large data manifests, delete manifests).
+    pub manifests_kept: usize,
+    /// Live data-file entries moved into the new manifests.
+    pub entries: usize,
+}
+
+/// Rewrites the small data manifests of the table's current snapshot, clustered by partition,
+/// into manifests of about `target_size_bytes`, as a `replace` snapshot that changes no data.
+///
+/// Per partition spec, the data manifests smaller than the target are *small*; when a spec has
+/// at least two, all its small manifests are rewritten: their live entries (added or existing)
+/// become `EXISTING` entries that keep their snapshot ids and sequence numbers, sorted by
+/// partition and cut into manifests of at most the target size (estimated from the entries'
+/// average size in the manifests read). Entries recording removals are dropped. Large data
+/// manifests and delete manifests are kept as they are. Returns `None` when no spec has two
+/// small manifests (nothing to gain).
+pub async fn produce_manifest_rewrite(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    target_size_bytes: u64,
+) -> Result<Option<RewrittenManifests>> {
+    if metadata.format_version() == FormatVersion::V3 {
+        return Err(Error::new(
+            ErrorKind::FeatureUnsupported,
+            "writing snapshots of format-version 3 tables is not supported yet",
+        ));
+    }
+    let Some(parent) = metadata.current_snapshot().cloned() else {
+        return Ok(None);
+    };
+    let mut writer = Writer {
+        metadata,
+        file_io,
+        snapshot_id: unused_snapshot_id(metadata),
+        commit_uuid: Uuid::now_v7(),
+        manifests_written: 0,
+        written_files: Vec::new(),
+    };
+    let result = writer
+        .rewrite_manifests(parent, target_size_bytes.max(1))
+        .await;
+    if result.is_err() {
+        for path in &writer.written_files {
+            let _ = file_io.delete(path).await;
+        }
+    }
+    result
+}
+
+/// The manifests [`produce_manifest_rewrite`] rewrites, by path: per partition spec, its data
+/// manifests smaller than `target_size_bytes`, when there are at least two.
+pub fn manifests_to_rewrite(manifests: &[ManifestFile], target_size_bytes: u64) -> HashSet<String> {
+    let small = |m: &&ManifestFile| {
+        m.content == ManifestContentType::Data
+            && u64::try_from(m.manifest_length).is_ok_and(|len| len < target_size_bytes)
+    };
+    let mut small_per_spec: HashMap<i32, usize> = HashMap::new();
+    for manifest in manifests.iter().filter(small) {
+        *small_per_spec
+            .entry(manifest.partition_spec_id)
+            .or_default() += 1;
+    }
+    manifests
+        .iter()
+        .filter(small)
+        .filter(|m| {
+            small_per_spec
+                .get(&m.partition_spec_id)
+                .is_some_and(|n| *n >= 2)
+        })
+        .map(|m| m.manifest_path.clone())
+        .collect()
+}
+
+impl Writer<'_> {
+    async fn rewrite_manifests(
+        &mut self,
+        parent: SnapshotRef,
+        target: u64,
+    ) -> Result<Option<RewrittenManifests>> {
+        let all = self.parent_manifests(Some(&parent)).await?;
+        let chosen = manifests_to_rewrite(&all, target);
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let rewrite = |m: &ManifestFile| chosen.contains(&m.manifest_path);
+        let mut kept = Vec::new();
+        let mut replaced: HashMap<i32, Vec<ManifestFile>> = HashMap::new();
+        for manifest in all {
+            if rewrite(&manifest) {
+                replaced
+                    .entry(manifest.partition_spec_id)
+                    .or_default()
+                    .push(manifest);
+            } else {
+                kept.push(manifest);
+            }
+        }
+        let mut report = RewrittenManifests {
+            produced: ProducedSnapshot {
+                snapshot_id: self.snapshot_id,
+                requirements: Vec::new(),
+                updates: Vec::new(),
+                written_files: Vec::new(),
+            },
+            manifests_replaced: 0,
+            bytes_replaced: 0,
+            manifests_created: 0,
+            bytes_created: 0,
+            manifests_kept: kept.len(),
+            entries: 0,
+        };
+        let mut created = Vec::new();
+        let mut spec_ids: Vec<i32> = replaced.keys().copied().collect();
+        spec_ids.sort_unstable();
+        for spec_id in spec_ids {
+            let manifests = replaced.remove(&spec_id).unwrap_or_default();
+            let spec = self.spec(&manifests[0])?;
+            let mut entries: Vec<ManifestEntry> = Vec::new();
+            let mut bytes = 0u64;
+            let mut read_entries = 0usize;
+            for manifest in &manifests {
+                report.manifests_replaced += 1;
+                bytes += u64::try_from(manifest.manifest_length).unwrap_or(0);
+                let loaded = manifest.load_manifest(self.file_io).await?;
+                read_entries += loaded.entries().len();
+                entries.extend(
+                    loaded
+                        .entries()
+                        .iter()
+                        .filter(|e| e.is_alive())
+                        .map(|e| e.as_ref().clone()),
+                );
+            }
+            report.bytes_replaced += bytes;
+            report.entries += entries.len();
+            // Cluster by partition: entries of one partition end up next to each other, so a
+            // scan filtering on the partition reads few manifests. The order between
+            // partitions only needs to be stable.
+            let mut by_partition: HashMap<String, Vec<ManifestEntry>> = HashMap::new();
+            for entry in entries {
+                let key = format!("{:?}", entry.data_file().partition());
+                by_partition.entry(key).or_default().push(entry);
+            }
+            let mut keys: Vec<String> = by_partition.keys().cloned().collect();
+            keys.sort();
+            let per_entry = (bytes / read_entries.max(1) as u64).max(1);
+            let per_manifest = usize::try_from(target / per_entry)
+                .unwrap_or(usize::MAX)
+                .max(1);
+            let mut open: Option<(ManifestWriter, usize)> = None;
+            for key in keys {
+                let mut group = by_partition.remove(&key).unwrap_or_default();
+                group.sort_by(|a, b| a.file_path().cmp(b.file_path()));
+                for entry in group {
+                    if open.as_ref().is_some_and(|(_, n)| *n >= per_manifest)
+                        && let Some((full, _)) = open.take()
+                    {
+                        created.push(full.write_manifest_file().await?);
+                    }
+                    let (writer, count) = match open.as_mut() {
+                        Some(open) => open,
+                        None => open.insert((
+                            self.manifest_writer(spec.clone(), ManifestContentType::Data)?,
+                            0,
+                        )),
+                    };
+                    let (sequence_number, snapshot_id) = sequence_and_snapshot(&entry)?;
+                    writer.add_existing_file(
+                        entry.data_file().clone(),
+                        snapshot_id,
+                        sequence_number,
+                        entry.file_sequence_number,
+                    )?;
+                    *count += 1;
+                }
+            }
+            if let Some((last, _)) = open.take() {
+                created.push(last.write_manifest_file().await?);
+            }
+        }
+        report.manifests_created = created.len();
+        report.bytes_created = created
+            .iter()
+            .map(|m| u64::try_from(m.manifest_length).unwrap_or(0))
+            .sum();
+        let properties = HashMap::from([
+            (
+                "manifests-created".to_string(),
+                report.manifests_created.to_string(),
+            ),
+            (
+                "manifests-kept".to_string(),
+                report.manifests_kept.to_string(),
+            ),
+            (
+                "manifests-replaced".to_string(),
+                report.manifests_replaced.to_string(),
+            ),
+            ("entries-processed".to_string(), report.entries.to_string()),
+        ]);
+        let manifests = created.into_iter().chain(kept).collect();
+        report.produced = self
+            .finish(Some(parent), Operation::Replace, manifests, properties)
+            .await?;
+        Ok(Some(report))
     }
 }

@@ -1,25 +1,38 @@
-//! Bin-pack compaction: rewrite a table's small data files into fewer files near the target size.
+//! Bin-pack compaction: rewrite a table's small data files into fewer files near the target size,
+//! applying the delete files of merge-on-read tables on the way.
 //!
 //! # What is compacted
 //!
-//! Only data files of the table's current partition spec (files of older specs are left alone),
-//! grouped by partition. A partition is compacted when it has at least
-//! [`CompactOptions::min_input_files`] (default 5) files smaller than 75% of the target file size
-//! (`write.target-file-size-bytes`, default 512 MiB, held to 64–512 MiB). Its small files are packed
-//! in order into bins of at most the target size; a bin of one file is left as it is. Tables with
-//! delete files (merge-on-read) are refused in this version.
+//! Only Parquet data files of the table's current partition spec (files of older specs are left
+//! alone), grouped by partition. A data file is an *input candidate* when it is smaller than 75%
+//! of the target file size (`write.target-file-size-bytes`, default 512 MiB, held to 64–512 MiB)
+//! or when at least [`CompactOptions::delete_file_threshold`] (default 1) delete files apply to
+//! it. A partition is compacted when it has at least [`CompactOptions::min_input_files`]
+//! (default 5) candidates, or any candidate with deletes. Its candidates are packed in order into
+//! bins of at most the target size; a bin of one file is left as it is unless deletes apply to
+//! that file (rewriting it applies them).
+//!
+//! # Merge-on-read
+//!
+//! Which delete files apply to which data file follows Iceberg's rules ([`crate::deletes`]):
+//! position deletes by partition, path and sequence number (`>=`), equality deletes by partition
+//! (or globally, when written with an unpartitioned spec) and sequence number (`>`). Each input is
+//! read with exactly its deletes applied, so the outputs hold exactly the live rows. The delete
+//! files that then apply to no data file left in the table are removed by the same snapshot.
 //!
 //! # How
 //!
-//! Each bin's rows are read with Iceberg's Arrow reader (whole files, current schema) and written
-//! back with Iceberg's Parquet data-file writer into the same partition. Then one `replace`
-//! snapshot — removed: the inputs, added: the outputs — is produced by
-//! [`floe_commit::produce`] and committed through [`Catalog::commit`]. Its requirement pins
-//! `main` at the snapshot read, so a concurrent commit makes it a conflict; compaction then
-//! re-reads the table and, if every input is still live, produces the same replace on the new
-//! state (keeping the written outputs) and commits again. If an input was removed meanwhile (an
-//! overwrite or delete), it abandons: its outputs are deleted and the table keeps the other
-//! writer's change, untouched by compaction.
+//! Each bin's rows are read with Iceberg's Arrow reader (whole files, current schema, deletes
+//! applied) and written back with Iceberg's Parquet data-file writer into the same partition.
+//! Then one `replace` snapshot — removed: the inputs and the delete files no longer needed,
+//! added: the outputs (with the new snapshot's sequence number, so no older equality delete
+//! applies to them) — is produced by [`floe_commit::produce`] and committed through
+//! [`Catalog::commit`]. Its requirement pins `main` at the snapshot read, so a concurrent commit
+//! makes it a conflict; compaction then re-reads the table and, if every input and every delete
+//! it applied is still live and no delete added meanwhile applies to an input, produces the same
+//! replace on the new state (keeping the written outputs) and commits again. Otherwise (an
+//! overwrite or delete removed an input, a row-delta added deletes for one) it abandons: its
+//! outputs are deleted and the table keeps the other writer's change, untouched by compaction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,9 +43,11 @@ use floe_store::TableName;
 use futures::TryStreamExt;
 use iceberg::arrow::{ArrowReaderBuilder, FieldMatchMode};
 use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
-use iceberg::scan::FileScanTask;
-use iceberg::spec::{DataFile, DataFileFormat, Operation, PartitionKey, Struct};
-use iceberg::table::Table;
+use iceberg::scan::{FileScanTask, FileScanTaskDeleteFile};
+use iceberg::spec::{
+    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Operation, PartitionKey,
+    Struct, TableMetadata,
+};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
@@ -40,16 +55,18 @@ use iceberg::writer::file_writer::location_generator::{
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use iceberg::{NamespaceIdent, TableIdent};
 use tracing::{info, warn};
 
-use crate::{MaintenanceError, Result};
+use crate::deletes::{LiveFile, TableFiles, task_delete};
+use crate::{MaintenanceError, ProgressSink, Result};
 
 pub const TARGET_FILE_SIZE: &str = "write.target-file-size-bytes";
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
 pub const MIN_TARGET_FILE_SIZE: u64 = 64 * 1024 * 1024;
 pub const MAX_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_MIN_INPUT_FILES: usize = 5;
+/// A data file with at least this many delete files applying to it is rewritten.
+pub const DEFAULT_DELETE_FILE_THRESHOLD: usize = 1;
 /// Commits refused because a writer moved the table are re-produced this many times.
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -61,10 +78,16 @@ pub struct CompactOptions {
     pub target_file_size_bytes: Option<u64>,
     /// Accept any positive target (tests on small data).
     pub unchecked_target: bool,
-    /// A partition is compacted when it has at least this many small files [default 5].
+    /// A partition is compacted when it has at least this many small files [default 5] (or a
+    /// file with deletes).
     pub min_input_files: Option<usize>,
+    /// A data file with at least this many delete files applying to it is rewritten whatever
+    /// its size [default 1].
+    pub delete_file_threshold: Option<usize>,
     /// Plan and report; write and commit nothing.
     pub dry_run: bool,
+    /// Told how many files and bytes are rewritten so far.
+    pub progress: ProgressSink,
 }
 
 /// What a run compacted (or, in a dry run, would have).
@@ -75,9 +98,19 @@ pub struct CompactReport {
     pub bins: usize,
     pub input_files: usize,
     pub input_bytes: u64,
+    /// Rows in the inputs before deletes.
+    pub input_records: u64,
+    /// Distinct delete files applied to the inputs.
+    pub applied_delete_files: usize,
     /// Zero in a dry run.
     pub output_files: usize,
     pub output_bytes: u64,
+    /// Rows written: the inputs' live rows.
+    pub output_records: u64,
+    /// Delete files the snapshot removes (no remaining data file needs them); in a dry run,
+    /// those it would remove.
+    pub removed_delete_files: usize,
+    pub removed_delete_bytes: u64,
     /// The committed `replace` snapshot.
     pub snapshot_id: Option<i64>,
     /// Commits attempted (more than one when concurrent writers moved the table).
@@ -105,8 +138,13 @@ pub struct PreparedCompaction {
     table: TableName,
     file_io: FileIO,
     loaded: LoadedTable,
+    /// The table's live files as planned from.
+    files: TableFiles,
+    inputs: Vec<LiveFile>,
+    /// Paths of the delete files applied to the inputs.
+    applied: HashSet<String>,
     added: Vec<DataFile>,
-    removed: Vec<String>,
+    removed_deletes: Vec<String>,
     report: CompactReport,
 }
 
@@ -127,9 +165,14 @@ impl PreparedCompaction {
 }
 
 struct Input {
-    path: String,
-    size: u64,
-    task: FileScanTask,
+    live: LiveFile,
+    deletes: Vec<FileScanTaskDeleteFile>,
+}
+
+impl Input {
+    fn size(&self) -> u64 {
+        self.live.file.file_size_in_bytes()
+    }
 }
 
 struct Bin {
@@ -146,10 +189,6 @@ pub async fn prepare(
     let file_io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
     let loaded = catalog.load_table(table).await?;
     let target = target_size(&loaded, options)?;
-    let min_inputs = options
-        .min_input_files
-        .unwrap_or(DEFAULT_MIN_INPUT_FILES)
-        .max(2);
     let mut report = CompactReport {
         dry_run: options.dry_run,
         target_file_size_bytes: target,
@@ -161,70 +200,122 @@ pub async fn prepare(
             "compaction supports local warehouses only for now; {table} is at {location}"
         )));
     }
+    let files = TableFiles::read(loaded.metadata(), &file_io, None).await?;
     let mut prepared = PreparedCompaction {
         table: table.clone(),
         file_io: file_io.clone(),
         loaded: loaded.clone(),
+        files,
+        inputs: Vec::new(),
+        applied: HashSet::new(),
         added: Vec::new(),
-        removed: Vec::new(),
+        removed_deletes: Vec::new(),
         report: report.clone(),
     };
     if loaded.metadata().current_snapshot().is_none() {
         return Ok(prepared);
     }
-    let iceberg_table = to_table(table, &loaded, &file_io)?;
-    let tasks = live_tasks(&iceberg_table, table).await?;
-    let bins = plan(&loaded, tasks, target, min_inputs);
+    let bins = plan(loaded.metadata(), &prepared.files, target, options);
     report.bins = bins.len();
-    for bin in &bins {
-        report.input_files += bin.inputs.len();
-        report.input_bytes += bin.inputs.iter().map(|i| i.size).sum::<u64>();
+    for input in bins.iter().flat_map(|b| &b.inputs) {
+        report.input_files += 1;
+        report.input_bytes += input.size();
+        report.input_records += input.live.file.record_count();
+        prepared
+            .applied
+            .extend(input.deletes.iter().map(|d| d.file_path.clone()));
     }
+    report.applied_delete_files = prepared.applied.len();
+    prepared.inputs = bins
+        .iter()
+        .flat_map(|b| b.inputs.iter().map(|i| i.live.clone()))
+        .collect();
+    let removable = removable_deletes(&prepared.files, &prepared.inputs);
+    report.removed_delete_files = removable.len();
+    report.removed_delete_bytes = removable.iter().map(|d| d.file.file_size_in_bytes()).sum();
+    prepared.removed_deletes = removable.iter().map(|d| d.path().to_string()).collect();
     prepared.report = report.clone();
     if bins.is_empty() || options.dry_run {
+        prepared.removed_deletes.clear();
+        prepared.inputs.clear();
         return Ok(prepared);
     }
 
     // Write the outputs.
+    options
+        .progress
+        .start("compacting", report.input_files as u64, report.input_bytes);
     let mut added: Vec<DataFile> = Vec::new();
-    let written = write_bins(&iceberg_table, &bins, target, &mut added).await;
+    let written = write_bins(
+        table,
+        &loaded,
+        &file_io,
+        &bins,
+        target,
+        &options.progress,
+        &mut added,
+    )
+    .await;
+    options.progress.finish();
     if let Err(err) = written {
         delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
         return Err(err);
     }
     report.output_files = added.len();
     report.output_bytes = added.iter().map(DataFile::file_size_in_bytes).sum();
-    prepared.removed = bins
-        .iter()
-        .flat_map(|b| b.inputs.iter().map(|i| i.path.clone()))
-        .collect();
+    report.output_records = added.iter().map(DataFile::record_count).sum();
     prepared.added = added;
     prepared.report = report;
     Ok(prepared)
 }
 
+/// The live delete files that apply to no data file left once `inputs` are gone.
+fn removable_deletes<'a>(files: &'a TableFiles, inputs: &[LiveFile]) -> Vec<&'a LiveFile> {
+    let inputs: HashSet<&str> = inputs.iter().map(LiveFile::path).collect();
+    let remaining: Vec<&LiveFile> = files
+        .data
+        .iter()
+        .filter(|d| !inputs.contains(d.path()))
+        .collect();
+    files
+        .deletes
+        .iter()
+        .filter(|delete| !remaining.iter().any(|data| files.applies(delete, data)))
+        .collect()
+}
+
 impl PreparedCompaction {
-    /// Commits one `replace` snapshot, rebasing over concurrent commits while every input is
-    /// still live; abandons (deleting the outputs) when one is gone.
+    /// Commits one `replace` snapshot, rebasing over concurrent commits while every input (and
+    /// every delete applied to them) is still live and no new delete applies to an input;
+    /// abandons (deleting the outputs) otherwise.
     pub async fn commit(self, catalog: &Catalog) -> Result<CompactReport> {
         let Self {
             table,
             file_io,
             loaded,
+            mut files,
+            inputs,
+            applied,
             added,
-            removed,
+            mut removed_deletes,
             mut report,
         } = self;
         let table = &table;
-        if added.is_empty() && removed.is_empty() {
+        if added.is_empty() && inputs.is_empty() {
             return Ok(report);
         }
+        let removed: Vec<String> = inputs.iter().map(|i| i.path().to_string()).collect();
+        let abandon = |message: String| async {
+            delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
+            MaintenanceError::Conflict(message)
+        };
         let mut current = loaded;
         loop {
             report.attempts += 1;
             let change = SnapshotChange::new(Operation::Replace)
                 .adding(added.clone())
-                .removing(removed.clone());
+                .removing(removed.clone())
+                .removing_deletes(removed_deletes.clone());
             let produced = match produce(current.metadata(), &file_io, change).await {
                 Ok(produced) => produced,
                 Err(err) => {
@@ -242,7 +333,15 @@ impl PreparedCompaction {
             {
                 Ok(_) => {
                     report.snapshot_id = Some(snapshot_id);
-                    info!(%table, snapshot_id, inputs = report.input_files, outputs = report.output_files, "compacted");
+                    report.removed_delete_files = removed_deletes.len();
+                    report.removed_delete_bytes = files
+                        .deletes
+                        .iter()
+                        .filter(|d| removed_deletes.iter().any(|r| r == d.path()))
+                        .map(|d| d.file.file_size_in_bytes())
+                        .sum();
+                    info!(%table, snapshot_id, inputs = report.input_files, outputs = report.output_files,
+                        removed_deletes = report.removed_delete_files, "compacted");
                     return Ok(report);
                 }
                 Err(CommitError::Conflict(message)) if report.attempts < MAX_ATTEMPTS => {
@@ -251,18 +350,14 @@ impl PreparedCompaction {
                     tokio::time::sleep(Duration::from_millis(u64::from(report.attempts))).await;
                     let reread = async {
                         let loaded = catalog.load_table(table).await?;
-                        let now = to_table(table, &loaded, &file_io)?;
-                        let live: HashSet<String> = live_tasks(&now, table)
-                            .await?
-                            .into_iter()
-                            .map(|t| t.data_file_path)
-                            .collect();
-                        Ok::<_, MaintenanceError>((loaded, live))
+                        let now =
+                            TableFiles::read(loaded.metadata(), &file_io, Some(&files)).await?;
+                        Ok::<_, MaintenanceError>((loaded, now))
                     };
-                    let live = match reread.await {
-                        Ok((loaded, live)) => {
+                    let now = match reread.await {
+                        Ok((loaded, now)) => {
                             current = loaded;
-                            live
+                            now
                         }
                         Err(err) => {
                             delete_files(&file_io, added.iter().map(|f| f.file_path().to_string()))
@@ -270,22 +365,28 @@ impl PreparedCompaction {
                             return Err(err);
                         }
                     };
-                    if let Some(gone) = removed.iter().find(|p| !live.contains(*p)) {
-                        delete_files(&file_io, added.iter().map(|f| f.file_path().to_string()))
-                            .await;
-                        return Err(MaintenanceError::Conflict(format!(
-                            "compaction of {table} abandoned: input file {gone} was removed by a concurrent commit; nothing was changed"
-                        )));
+                    if let Some(reason) = still_valid(&files, &now, &inputs, &applied) {
+                        return Err(abandon(format!(
+                            "compaction of {table} abandoned: {reason}; nothing was changed"
+                        ))
+                        .await);
                     }
+                    // Only deletes still live and still needed by nothing are removed.
+                    let removable: HashSet<&str> = removable_deletes(&now, &inputs)
+                        .into_iter()
+                        .map(LiveFile::path)
+                        .collect();
+                    removed_deletes.retain(|d| removable.contains(d.as_str()));
+                    files = now;
                 }
                 Err(CommitError::Conflict(message)) => {
                     // Refused, so not applied: nothing references the files.
                     delete_files(&file_io, manifests.into_iter()).await;
-                    delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
-                    return Err(MaintenanceError::Conflict(format!(
+                    return Err(abandon(format!(
                         "compaction of {table} gave up after {} conflicting commits ({message}); nothing was changed",
                         report.attempts
-                    )));
+                    ))
+                    .await);
                 }
                 Err(err) => {
                     // The outcome may be unknown (the store failed mid-commit): keep the files;
@@ -296,6 +397,40 @@ impl PreparedCompaction {
             }
         }
     }
+}
+
+/// Why the rewrite planned on `then` is no longer right on `now`, if it is not: an input was
+/// removed, a delete it applied was removed, or a delete added since applies to an input.
+fn still_valid(
+    then: &TableFiles,
+    now: &TableFiles,
+    inputs: &[LiveFile],
+    applied: &HashSet<String>,
+) -> Option<String> {
+    let live: HashSet<&str> = now.data.iter().map(LiveFile::path).collect();
+    if let Some(gone) = inputs.iter().find(|i| !live.contains(i.path())) {
+        return Some(format!(
+            "input file {} was removed by a concurrent commit",
+            gone.path()
+        ));
+    }
+    let live_deletes: HashSet<&str> = now.deletes.iter().map(LiveFile::path).collect();
+    if let Some(gone) = applied.iter().find(|d| !live_deletes.contains(d.as_str())) {
+        return Some(format!(
+            "delete file {gone}, applied to the inputs, was removed by a concurrent commit"
+        ));
+    }
+    let known: HashSet<&str> = then.deletes.iter().map(LiveFile::path).collect();
+    for delete in now.deletes.iter().filter(|d| !known.contains(d.path())) {
+        if let Some(input) = inputs.iter().find(|i| now.applies(delete, i)) {
+            return Some(format!(
+                "a concurrent commit added delete file {}, which applies to input file {}",
+                delete.path(),
+                input.path()
+            ));
+        }
+    }
+    None
 }
 
 fn target_size(loaded: &LoadedTable, options: &CompactOptions) -> Result<u64> {
@@ -321,117 +456,50 @@ fn target_size(loaded: &LoadedTable, options: &CompactOptions) -> Result<u64> {
         .clamp(MIN_TARGET_FILE_SIZE, MAX_TARGET_FILE_SIZE))
 }
 
-fn to_table(name: &TableName, loaded: &LoadedTable, file_io: &FileIO) -> Result<Table> {
-    let ident = TableIdent::new(
-        NamespaceIdent::from_vec(name.namespace.clone()).map_err(iceberg_error)?,
-        name.name.clone(),
-    );
-    let mut builder = Table::builder()
-        .identifier(ident)
-        .file_io(file_io.clone())
-        .metadata(Arc::new(loaded.metadata().clone()))
-        .runtime(iceberg::Runtime::try_current().map_err(iceberg_error)?);
-    if let Some(location) = &loaded.metadata_location {
-        builder = builder.metadata_location(location.clone());
-    }
-    builder.build().map_err(iceberg_error)
-}
-
-/// One whole-file task per live data file of the current snapshot; refuses delete files.
-async fn live_tasks(table: &Table, name: &TableName) -> Result<Vec<FileScanTask>> {
-    let deletes = table
-        .metadata()
-        .current_snapshot()
-        .and_then(|s| {
-            s.summary()
-                .additional_properties
-                .get("total-delete-files")
-                .cloned()
-        })
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    let refuse = || {
-        MaintenanceError::InvalidRequest(format!(
-            "{name} has delete files (merge-on-read): compaction does not handle such tables yet"
-        ))
-    };
-    if deletes > 0 {
-        return Err(refuse());
-    }
-    let tasks: Vec<FileScanTask> = table
-        .scan()
-        .build()
-        .map_err(iceberg_error)?
-        .plan_files()
-        .await
-        .map_err(iceberg_error)?
-        .try_collect()
-        .await
-        .map_err(iceberg_error)?;
-    if tasks.iter().any(|t| !t.deletes.is_empty()) {
-        return Err(refuse());
-    }
-    let mut seen = HashSet::new();
-    Ok(tasks
-        .into_iter()
-        .filter(|t| seen.insert(t.data_file_path.clone()))
-        .map(|t| FileScanTask {
-            start: 0,
-            length: t.file_size_in_bytes,
-            predicate: None,
-            ..t
-        })
-        .collect())
-}
-
-/// Groups the small files of the current spec by partition and packs them into bins.
+/// Groups the candidates of the current spec by partition and packs them into bins.
 fn plan(
-    loaded: &LoadedTable,
-    tasks: Vec<FileScanTask>,
+    metadata: &TableMetadata,
+    files: &TableFiles,
     target: u64,
-    min_inputs: usize,
+    options: &CompactOptions,
 ) -> Vec<Bin> {
-    let spec = loaded.metadata().default_partition_spec();
+    let min_inputs = options
+        .min_input_files
+        .unwrap_or(DEFAULT_MIN_INPUT_FILES)
+        .max(2);
+    let threshold = options
+        .delete_file_threshold
+        .unwrap_or(DEFAULT_DELETE_FILE_THRESHOLD)
+        .max(1);
+    let spec = metadata.default_partition_spec();
     let small = target / 4 * 3;
     let mut partitions: HashMap<Option<Struct>, Vec<Input>> = HashMap::new();
-    for task in tasks {
-        let spec_id = task.partition_spec.as_ref().map(|s| s.spec_id());
-        let current_spec = match spec_id {
-            Some(id) => id == spec.spec_id(),
-            // The scan may not say: with one spec in the table's history it is the current one.
-            None => {
-                spec.is_unpartitioned() || loaded.metadata().partition_specs_iter().count() == 1
-            }
-        };
-        if !current_spec || task.data_file_format != DataFileFormat::Parquet {
+    for data in &files.data {
+        if data.spec_id != spec.spec_id() || data.file.file_format() != DataFileFormat::Parquet {
             continue;
         }
-        if task.file_size_in_bytes >= small {
+        let deletes: Vec<&LiveFile> = files.deletes_for(data).collect();
+        if data.file.file_size_in_bytes() >= small && deletes.len() < threshold {
             continue;
         }
-        let partition = if spec.is_unpartitioned() {
-            None
-        } else if let Some(partition) = &task.partition {
-            Some(partition.clone())
-        } else {
-            continue; // cannot place its rows: leave it
-        };
+        let partition = (!spec.is_unpartitioned()).then(|| data.file.partition().clone());
         partitions.entry(partition).or_default().push(Input {
-            path: task.data_file_path.clone(),
-            size: task.file_size_in_bytes,
-            task,
+            live: data.clone(),
+            deletes: deletes.into_iter().map(task_delete).collect(),
         });
     }
+    let has_deletes = |inputs: &[Input]| inputs.iter().any(|i| i.deletes.len() >= threshold);
     let mut bins = Vec::new();
     for (partition, mut inputs) in partitions {
-        if inputs.len() < min_inputs {
+        if inputs.len() < min_inputs && !has_deletes(&inputs) {
             continue;
         }
-        inputs.sort_by(|a, b| a.path.cmp(&b.path));
+        inputs.sort_by(|a, b| a.live.path().cmp(b.live.path()));
         let mut open: Vec<Input> = Vec::new();
         let mut open_size = 0;
+        // A bin of one file is worth rewriting only to apply its deletes.
         let close = |open: &mut Vec<Input>, bins: &mut Vec<Bin>| {
-            if open.len() > 1 {
+            if open.len() > 1 || has_deletes(open) {
                 bins.push(Bin {
                     partition: partition.clone(),
                     inputs: std::mem::take(open),
@@ -441,40 +509,84 @@ fn plan(
             }
         };
         for input in inputs {
-            if !open.is_empty() && open_size + input.size > target {
+            if !open.is_empty() && open_size + input.size() > target {
                 close(&mut open, &mut bins);
                 open_size = 0;
             }
-            open_size += input.size;
+            open_size += input.size();
             open.push(input);
         }
         close(&mut open, &mut bins);
     }
-    bins.sort_by(|a, b| a.inputs[0].path.cmp(&b.inputs[0].path));
+    bins.sort_by(|a, b| a.inputs[0].live.path().cmp(b.inputs[0].live.path()));
     bins
 }
 
+/// A whole-file read task of `input` in the current schema, with its deletes.
+fn scan_task(metadata: &TableMetadata, input: &Input) -> Result<FileScanTask> {
+    let schema = metadata.current_schema().clone();
+    let name_mapping = metadata
+        .properties()
+        .get(DEFAULT_SCHEMA_NAME_MAPPING)
+        .map(|raw| serde_json::from_str::<NameMapping>(raw).map(Arc::new))
+        .transpose()
+        .map_err(|err| {
+            MaintenanceError::Iceberg(format!("bad {DEFAULT_SCHEMA_NAME_MAPPING}: {err}"))
+        })?;
+    let file = &input.live.file;
+    Ok(FileScanTask {
+        file_size_in_bytes: file.file_size_in_bytes(),
+        start: 0,
+        length: file.file_size_in_bytes(),
+        record_count: Some(file.record_count()),
+        data_file_path: file.file_path().to_string(),
+        data_file_format: file.file_format(),
+        project_field_ids: schema.as_struct().fields().iter().map(|f| f.id).collect(),
+        schema,
+        predicate: None,
+        deletes: input.deletes.clone(),
+        partition: Some(file.partition().clone()),
+        // As iceberg's own scan: the reader then reads every column from the file.
+        partition_spec: None,
+        name_mapping,
+        case_sensitive: true,
+    })
+}
+
 async fn write_bins(
-    table: &Table,
+    table: &TableName,
+    loaded: &LoadedTable,
+    file_io: &FileIO,
     bins: &[Bin],
     target: u64,
+    progress: &ProgressSink,
     added: &mut Vec<DataFile>,
 ) -> Result<()> {
-    let metadata = table.metadata();
+    let metadata = loaded.metadata();
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().clone();
     let properties = metadata.table_properties().map_err(iceberg_error)?;
     let runtime = iceberg::Runtime::try_current().map_err(iceberg_error)?;
     for bin in bins {
-        let tasks: Vec<_> = bin.inputs.iter().map(|i| Ok(i.task.clone())).collect();
-        let batches: Vec<_> = ArrowReaderBuilder::new(table.file_io().clone(), runtime.clone())
+        let tasks = bin
+            .inputs
+            .iter()
+            .map(|i| {
+                scan_task(metadata, i).map_err(|e| {
+                    iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string())
+                })
+            })
+            .collect::<Vec<_>>();
+        let batches: Vec<_> = ArrowReaderBuilder::new(file_io.clone(), runtime.clone())
             .build()
             .read(Box::pin(futures::stream::iter(tasks)))
             .map_err(iceberg_error)?
             .stream()
             .try_collect()
             .await
-            .map_err(iceberg_error)?;
+            .map_err(|err| {
+                MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
+            })?;
         let partition_key = bin
             .partition
             .clone()
@@ -484,7 +596,7 @@ async fn write_bins(
         let rolling = RollingFileWriterBuilder::new(
             parquet,
             usize::try_from(target).unwrap_or(usize::MAX),
-            table.file_io().clone(),
+            file_io.clone(),
             DefaultLocationGenerator::new(metadata).map_err(iceberg_error)?,
             DefaultFileNameGenerator::new(prefix(), None, DataFileFormat::Parquet),
         );
@@ -493,9 +605,16 @@ async fn write_bins(
             .await
             .map_err(iceberg_error)?;
         for batch in batches {
-            writer.write(batch).await.map_err(iceberg_error)?;
+            // Deletes can leave a whole file empty: nothing to write for it.
+            if batch.num_rows() > 0 {
+                writer.write(batch).await.map_err(iceberg_error)?;
+            }
         }
         added.extend(writer.close().await.map_err(iceberg_error)?);
+        progress.advance(
+            bin.inputs.len() as u64,
+            bin.inputs.iter().map(Input::size).sum(),
+        );
     }
     Ok(())
 }

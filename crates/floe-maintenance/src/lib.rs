@@ -13,9 +13,15 @@
 //! - **Unreferenced-file removal** ([`remove_orphan_files`]) lists the table's location and deletes
 //!   the files that nothing in the table's live metadata reaches and that are older than a safety
 //!   floor, so that files a writer has written but not yet committed are left alone.
-//! - **Bin-pack compaction** ([`compact`]) rewrites each partition's small data files into files
-//!   near the target size and commits one `replace` snapshot through [`floe_commit::produce`],
-//!   rebasing over concurrent appends and giving up cleanly when an input was removed meanwhile.
+//! - **Bin-pack compaction** ([`compact`]) rewrites each partition's small data files — and every
+//!   data file that delete files apply to — into files near the target size, applying the
+//!   position and equality deletes (merge-on-read), and commits one `replace` snapshot through
+//!   [`floe_commit::produce`] that also drops the delete files no remaining data file needs. It
+//!   rebases over concurrent appends and gives up cleanly when an input was removed, or a delete
+//!   applying to an input was added, meanwhile.
+//! - **Manifest rewrite** ([`rewrite_manifests`]) clusters the entries of many small data
+//!   manifests by partition into manifests near `commit.manifest.target-size-bytes`, as a
+//!   `replace` snapshot that changes no data.
 //!
 //! All have a dry run that reports what would go and changes nothing. Deleting is always
 //! confined to the table's own location inside the warehouse. A per-table lease in the metadata
@@ -24,25 +30,79 @@
 //! (the commit's requirements and the age floor do that).
 
 mod compact;
+mod deletes;
 mod error;
 mod expire;
 mod orphans;
 mod reachable;
+mod rewrite_manifests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use floe_commit::Catalog;
 pub use floe_store::TableName;
 
 pub use compact::{
-    CompactOptions, CompactReport, DEFAULT_MIN_INPUT_FILES, PreparedCompaction, compact,
-    prepare as prepare_compaction,
+    CompactOptions, CompactReport, DEFAULT_DELETE_FILE_THRESHOLD, DEFAULT_MIN_INPUT_FILES,
+    PreparedCompaction, compact, prepare as prepare_compaction,
 };
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};
 pub use orphans::{
     DEFAULT_ORPHAN_AGE, MIN_ORPHAN_AGE, OrphanOptions, OrphanReport, remove_orphan_files,
 };
+pub use rewrite_manifests::{ManifestRewriteOptions, ManifestRewriteReport, rewrite_manifests};
+
+/// Where a long job reports how far it got, e.g. to draw a progress bar. Jobs call
+/// [`Progress::start`] once per phase with its totals, then [`Progress::advance`] as files are
+/// done; every call is cheap and must not block.
+pub trait Progress: Send + Sync {
+    /// A phase (`"compacting"`, `"rewriting manifests"`) begins: `files` files, `bytes` bytes.
+    fn start(&self, phase: &str, files: u64, bytes: u64);
+    /// `files` more files of `bytes` bytes are done.
+    fn advance(&self, files: u64, bytes: u64);
+    /// The phase is over (done or given up).
+    fn finish(&self);
+}
+
+/// An optional [`Progress`] in an options struct (which stays `Clone`, `Debug` and `Default`).
+#[derive(Clone, Default)]
+pub struct ProgressSink(Option<Arc<dyn Progress>>);
+
+impl ProgressSink {
+    pub fn new(progress: Arc<dyn Progress>) -> Self {
+        Self(Some(progress))
+    }
+
+    fn start(&self, phase: &str, files: u64, bytes: u64) {
+        if let Some(p) = &self.0 {
+            p.start(phase, files, bytes);
+        }
+    }
+
+    fn advance(&self, files: u64, bytes: u64) {
+        if let Some(p) = &self.0 {
+            p.advance(files, bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(p) = &self.0 {
+            p.finish();
+        }
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ProgressSink(set)"
+        } else {
+            "ProgressSink(none)"
+        })
+    }
+}
 
 /// How long one maintenance run may hold a table's lease before another run may take over.
 const LEASE_TTL: Duration = Duration::from_secs(60 * 60);

@@ -2,103 +2,13 @@
 //! SQL, compacted, then checked row by row (a checksum of the sorted rows), file by file, and
 //! against concurrent writers.
 
-use std::collections::{BTreeSet, hash_map::DefaultHasher};
-use std::hash::{Hash, Hasher};
-
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use floe_commit::open::OpenOptions;
 use floe_maintenance::{CompactOptions, MaintenanceError, compact, prepare_compaction};
 use floe_sql::Session;
 
 mod common;
 
-use common::Fixture;
-
-async fn table(partitioned: bool) -> Fixture {
-    let partition = if partitioned {
-        " PARTITIONED BY (part)"
-    } else {
-        ""
-    };
-    Fixture::with_table(&format!(
-        "CREATE TABLE s.t (id BIGINT NOT NULL, name VARCHAR, part BIGINT){partition}"
-    ))
-    .await
-}
-
-impl Fixture {
-    /// Appends rows `from..to`, `part = id % 3`: one file per partition touched.
-    async fn append(&self, from: i64, to: i64) {
-        let values: Vec<String> = (from..to)
-            .map(|id| format!("({id}, 'row-{id}', {})", id % 3))
-            .collect();
-        self.sql(&format!("INSERT INTO s.t VALUES {}", values.join(", ")))
-            .await;
-    }
-
-    /// Every row as text, sorted.
-    async fn rows(&self, from: &str) -> Vec<String> {
-        let batches = self
-            .sql(&format!("SELECT id, name, part FROM {from}"))
-            .await;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let formatters: Vec<_> = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-                .collect();
-            for row in 0..batch.num_rows() {
-                let cells: Vec<String> = formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect();
-                rows.push(cells.join("|"));
-            }
-        }
-        rows.sort();
-        rows
-    }
-
-    async fn checksum(&self, from: &str) -> (usize, u64) {
-        let rows = self.rows(from).await;
-        let mut hasher = DefaultHasher::new();
-        rows.hash(&mut hasher);
-        (rows.len(), hasher.finish())
-    }
-
-    /// The data files of the current snapshot.
-    async fn live_files(&self) -> BTreeSet<String> {
-        let batches = self.sql("SELECT file_path FROM s.\"t$files\"").await;
-        let mut files = BTreeSet::new();
-        for batch in &batches {
-            let f = ArrayFormatter::try_new(batch.column(0).as_ref(), &FormatOptions::default())
-                .unwrap();
-            for row in 0..batch.num_rows() {
-                files.insert(f.value(row).to_string());
-            }
-        }
-        files
-    }
-
-    async fn current_snapshot(&self) -> i64 {
-        let loaded = self.catalog.load_table(&self.table).await.unwrap();
-        loaded.metadata().current_snapshot_id().unwrap()
-    }
-
-    /// Every file under the table's location.
-    async fn files_on_disk(&self) -> BTreeSet<String> {
-        let loaded = self.catalog.load_table(&self.table).await.unwrap();
-        let location = loaded.metadata().location().to_string();
-        self.catalog
-            .warehouse()
-            .list_under(&location)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect()
-    }
-}
+use common::parts::table;
 
 fn options() -> CompactOptions {
     CompactOptions {

@@ -76,11 +76,6 @@ impl Fixture {
             .collect()
     }
 
-    async fn current_snapshot(&self) -> i64 {
-        let loaded = self.catalog.load_table(&self.table).await.unwrap();
-        loaded.metadata().current_snapshot_id().unwrap()
-    }
-
     async fn snapshot_ids(&self) -> BTreeSet<i64> {
         let loaded = self.catalog.load_table(&self.table).await.unwrap();
         loaded

@@ -1,0 +1,204 @@
+//! The live files of a snapshot and which delete files apply to which data files.
+//!
+//! Compaction of a merge-on-read table must know, for each data file it rewrites, exactly the
+//! delete files whose rows it removes, and, after the rewrite, which delete files no longer
+//! apply to any data file left. Both follow Iceberg's rules (spec, "Scan Planning"):
+//!
+//! - a **position delete** file applies to a data file of the same partition spec and partition
+//!   whose data sequence number is *less than or equal to* the delete's, and only to the paths
+//!   it names (its `referenced_data_file` when set, else the `file_path` column, which is read);
+//! - an **equality delete** file applies to a data file whose data sequence number is *strictly
+//!   less than* the delete's, in the same spec and partition, or to every data file when the
+//!   delete was written with an unpartitioned spec (a global delete).
+//!
+//! The manifests are read directly (not through a scan) because these rules need each entry's
+//! data sequence number, which scan tasks do not carry.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use iceberg::io::FileIO;
+use iceberg::scan::FileScanTaskDeleteFile;
+use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestList, TableMetadata};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::{MaintenanceError, Result};
+
+/// The name Iceberg gives a position delete file's path column.
+const DELETE_FILE_PATH: &str = "file_path";
+
+/// A live entry of a snapshot: the file, its data sequence number and its partition spec.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFile {
+    pub file: DataFile,
+    pub sequence_number: i64,
+    pub spec_id: i32,
+}
+
+impl LiveFile {
+    pub fn path(&self) -> &str {
+        self.file.file_path()
+    }
+}
+
+/// The live data and delete files of one snapshot, with the paths each position delete names.
+#[derive(Debug, Default)]
+pub(crate) struct TableFiles {
+    pub data: Vec<LiveFile>,
+    pub deletes: Vec<LiveFile>,
+    /// Position delete file → the data-file paths it names.
+    targets: HashMap<String, HashSet<String>>,
+    /// Spec ids of unpartitioned specs (their equality deletes are global).
+    unpartitioned_specs: HashSet<i32>,
+}
+
+impl TableFiles {
+    /// Reads the live entries of `metadata`'s current snapshot; position delete files are read
+    /// only when `known` does not already hold their targets (files never change).
+    pub async fn read(
+        metadata: &TableMetadata,
+        file_io: &FileIO,
+        known: Option<&TableFiles>,
+    ) -> Result<Self> {
+        let mut files = TableFiles {
+            unpartitioned_specs: metadata
+                .partition_specs_iter()
+                .filter(|s| s.is_unpartitioned())
+                .map(|s| s.spec_id())
+                .collect(),
+            ..TableFiles::default()
+        };
+        let Some(snapshot) = metadata.current_snapshot() else {
+            return Ok(files);
+        };
+        let unreadable = |location: &str, err: iceberg::Error| MaintenanceError::Unreadable {
+            location: location.to_string(),
+            message: err.to_string(),
+        };
+        let list_path = snapshot.manifest_list();
+        let bytes = file_io
+            .new_input(list_path)
+            .map_err(|e| unreadable(list_path, e))?
+            .read()
+            .await
+            .map_err(|e| unreadable(list_path, e))?;
+        let list = ManifestList::parse_with_version(&bytes, metadata.format_version())
+            .map_err(|e| unreadable(list_path, e))?;
+        let manifests: Vec<_> = list.consume_entries().into_iter().collect();
+        for manifest in manifests {
+            let loaded = manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(|e| unreadable(&manifest.manifest_path, e))?;
+            for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+                let sequence_number =
+                    entry
+                        .sequence_number()
+                        .ok_or_else(|| MaintenanceError::Unreadable {
+                            location: manifest.manifest_path.clone(),
+                            message: format!("entry {} has no sequence number", entry.file_path()),
+                        })?;
+                let live = LiveFile {
+                    file: entry.data_file().clone(),
+                    sequence_number,
+                    spec_id: manifest.partition_spec_id,
+                };
+                match manifest.content {
+                    ManifestContentType::Data => files.data.push(live),
+                    ManifestContentType::Deletes => files.deletes.push(live),
+                }
+            }
+        }
+        for delete in &files.deletes {
+            if delete.file.content_type() != DataContentType::PositionDeletes {
+                continue;
+            }
+            let path = delete.path().to_string();
+            let targets = match (
+                delete.file.referenced_data_file(),
+                known.and_then(|k| k.targets.get(&path)),
+            ) {
+                (Some(referenced), _) => HashSet::from([referenced]),
+                (None, Some(targets)) => targets.clone(),
+                (None, None) => position_delete_targets(file_io, &path).await?,
+            };
+            files.targets.insert(path, targets);
+        }
+        Ok(files)
+    }
+
+    /// Whether delete file `delete` applies to data file `data` (see the module docs).
+    pub fn applies(&self, delete: &LiveFile, data: &LiveFile) -> bool {
+        match delete.file.content_type() {
+            DataContentType::PositionDeletes => {
+                delete.sequence_number >= data.sequence_number
+                    && delete.spec_id == data.spec_id
+                    && delete.file.partition() == data.file.partition()
+                    && self
+                        .targets
+                        .get(delete.path())
+                        .is_some_and(|t| t.contains(data.path()))
+            }
+            DataContentType::EqualityDeletes => {
+                delete.sequence_number > data.sequence_number
+                    && (self.unpartitioned_specs.contains(&delete.spec_id)
+                        || (delete.spec_id == data.spec_id
+                            && delete.file.partition() == data.file.partition()))
+            }
+            DataContentType::Data => false,
+        }
+    }
+
+    /// The live delete files that apply to `data`.
+    pub fn deletes_for<'a>(&'a self, data: &'a LiveFile) -> impl Iterator<Item = &'a LiveFile> {
+        self.deletes.iter().filter(move |d| self.applies(d, data))
+    }
+}
+
+/// The delete as a scan task names it, for iceberg's Arrow reader to apply.
+pub(crate) fn task_delete(delete: &LiveFile) -> FileScanTaskDeleteFile {
+    FileScanTaskDeleteFile {
+        file_path: delete.path().to_string(),
+        file_size_in_bytes: delete.file.file_size_in_bytes(),
+        file_type: delete.file.content_type(),
+        partition_spec_id: delete.spec_id,
+        equality_ids: delete.file.equality_ids(),
+    }
+}
+
+/// The distinct data-file paths a Parquet position delete file names.
+async fn position_delete_targets(file_io: &FileIO, path: &str) -> Result<HashSet<String>> {
+    let unreadable = |message: String| MaintenanceError::Unreadable {
+        location: path.to_string(),
+        message,
+    };
+    let bytes: Bytes = file_io
+        .new_input(path)
+        .map_err(|e| unreadable(e.to_string()))?
+        .read()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| unreadable(format!("not a Parquet position delete file: {e}")))?;
+    let column = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == DELETE_FILE_PATH)
+        .ok_or_else(|| unreadable(format!("no {DELETE_FILE_PATH} column")))?;
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut targets = HashSet::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| unreadable(e.to_string()))?;
+        let column = batch.column(0);
+        let paths = arrow_array::cast::AsArray::as_string_opt::<i32>(column.as_ref())
+            .ok_or_else(|| unreadable(format!("{DELETE_FILE_PATH} is not a string column")))?;
+        targets.extend(paths.iter().flatten().map(str::to_string));
+    }
+    Ok(targets)
+}
