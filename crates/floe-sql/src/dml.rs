@@ -49,7 +49,7 @@ use crate::provider::{self, TableSpec, display_ident};
 use crate::{Session, SqlError};
 
 /// How many times a statement that lost the race to a concurrent commit is run again.
-const ATTEMPTS: usize = 5;
+pub(crate) const ATTEMPTS: usize = 5;
 
 /// Where a produced snapshot is committed.
 pub(crate) enum Committer {
@@ -63,7 +63,7 @@ pub(crate) enum Committer {
 }
 
 /// How a commit ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Committed,
     /// Refused because the table changed since it was read (409): run the statement again.
     Conflict(String),
@@ -101,7 +101,7 @@ impl Committer {
         Ok(Committer::Rest { client, base })
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         ident: &TableIdent,
         requirements: Vec<TableRequirement>,
@@ -380,7 +380,8 @@ impl Session {
             return None;
         }
         let predicate = iceberg_datafusion::physical_plan::convert_filters_to_predicate(&[expr])?;
-        let tasks = table
+        let tasks = crate::scan::with_current_schema(table)
+            .ok()?
             .scan()
             .with_filter(predicate)
             .build()
@@ -412,6 +413,8 @@ async fn rewrite_files(
         removed: Vec::new(),
         rows: 0,
     };
+    // Rows are read with the table's current schema, also when it changed after the last write.
+    let table = &crate::scan::with_current_schema(table)?;
     let metadata = table.metadata();
     let Some(snapshot) = metadata.current_snapshot() else {
         return Ok(rewrite);
@@ -586,7 +589,7 @@ async fn count_rows(ctx: &SessionContext, sql: &str) -> Result<u64, SqlError> {
 }
 
 /// Casts rows to the table's Arrow schema (with its field ids), by column name.
-fn conform(
+pub(crate) fn conform(
     batches: &[RecordBatch],
     schema: &Arc<ArrowSchema>,
 ) -> Result<Vec<RecordBatch>, SqlError> {
@@ -645,7 +648,7 @@ async fn write(
     Ok(writer.close().await?)
 }
 
-fn uuid_prefix() -> String {
+pub(crate) fn uuid_prefix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -654,7 +657,7 @@ fn uuid_prefix() -> String {
 }
 
 /// Best-effort removal of files nobody references.
-async fn delete_files<'a>(file_io: &FileIO, paths: impl Iterator<Item = &'a str>) {
+pub(crate) async fn delete_files<'a>(file_io: &FileIO, paths: impl Iterator<Item = &'a str>) {
     for path in paths {
         if let Err(err) = file_io.delete(path).await {
             tracing::warn!(path, error = %err, "could not delete an unreferenced file");
@@ -663,7 +666,7 @@ async fn delete_files<'a>(file_io: &FileIO, paths: impl Iterator<Item = &'a str>
 }
 
 /// The `count` result of a DML statement, like `INSERT`'s.
-fn count_stream(rows: u64) -> SendableRecordBatchStream {
+pub(crate) fn count_stream(rows: u64) -> SendableRecordBatchStream {
     let schema = Arc::new(ArrowSchema::new(vec![Field::new(
         "count",
         DataType::UInt64,

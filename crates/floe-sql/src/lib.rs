@@ -36,25 +36,32 @@
 //! Errors are [`SqlError`]s: one message for a person, e.g. an unknown table's error lists the
 //! tables of its namespace, an unknown namespace's the namespaces that exist.
 
+mod alter;
 mod dml;
 pub mod embedded;
 mod error;
 pub mod metadata_tables;
+mod overwrite;
 pub mod provider;
 pub mod rewrite;
+pub mod scan;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema as ArrowSchema, TimeUnit};
 use datafusion::common::{SchemaReference, TableReference};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{
-    CreateCatalogSchema, CreateMemoryTable, DdlStatement, DropCatalogSchema, DropTable, LogicalPlan,
+    CreateCatalogSchema, CreateMemoryTable, DdlStatement, DropCatalogSchema, DropTable,
+    LogicalPlan, WriteOp, dml::InsertOp,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::ast::{
+    Ident, ObjectName, Statement as SqlStatement, visit_relations, visit_relations_mut,
+};
 use futures::TryStreamExt;
 use iceberg::spec::{Schema, Transform, UnboundPartitionSpec};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
@@ -186,7 +193,8 @@ impl Session {
     async fn execute_inner(&self, statement: &PreparedStatement) -> Result<Output, SqlError> {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
-        let parsed = state.sql_to_statement(&statement.sql, &dialect)?;
+        let mut parsed = state.sql_to_statement(&statement.sql, &dialect)?;
+        self.spell_metadata_tables(&mut parsed).await;
         let ctas_query = match &parsed {
             DFStatement::Statement(inner) => match inner.as_ref() {
                 SqlStatement::CreateTable(create) => create.query.as_ref().map(|q| q.to_string()),
@@ -202,6 +210,7 @@ impl Session {
                 SqlStatement::Update(update) => {
                     return Ok(Output::Rows(self.update(update).await?));
                 }
+                SqlStatement::AlterTable(alter) => return self.alter_table(alter).await,
                 _ => {}
             }
         }
@@ -220,6 +229,19 @@ impl Session {
                     spec.base
                 )));
             }
+        }
+        if let LogicalPlan::Dml(dml) = &plan
+            && dml.op == WriteOp::Insert(InsertOp::Overwrite)
+        {
+            if statement.partitioning.is_some() {
+                return Err(SqlError::new(
+                    "PARTITIONED BY is only supported in CREATE TABLE",
+                ));
+            }
+            let LogicalPlan::Dml(dml) = plan else {
+                unreachable!("matched above")
+            };
+            return Ok(Output::Rows(self.insert_overwrite(dml).await?));
         }
         if statement.partitioning.is_some() && !is_create_table {
             return Err(SqlError::new(
@@ -426,6 +448,111 @@ impl Session {
     }
 
     // ---- names and the errors about them
+
+    /// Spark's spelling of metadata tables, `ns.t.snapshots` (and `t.snapshots`,
+    /// `floe.ns.t.snapshots`), becomes Floe's `ns."t$snapshots"` in the relations a query,
+    /// `INSERT`, `DELETE` or `UPDATE` reads, unless a real table has that name: a real table wins.
+    async fn spell_metadata_tables(&self, statement: &mut DFStatement) {
+        let inner = match statement {
+            DFStatement::Statement(inner) => inner,
+            DFStatement::Explain(explain) => {
+                return Box::pin(self.spell_metadata_tables(&mut explain.statement)).await;
+            }
+            _ => return,
+        };
+        if !matches!(
+            inner.as_ref(),
+            SqlStatement::Query(_)
+                | SqlStatement::Insert(_)
+                | SqlStatement::Delete(_)
+                | SqlStatement::Update(_)
+        ) {
+            return;
+        }
+        let mut names = Vec::new();
+        let _ = visit_relations(inner.as_ref(), |name: &ObjectName| {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let mut renames = Vec::new();
+        for name in names {
+            if let Some(renamed) = self.metadata_spelling(&name).await {
+                renames.push((name, renamed));
+            }
+        }
+        if renames.is_empty() {
+            return;
+        }
+        let _ = visit_relations_mut(inner.as_mut(), |name: &mut ObjectName| {
+            if let Some((_, renamed)) = renames.iter().find(|(old, _)| old == name) {
+                *name = renamed.clone();
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+
+    /// `[[floe.]ns.]t.<metadata table>` as `[[floe.]ns.]"t$<metadata table>"`, when that is what
+    /// it means: no real table has the name, and either the table `t` exists or the name cannot
+    /// mean a real table at all (`sales.orders.files`: there is no catalog `sales`).
+    async fn metadata_spelling(&self, name: &ObjectName) -> Option<ObjectName> {
+        let normalize = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .sql_parser
+            .enable_ident_normalization;
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|part| {
+                part.as_ident().map(|ident| {
+                    if ident.quote_style.is_none() && normalize {
+                        ident.value.to_lowercase()
+                    } else {
+                        ident.value.clone()
+                    }
+                })
+            })
+            .collect::<Option<_>>()?;
+        let (kind, rest) = parts.split_last()?;
+        let kind = metadata_tables::MetadataTable::parse(kind)?;
+        let (table, path) = rest.split_last()?;
+        let (schema, real) = match path {
+            [] => (self.default_schema(), Some((table.clone(), kind.name()))),
+            [schema] => {
+                let real = (schema == CATALOG).then(|| (table.clone(), kind.name()));
+                (schema.clone(), real)
+            }
+            [catalog, schema] if catalog == CATALOG => (schema.clone(), None),
+            _ => return None,
+        };
+        let exists = |schema: &str, table: &str| {
+            let ident = namespace_of(schema).map(|ns| TableIdent::new(ns, table.to_string()));
+            async move {
+                match ident {
+                    Some(ident) => self.catalog.table_exists(&ident).await.unwrap_or(false),
+                    None => false,
+                }
+            }
+        };
+        if let Some((real_schema, real_table)) = &real
+            && exists(real_schema, real_table).await
+        {
+            return None;
+        }
+        if real.is_some() && !exists(&schema, table).await {
+            return None;
+        }
+        let mut renamed: Vec<Ident> = path
+            .iter()
+            .map(|part| Ident::with_quote('"', part.clone()))
+            .collect();
+        renamed.push(Ident::with_quote('"', format!("{table}${}", kind.name())));
+        Some(ObjectName::from(renamed))
+    }
 
     fn default_schema(&self) -> String {
         self.ctx

@@ -143,8 +143,11 @@ fn current_ancestors(metadata: &TableMetadata) -> HashSet<i64> {
     ancestors
 }
 
-/// Branches and tags. `TableMetadata` keeps its refs to itself; its JSON form has them.
-fn refs(metadata: &TableMetadata) -> Result<RecordBatch, SqlError> {
+/// The table's branches and tags, by name. `TableMetadata` keeps its refs to itself; its JSON
+/// form has them.
+pub(crate) fn refs_of(
+    metadata: &TableMetadata,
+) -> Result<Vec<(String, SnapshotReference)>, SqlError> {
     let json = serde_json::to_value(metadata)
         .map_err(|err| SqlError::new(format!("cannot read the table's refs: {err}")))?;
     let refs: HashMap<String, SnapshotReference> = match json.get("refs") {
@@ -154,6 +157,12 @@ fn refs(metadata: &TableMetadata) -> Result<RecordBatch, SqlError> {
     };
     let mut refs: Vec<_> = refs.into_iter().collect();
     refs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(refs)
+}
+
+/// Branches and tags.
+fn refs(metadata: &TableMetadata) -> Result<RecordBatch, SqlError> {
+    let refs = refs_of(metadata)?;
     let mut name = StringBuilder::new();
     let mut kind = StringBuilder::new();
     let mut snapshot_id = Int64Builder::new();

@@ -10,7 +10,8 @@
 //!   that was current at that snapshot; see [`crate::rewrite`] for the SQL clauses that produce
 //!   them) and `name$snapshots`, `$history`, `$refs`, `$manifests`, `$files` (metadata tables).
 //!
-//! Plain names get iceberg-datafusion's `IcebergTableProvider`, which scans the table's current
+//! Every table's scans are measured ([`crate::scan`]: files scanned and pruned, for
+//! `EXPLAIN ANALYZE`). Plain names get iceberg-datafusion's `IcebergTableProvider`, which scans the table's current
 //! snapshot (loading it again at scan time) and supports `INSERT INTO` as a fast append committed
 //! through the catalog. iceberg-datafusion only builds that provider from its own catalog
 //! provider, which lists every namespace and table once and then goes stale; so each resolution
@@ -38,6 +39,7 @@ use iceberg_datafusion::{IcebergCatalogProvider, IcebergStaticTableProvider};
 use crate::SqlError;
 use crate::error::to_datafusion;
 use crate::metadata_tables::MetadataTable;
+use crate::scan::MeasuredTable;
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -151,22 +153,35 @@ impl SchemaProvider for FloeSchemaProvider {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec<'a> {
     pub base: &'a str,
-    pub version: Version,
+    pub version: Version<'a>,
 }
 
 /// Which version of a table a name asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
+pub enum Version<'a> {
     Current,
     Snapshot(i64),
+    /// The snapshot a branch or tag points at.
+    Ref(&'a str),
     /// The snapshot current at this time (epoch milliseconds).
     AsOf(i64),
     Metadata(MetadataTable),
 }
 
 impl<'a> TableSpec<'a> {
-    /// `t`, `t@v<id>`, `t@ts<millis>`, `t$<metadata table>`; anything else is a plain name.
+    /// `t`, `t@v<id>`, `t@ref=<branch or tag>`, `t@ts<millis>`, `t$<metadata table>`; anything
+    /// else is a plain name.
     pub fn parse(name: &'a str) -> Self {
+        // First, so that a ref name may hold `$` or `@`.
+        if let Some((base, name)) = name.split_once(&format!("@{}", crate::rewrite::REF_MARKER))
+            && !base.is_empty()
+            && !name.is_empty()
+        {
+            return Self {
+                base,
+                version: Version::Ref(name),
+            };
+        }
         if let Some((base, kind)) = name.rsplit_once('$')
             && let Some(kind) = MetadataTable::parse(kind)
         {
@@ -199,17 +214,22 @@ impl<'a> TableSpec<'a> {
 async fn resolve(
     catalog: Arc<dyn Catalog>,
     table: Table,
-    version: Version,
+    version: Version<'_>,
 ) -> Result<Arc<dyn TableProvider>, SqlError> {
-    match version {
-        Version::Current => writable_provider(catalog, table).await,
-        Version::Snapshot(id) => snapshot_provider(table, id).await,
+    let provider = match version {
+        Version::Current => writable_provider(catalog, table).await?,
+        Version::Snapshot(id) => snapshot_provider(table, id).await?,
+        Version::Ref(name) => {
+            let id = snapshot_of_ref(&table, name)?;
+            snapshot_provider(table, id).await?
+        }
         Version::AsOf(millis) => {
             let id = snapshot_as_of(&table, millis)?;
-            snapshot_provider(table, id).await
+            snapshot_provider(table, id).await?
         }
-        Version::Metadata(kind) => kind.provider(&table).await,
-    }
+        Version::Metadata(kind) => return kind.provider(&table).await,
+    };
+    Ok(Arc::new(MeasuredTable::new(provider)))
 }
 
 async fn snapshot_provider(table: Table, id: i64) -> Result<Arc<dyn TableProvider>, SqlError> {
@@ -223,6 +243,26 @@ async fn snapshot_provider(table: Table, id: i64) -> Result<Arc<dyn TableProvide
     Ok(Arc::new(
         IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await?,
     ))
+}
+
+/// The snapshot a branch or tag points at; an unknown name's error lists the refs there are.
+pub fn snapshot_of_ref(table: &Table, name: &str) -> Result<i64, SqlError> {
+    if let Some(snapshot) = table.metadata().snapshot_for_ref(name) {
+        return Ok(snapshot.snapshot_id());
+    }
+    let refs = crate::metadata_tables::refs_of(table.metadata())?;
+    Err(SqlError::new(format!(
+        "table {} has no branch or tag named {name:?}; its refs are: {}",
+        display_ident(table.identifier()),
+        list_or_none(refs.iter().map(|(name, reference)| {
+            let kind = if reference.is_branch() {
+                "branch"
+            } else {
+                "tag"
+            };
+            format!("{name} ({kind})")
+        }))
+    )))
 }
 
 /// The snapshot that was current at `millis`: the last entry of the snapshot log made at or
@@ -488,13 +528,18 @@ mod tests {
         assert_eq!(spec.version, Version::Snapshot(-42));
         let spec = TableSpec::parse("orders@ts1700000000000");
         assert_eq!(spec.version, Version::AsOf(1_700_000_000_000));
+        let spec = TableSpec::parse("orders@ref=audit$2024@x");
+        assert_eq!(
+            (spec.base, spec.version),
+            ("orders", Version::Ref("audit$2024@x"))
+        );
         let spec = TableSpec::parse("orders$history");
         assert_eq!(
             (spec.base, spec.version),
             ("orders", Version::Metadata(MetadataTable::History))
         );
         // Anything else is part of the name.
-        for name in ["a@b", "a$b", "mail@vx", "plain"] {
+        for name in ["a@b", "a$b", "mail@vx", "plain", "a@ref=", "@ref=x"] {
             assert_eq!(TableSpec::parse(name).base, name);
             assert_eq!(TableSpec::parse(name).version, Version::Current);
         }

@@ -4,7 +4,9 @@
 //! clause, so before parsing, each statement's tokens are rewritten:
 //!
 //! - **Time travel.** A table name followed by `FOR VERSION AS OF <id>` / `VERSION AS OF <id>` /
-//!   `FOR SYSTEM_VERSION AS OF <id>` becomes the table reference `"name@v<id>"`; followed by
+//!   `FOR SYSTEM_VERSION AS OF <id>` becomes the table reference `"name@v<id>"`, and with a
+//!   quoted branch or tag name instead of an id (`VERSION AS OF 'audit'`) `"name@ref=audit"`
+//!   (a quoted whole number is still a snapshot id); followed by
 //!   `FOR SYSTEM_TIME AS OF '<timestamp>'` / `FOR TIMESTAMP AS OF ...` / `TIMESTAMP AS OF ...`
 //!   it becomes `"name@ts<epoch-millis>"`. The clause must follow the table name directly (before
 //!   any alias). Those two suffixes are also what the schema provider understands when written by
@@ -282,8 +284,11 @@ fn word_at<'t>(tokens: &'t [Spanned], significant: &[usize], k: usize) -> Option
     }
 }
 
+/// What follows `@` in a table reference that reads a branch or tag: `"t@ref=audit"`.
+pub const REF_MARKER: &str = "ref=";
+
 /// A time-travel clause starting at significant token `k`: the table suffix it stands for
-/// (`v<id>` or `ts<millis>`) and how many significant tokens it spans.
+/// (`v<id>`, `ref=<name>` or `ts<millis>`) and how many significant tokens it spans.
 fn time_travel_at(
     tokens: &[Spanned],
     significant: &[usize],
@@ -312,10 +317,23 @@ fn time_travel_at(
         }
         let id = match token(at) {
             Some(Token::Number(digits, _)) => digits.clone(),
-            Some(Token::SingleQuotedString(text)) if !negative => text.clone(),
+            // A quoted whole number is a snapshot id; any other quoted text names a branch or tag.
+            Some(Token::SingleQuotedString(text)) if !negative => {
+                if text.trim().parse::<i64>().is_err() {
+                    if text.is_empty() {
+                        return Err(SqlError::new(
+                            "VERSION AS OF '' names no branch or tag; write e.g. \
+                             VERSION AS OF 'main' or VERSION AS OF 4242424242",
+                        ));
+                    }
+                    return Ok(Some((format!("{REF_MARKER}{text}"), at + 1 - k)));
+                }
+                text.clone()
+            }
             _ => {
                 return Err(SqlError::new(
-                    "VERSION AS OF takes a snapshot id, e.g. VERSION AS OF 4242424242",
+                    "VERSION AS OF takes a snapshot id or a quoted branch or tag name, e.g. \
+                     VERSION AS OF 4242424242 or VERSION AS OF 'audit'",
                 ));
             }
         };
@@ -526,6 +544,23 @@ mod tests {
     }
 
     #[test]
+    fn version_as_of_a_name_becomes_a_ref_reference() {
+        assert_eq!(
+            one("SELECT * FROM ns.t FOR VERSION AS OF 'audit-2024' WHERE id > 1").sql,
+            "SELECT * FROM ns.\"t@ref=audit-2024\"   WHERE id > 1"
+        );
+        assert_eq!(
+            one("select * from t version as of 'Main'").sql,
+            "select * from \"t@ref=Main\""
+        );
+        // A quoted whole number stays a snapshot id.
+        assert_eq!(
+            one("select * from t version as of '42'").sql,
+            "select * from \"t@v42\""
+        );
+    }
+
+    #[test]
     fn timestamp_as_of_becomes_a_time_reference() {
         let expected = "select * from \"t@ts1714564800000\"";
         for sql in [
@@ -546,8 +581,13 @@ mod tests {
 
     #[test]
     fn bad_time_travel_clauses_explain_themselves() {
-        let err = prepare("select * from t version as of 'main'").unwrap_err();
-        assert!(err.to_string().contains("snapshot id"), "{err}");
+        let err = prepare("select * from t version as of main").unwrap_err();
+        assert!(
+            err.to_string().contains("quoted branch or tag name"),
+            "{err}"
+        );
+        let err = prepare("select * from t version as of ''").unwrap_err();
+        assert!(err.to_string().contains("names no branch or tag"), "{err}");
         let err = prepare("select * from t for system_time as of 'yesterday'").unwrap_err();
         assert!(err.to_string().contains("as a timestamp"), "{err}");
         let err = prepare("select * from (select 1) version as of 1").unwrap_err();

@@ -808,3 +808,690 @@ async fn concurrent_deletes_and_inserts_all_land() {
         "id\n101\n102\n103\n1004\n1005\n1006\n"
     );
 }
+
+/// The message of a statement without rows.
+async fn done(session: &Session, sql: &str) -> String {
+    let statement = prepare(sql).unwrap().remove(0);
+    match session.execute(&statement).await {
+        Ok(Output::Done(message)) => message,
+        Ok(Output::Rows(_)) => panic!("{sql} returned rows"),
+        Err(err) => panic!("{sql}: {err}"),
+    }
+}
+
+async fn snapshot_ids(session: &Session, table: &str) -> Vec<i64> {
+    int64s(
+        &session
+            .run(&format!(
+                "SELECT snapshot_id FROM {table}$snapshots ORDER BY committed_at"
+            ))
+            .await
+            .unwrap()[0],
+        "snapshot_id",
+    )
+}
+
+/// `(name, field id, required)` of the table's current schema.
+async fn columns(session: &Session, table: &str) -> Vec<(String, i32, bool)> {
+    let table = session
+        .catalog()
+        .load_table(&TableIdent::from_strs(["default", table]).unwrap())
+        .await
+        .unwrap();
+    table
+        .metadata()
+        .current_schema()
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| (f.name.clone(), f.id, f.required))
+        .collect()
+}
+
+fn owned(columns: &[(&str, i32, bool)]) -> Vec<(String, i32, bool)> {
+    columns
+        .iter()
+        .map(|(name, id, required)| (name.to_string(), *id, *required))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_adds_renames_and_drops_columns() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO t VALUES (1, 'a', 'eu'), (2, 'b', 'us');",
+    )
+    .await
+    .unwrap();
+    let first = snapshot_ids(s, "t").await[0];
+
+    assert_eq!(
+        done(s, "ALTER TABLE t ADD COLUMN score DOUBLE").await,
+        "altered table default.t: added column score"
+    );
+    s.run("INSERT INTO t VALUES (3, 'c', 'eu', 1.5)")
+        .await
+        .unwrap();
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,name,region,score\n1,a,eu,\n2,b,us,\n3,c,eu,1.5\n"
+    );
+    assert_eq!(
+        done(s, "ALTER TABLE t RENAME COLUMN name TO label").await,
+        "altered table default.t: renamed column name to label"
+    );
+    // Old files read under the new name: the field id is the same.
+    assert_eq!(
+        csv(s, "SELECT id, label FROM t WHERE label <> 'b' ORDER BY id").await,
+        "id,label\n1,a\n3,c\n"
+    );
+    assert_eq!(
+        done(s, "ALTER TABLE t DROP COLUMN score").await,
+        "altered table default.t: dropped column score"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,label,region\n1,a,eu\n2,b,us\n3,c,eu\n"
+    );
+    // A column added again under a dropped name is a new column: old values do not come back.
+    done(s, "ALTER TABLE t ADD COLUMN score DOUBLE NULL").await;
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,label,region,score\n1,a,eu,\n2,b,us,\n3,c,eu,\n"
+    );
+    assert_eq!(
+        columns(s, "t").await,
+        owned(&[
+            ("id", 1, true),
+            ("label", 2, false),
+            ("region", 3, false),
+            ("score", 5, false)
+        ])
+    );
+    // Time travel still reads the schema of its snapshot.
+    assert_eq!(
+        csv(
+            s,
+            &format!("SELECT * FROM t VERSION AS OF {first} ORDER BY id")
+        )
+        .await,
+        "id,name,region\n1,a,eu\n2,b,us\n"
+    );
+    // Several changes in one statement are one schema change.
+    let schemas_before = s
+        .catalog()
+        .load_table(&TableIdent::from_strs(["default", "t"]).unwrap())
+        .await
+        .unwrap()
+        .metadata()
+        .schemas_iter()
+        .count();
+    assert_eq!(
+        done(
+            s,
+            "ALTER TABLE t ADD COLUMN note VARCHAR, RENAME COLUMN label TO name, DROP COLUMN score"
+        )
+        .await,
+        "altered table default.t: added column note, renamed column label to name, dropped column score"
+    );
+    let table = s
+        .catalog()
+        .load_table(&TableIdent::from_strs(["default", "t"]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(table.metadata().schemas_iter().count(), schemas_before + 1);
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,name,region,note\n1,a,eu,\n2,b,us,\n3,c,eu,\n"
+    );
+    // IF [NOT] EXISTS that do not apply change nothing.
+    assert_eq!(
+        done(
+            s,
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS note VARCHAR, DROP COLUMN IF EXISTS nope"
+        )
+        .await,
+        "table default.t already has that schema; nothing done"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_mistakes_are_explained() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO t VALUES (1, 'a', 'eu');
+         CREATE TABLE empty (id BIGINT);",
+    )
+    .await
+    .unwrap();
+    let id = snapshot_ids(s, "t").await[0];
+    let cases = [
+        (
+            "ALTER TABLE t RENAME COLUMN nope TO x",
+            "default.t has no column nope; its columns are: id, name, region".to_string(),
+        ),
+        (
+            "ALTER TABLE t DROP COLUMN nope",
+            "default.t has no column nope; its columns are: id, name, region".to_string(),
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN Name VARCHAR",
+            "default.t already has a column named name".to_string(),
+        ),
+        (
+            "ALTER TABLE t RENAME COLUMN id TO name",
+            "cannot rename id to name: default.t already has a column named name".to_string(),
+        ),
+        (
+            "ALTER TABLE t DROP COLUMN region",
+            "cannot drop region: partition field region (identity) of default.t uses it"
+                .to_string(),
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN must BIGINT NOT NULL",
+            "cannot add NOT NULL column must to default.t: the table has rows, which would have \
+             no value for it; add it without NOT NULL (a nullable column)"
+                .to_string(),
+        ),
+        (
+            "ALTER TABLE nope ADD COLUMN x INT",
+            "table default.nope does not exist; tables in default: empty, t".to_string(),
+        ),
+        (
+            "ALTER TABLE t RENAME TO u",
+            "ALTER TABLE ... RENAME TO is not supported by floe sql; it supports ADD COLUMN, \
+             RENAME COLUMN and DROP COLUMN"
+                .to_string(),
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN x INT DEFAULT 1",
+            "ADD COLUMN x: column option DEFAULT 1 is not supported (only NULL and NOT NULL)"
+                .to_string(),
+        ),
+        (
+            &format!("ALTER TABLE \"t@v{id}\" ADD COLUMN x INT"),
+            format!(
+                "t@v{id} is a past version or metadata table of t: ALTER TABLE cannot change it"
+            ),
+        ),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(error(s, sql).await, expected, "{sql}");
+    }
+    // Nothing above changed the schema.
+    assert_eq!(
+        columns(s, "t").await,
+        owned(&[("id", 1, true), ("name", 2, false), ("region", 3, false)])
+    );
+    assert_eq!(
+        done(s, "ALTER TABLE IF EXISTS nope ADD COLUMN x INT").await,
+        "table default.nope does not exist; nothing done"
+    );
+    // An empty table takes a NOT NULL column.
+    done(s, "ALTER TABLE empty ADD COLUMN k BIGINT NOT NULL").await;
+    assert_eq!(
+        columns(s, "empty").await,
+        owned(&[("id", 1, false), ("k", 2, true)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_refuses_identifier_fields_and_concurrent_schema_changes() {
+    use iceberg::spec::NestedField;
+
+    let f = session().await;
+    let s = &f.session;
+    s.run("CREATE SCHEMA default").await.unwrap();
+    let schema = Schema::builder()
+        .with_fields(vec![
+            Arc::new(NestedField::required(
+                1,
+                "key",
+                Type::Primitive(PrimitiveType::Long),
+            )),
+            Arc::new(NestedField::optional(
+                2,
+                "value",
+                Type::Primitive(PrimitiveType::String),
+            )),
+        ])
+        .with_identifier_field_ids([1])
+        .build()
+        .unwrap();
+    s.catalog()
+        .create_table(
+            &NamespaceIdent::new("default".into()),
+            TableCreation::builder()
+                .name("keyed".to_string())
+                .schema(schema)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        error(s, "ALTER TABLE keyed DROP COLUMN key").await,
+        "cannot drop key: it is an identifier field (row key) of default.keyed"
+    );
+
+    // A schema change planned on a schema that another writer has changed since fails whole.
+    let ident = TableIdent::from_strs(["default", "keyed"]).unwrap();
+    let stale = s.catalog().load_table(&ident).await.unwrap();
+    done(s, "ALTER TABLE keyed ADD COLUMN other VARCHAR").await;
+    let statement = prepare("ALTER TABLE keyed RENAME COLUMN value TO v").unwrap();
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    let parsed =
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &statement[0].sql).unwrap();
+    let SqlStatement::AlterTable(alter) = &parsed[0] else {
+        panic!("an ALTER TABLE");
+    };
+    let err = s.alter_on(alter, stale).await.err().unwrap().to_string();
+    assert!(
+        err.starts_with(
+            "default.keyed changed while ALTER TABLE ran (another writer changed its schema), so \
+             nothing was changed"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        columns(s, "keyed").await,
+        owned(&[("key", 1, true), ("value", 2, false), ("other", 3, false)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_overwrite_replaces_the_partitions_it_writes() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE events (id BIGINT, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO events VALUES (1, 'eu'), (2, 'us'), (3, 'eu');
+         INSERT INTO events VALUES (4, 'ap');",
+    )
+    .await
+    .unwrap();
+    let us_file = csv(
+        s,
+        "SELECT file_path FROM events$files WHERE partition = '{region=us}'",
+    )
+    .await;
+    let before = snapshot_ids(s, "events").await;
+    assert_eq!(
+        csv(
+            s,
+            "INSERT OVERWRITE events SELECT id * 10, region FROM events WHERE region = 'eu'"
+        )
+        .await,
+        "count\n2\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT id, region FROM events ORDER BY id").await,
+        "id,region\n2,us\n4,ap\n10,eu\n30,eu\n"
+    );
+    // Only eu was rewritten: the us file is the same one.
+    assert_eq!(
+        csv(
+            s,
+            "SELECT file_path FROM events$files WHERE partition = '{region=us}'"
+        )
+        .await,
+        us_file
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT partition, record_count FROM events$files ORDER BY partition"
+        )
+        .await,
+        "partition,record_count\n{region=ap},1\n{region=eu},2\n{region=us},1\n"
+    );
+    // A column list, and the TABLE keyword; two partitions at once.
+    assert_eq!(
+        csv(
+            s,
+            "INSERT OVERWRITE TABLE events (region, id) VALUES ('us', 7), ('ap', 8), ('ap', 9)"
+        )
+        .await,
+        "count\n3\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT id, region FROM events ORDER BY id").await,
+        "id,region\n7,us\n8,ap\n9,ap\n10,eu\n30,eu\n"
+    );
+    // No rows: no partition to replace, no snapshot.
+    assert_eq!(
+        csv(
+            s,
+            "INSERT OVERWRITE events SELECT id, region FROM events WHERE id > 100"
+        )
+        .await,
+        "count\n0\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT operation FROM events$snapshots ORDER BY committed_at"
+        )
+        .await,
+        "operation\nappend\nappend\noverwrite\noverwrite\n"
+    );
+    // Time travel to before the overwrite sees the old rows.
+    assert_eq!(
+        csv(
+            s,
+            &format!(
+                "SELECT id FROM events VERSION AS OF {} ORDER BY id",
+                before[1]
+            )
+        )
+        .await,
+        "id\n1\n2\n3\n4\n"
+    );
+    let err = error(
+        s,
+        "INSERT OVERWRITE events PARTITION (region = 'eu') SELECT 1",
+    )
+    .await;
+    assert!(
+        err.contains("Partitioned inserts not yet supported"),
+        "{err}"
+    );
+    let err = error(
+        s,
+        &format!("INSERT OVERWRITE \"events@v{}\" SELECT 1, 'eu'", before[0]),
+    )
+    .await;
+    assert!(err.contains("read-only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_overwrite_replaces_an_unpartitioned_table_whole() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');
+         INSERT INTO t VALUES (3, 'c');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        csv(
+            s,
+            "INSERT OVERWRITE t SELECT id + 100, upper(name) FROM t WHERE id < 3"
+        )
+        .await,
+        "count\n2\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,name\n101,A\n102,B\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT count(*) AS files FROM t$files").await,
+        "files\n1\n"
+    );
+    // No rows: the table is emptied.
+    assert_eq!(
+        csv(s, "INSERT OVERWRITE t SELECT * FROM t WHERE id < 0").await,
+        "count\n0\n"
+    );
+    assert_eq!(csv(s, "SELECT count(*) AS n FROM t").await, "n\n0\n");
+    assert_eq!(
+        csv(s, "SELECT operation FROM t$snapshots ORDER BY committed_at").await,
+        "operation\nappend\nappend\noverwrite\noverwrite\n"
+    );
+    let err = error(s, "INSERT OVERWRITE t VALUES (NULL, 'x')").await;
+    assert!(err.contains("id"), "{err}");
+    assert_eq!(csv(s, "SELECT count(*) AS n FROM t").await, "n\n0\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_by_branch_or_tag_name() {
+    use iceberg::spec::{SnapshotReference, SnapshotRetention};
+
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1);
+         INSERT INTO t VALUES (2);",
+    )
+    .await
+    .unwrap();
+    let ids = snapshot_ids(s, "t").await;
+    s.run("ALTER TABLE t ADD COLUMN note VARCHAR; INSERT INTO t VALUES (3, 'x')")
+        .await
+        .unwrap();
+    let Some(dml::Committer::Embedded(engine)) = &s.committer else {
+        panic!("an embedded session");
+    };
+    engine
+        .commit_table(floe_commit::TableChange {
+            table: floe_store::TableName::new(vec!["default".to_string()], "t"),
+            requirements: Vec::new(),
+            updates: vec![
+                iceberg::TableUpdate::SetSnapshotRef {
+                    ref_name: "audit".to_string(),
+                    reference: SnapshotReference::new(
+                        ids[0],
+                        SnapshotRetention::Tag {
+                            max_ref_age_ms: None,
+                        },
+                    ),
+                },
+                iceberg::TableUpdate::SetSnapshotRef {
+                    ref_name: "dev".to_string(),
+                    reference: SnapshotReference::new(
+                        ids[1],
+                        SnapshotRetention::branch(None, None, None),
+                    ),
+                },
+            ],
+        })
+        .await
+        .unwrap();
+    // Each ref reads its snapshot, with the schema of that snapshot.
+    assert_eq!(
+        csv(s, "SELECT * FROM t FOR VERSION AS OF 'audit' ORDER BY id").await,
+        "id\n1\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t VERSION AS OF 'dev' ORDER BY id").await,
+        "id\n1\n2\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t VERSION AS OF 'main' ORDER BY id").await,
+        "id,note\n1,\n2,\n3,x\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT count(*) AS n FROM \"t@ref=audit\"").await,
+        "n\n1\n"
+    );
+    assert_eq!(
+        error(s, "SELECT * FROM t VERSION AS OF 'nope'").await,
+        "table default.t has no branch or tag named \"nope\"; its refs are: audit (tag), dev \
+         (branch), main (branch)"
+    );
+    let err = error(s, "INSERT INTO t VERSION AS OF 'dev' VALUES (9)").await;
+    assert!(err.contains("read-only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_tables_in_spark_spelling() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT);
+         INSERT INTO t VALUES (1), (2);
+         CREATE SCHEMA sales;
+         CREATE TABLE sales.orders (id BIGINT);
+         INSERT INTO sales.orders VALUES (7);
+         INSERT INTO sales.orders VALUES (8);",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        csv(s, "SELECT operation FROM t.snapshots").await,
+        "operation\nappend\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT count(*) AS n FROM sales.orders.history").await,
+        "n\n2\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT sum(record_count) AS n FROM floe.sales.orders.FILES"
+        )
+        .await,
+        "n\n2\n"
+    );
+    assert_eq!(
+        csv(
+            s,
+            "SELECT h.snapshot_id = r.snapshot_id AS same FROM sales.orders.refs r \
+             JOIN \"sales\".\"orders$history\" h ON h.snapshot_id = r.snapshot_id"
+        )
+        .await,
+        "same\ntrue\n"
+    );
+    let plan = csv(s, "EXPLAIN SELECT * FROM sales.orders.manifests").await;
+    assert!(!plan.contains("not found"), "{plan}");
+    let err = error(s, "DELETE FROM t.snapshots").await;
+    assert!(err.contains("read-only"), "{err}");
+    // A real table of that name wins.
+    s.run(
+        "CREATE SCHEMA t; CREATE TABLE t.snapshots (x BIGINT); INSERT INTO t.snapshots VALUES (42)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(csv(s, "SELECT * FROM t.snapshots").await, "x\n42\n");
+    assert_eq!(
+        csv(s, "SELECT operation FROM \"t$snapshots\"").await,
+        "operation\nappend\n"
+    );
+    // A name that is neither says which table is missing.
+    assert_eq!(
+        error(s, "SELECT * FROM sales.nope.files").await,
+        "table sales.nope does not exist; tables in sales: orders"
+    );
+}
+
+/// The value of metric `name` in a line of `EXPLAIN ANALYZE` output.
+fn metric(line: &str, name: &str) -> Option<u64> {
+    let (_, rest) = line.split_once(&format!("{name}="))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_counts_the_files_a_scan_reads() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE events (id BIGINT, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO events VALUES (1, 'eu'), (2, 'us'), (3, 'ap');
+         INSERT INTO events VALUES (4, 'eu');",
+    )
+    .await
+    .unwrap();
+    let scan_line = |plan: String| {
+        plan.lines()
+            .find(|line| line.contains("IcebergTableScan"))
+            .unwrap_or_else(|| panic!("no scan in {plan}"))
+            .to_string()
+    };
+    let pruned = scan_line(
+        csv(
+            s,
+            "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE region = 'us'",
+        )
+        .await,
+    );
+    assert_eq!(
+        (
+            metric(&pruned, "files_scanned"),
+            metric(&pruned, "files_pruned")
+        ),
+        (Some(1), Some(3)),
+        "{pruned}"
+    );
+    let all = scan_line(csv(s, "EXPLAIN ANALYZE SELECT count(*) FROM events").await);
+    assert_eq!(
+        (metric(&all, "files_scanned"), metric(&all, "files_pruned")),
+        (Some(4), Some(0)),
+        "{all}"
+    );
+    // Time travel scans are measured too.
+    let first = snapshot_ids(s, "events").await[0];
+    let old = scan_line(
+        csv(
+            s,
+            &format!(
+                "EXPLAIN ANALYZE SELECT * FROM events VERSION AS OF {first} WHERE region = 'eu'"
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (metric(&old, "files_scanned"), metric(&old, "files_pruned")),
+        (Some(1), Some(2)),
+        "{old}"
+    );
+    // The rows are the same as without measuring.
+    assert_eq!(
+        csv(s, "SELECT id FROM events WHERE region = 'eu' ORDER BY id").await,
+        "id\n1\n4\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_changed_since_the_last_write_read_at_once() {
+    let f = session().await;
+    let s = &f.session;
+    s.run(
+        "CREATE SCHEMA default;
+         CREATE TABLE t (id BIGINT, name VARCHAR);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    )
+    .await
+    .unwrap();
+    // No write after these: the current snapshot still has the old schema.
+    s.run("ALTER TABLE t ADD COLUMN note VARCHAR; ALTER TABLE t RENAME COLUMN name TO label")
+        .await
+        .unwrap();
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,label,note\n1,a,\n2,b,\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT id FROM t WHERE label = 'b' AND note IS NULL").await,
+        "id\n2\n"
+    );
+    // DELETE and UPDATE read with the new schema too.
+    assert_eq!(
+        csv(s, "UPDATE t SET note = upper(label) WHERE label = 'a'").await,
+        "count\n1\n"
+    );
+    assert_eq!(
+        csv(s, "SELECT * FROM t ORDER BY id").await,
+        "id,label,note\n1,a,A\n2,b,\n"
+    );
+    s.run("ALTER TABLE t DROP COLUMN note").await.unwrap();
+    assert_eq!(
+        csv(s, "DELETE FROM t WHERE label = 'b'").await,
+        "count\n1\n"
+    );
+    assert_eq!(csv(s, "SELECT * FROM t").await, "id,label\n1,a\n");
+}
