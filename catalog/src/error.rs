@@ -41,6 +41,12 @@ impl From<CommitError> for ApiError {
                 Self::not_found("NoSuchNamespaceException", message)
             }
             CommitError::TableNotFound(_) => Self::not_found("NoSuchTableException", message),
+            CommitError::WarehouseNotFound(_) => {
+                Self::not_found("NoSuchWarehouseException", message)
+            }
+            CommitError::WarehouseNotEmpty(_) => {
+                Self::new(StatusCode::CONFLICT, "WarehouseNotEmptyException", message)
+            }
             CommitError::NotFound(_) => Self::not_found("NotFoundException", message),
             CommitError::AlreadyExists(_) => {
                 Self::new(StatusCode::CONFLICT, "AlreadyExistsException", message)

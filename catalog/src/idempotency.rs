@@ -67,7 +67,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         hex::encode(hasher.finalize())
     };
 
-    let store = state.catalog.store().clone();
+    let store = state.default_catalog().store().clone();
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
     loop {
         match store.claim_idempotency_key(&key, &fingerprint).await {

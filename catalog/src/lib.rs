@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use floe_commit::{Catalog, CommitSettings};
+use floe_commit::{Catalog, CommitSettings, Warehouses};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -40,17 +40,38 @@ pub use config::ServerConfig;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub catalog: Arc<Catalog>,
+    pub warehouses: Arc<Warehouses>,
     pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// The catalog of the warehouse a route's `{prefix}` names; an unknown one is a 404.
+    pub async fn catalog(&self, prefix: &str) -> error::ApiResult<Arc<Catalog>> {
+        Ok(self.warehouses.catalog(prefix).await?)
+    }
+
+    /// The default warehouse's catalog; its store handle serves what is global (idempotency
+    /// keys, readiness).
+    pub fn default_catalog(&self) -> &Arc<Catalog> {
+        self.warehouses.default_catalog()
+    }
 }
 
 /// The REST API, with its layers.
 pub fn router(state: AppState) -> Router {
-    use handlers::{config, health, namespaces, tables};
+    use handlers::{config, health, namespaces, tables, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/v1/config", get(config::get_config))
+        .route(
+            "/management/v1/warehouses",
+            get(warehouses::list).post(warehouses::create),
+        )
+        .route(
+            "/management/v1/warehouses/{name}",
+            get(warehouses::load).delete(warehouses::drop),
+        )
         .route(
             "/v1/{prefix}/namespaces",
             get(namespaces::list).post(namespaces::create),
@@ -127,26 +148,29 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Opens the metadata store (PostgreSQL if `config.metastore` names one, else the embedded SQLite
-/// file) and the warehouse that `config` names (`warehouse-url`, by default the data dir's
-/// `warehouse/`), with [`floe_commit::open`] (which `floe sql`
-/// shares).
-pub async fn open_catalog(config: &ServerConfig) -> Result<Catalog, StartError> {
+/// file) and the default warehouse that `config` names (`warehouse-url`, by default the data dir's
+/// `warehouse/`), with [`floe_commit::open`] (which `floe sql` shares); warehouses registered in
+/// the store are opened on first use.
+pub async fn open_warehouses(config: &ServerConfig) -> Result<Warehouses, StartError> {
+    let settings = CommitSettings {
+        max_attempts: config.commit_max_attempts.max(1),
+        metadata_cache_bytes: config.metadata_cache_bytes,
+        ..CommitSettings::default()
+    };
+    let store = config.store_options();
     let options = floe_commit::open::OpenOptions {
         data_dir: config.data_dir.clone(),
         warehouse: config.warehouse.clone(),
         warehouse_url: config.warehouse_url.clone(),
-        store: config.store_options(),
+        store: store.clone(),
         metastore: config.metastore.clone(),
         max_connections: config.metastore_max_connections,
         acquire_timeout: config.metastore_acquire_timeout(),
         statement_timeout: config.metastore_statement_timeout(),
-        settings: CommitSettings {
-            max_attempts: config.commit_max_attempts.max(1),
-            metadata_cache_bytes: config.metadata_cache_bytes,
-            ..CommitSettings::default()
-        },
+        settings: settings.clone(),
     };
-    Ok(floe_commit::open::open(&options).await?)
+    let default = floe_commit::open::open(&options).await?;
+    Ok(Warehouses::new(default, store.retry, settings))
 }
 
 /// Runs the server until `shutdown` resolves, then drains in-flight requests.
@@ -154,14 +178,15 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let catalog = Arc::new(open_catalog(&config).await?);
+    let warehouses = Arc::new(open_warehouses(&config).await?);
+    let catalog = warehouses.default_catalog().clone();
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|err| format!("cannot listen on {address}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
     let state = AppState {
-        catalog: catalog.clone(),
+        warehouses,
         config: Arc::new(config),
     };
     let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));

@@ -111,3 +111,32 @@ pub struct RenameTableRequest {
     pub source: TableIdentifier,
     pub destination: TableIdentifier,
 }
+
+/// `POST /management/v1/warehouses` (a Floe extension; see `handlers::warehouses`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CreateWarehouseRequest {
+    pub name: String,
+    pub storage_url: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WarehouseResponse {
+    pub name: String,
+    /// What clients put in REST paths: the warehouse's name.
+    pub prefix: String,
+    pub storage_url: String,
+    /// Secret values shown as `***`.
+    pub properties: BTreeMap<String, String>,
+    pub default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListWarehousesResponse {
+    pub warehouses: Vec<WarehouseResponse>,
+}

@@ -18,3 +18,4 @@ mod replicas;
 mod s3;
 mod sql;
 mod transactions;
+mod warehouses;

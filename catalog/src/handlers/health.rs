@@ -24,7 +24,7 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    match tokio::time::timeout(READY_TIMEOUT, state.catalog.ping()).await {
+    match tokio::time::timeout(READY_TIMEOUT, state.default_catalog().ping()).await {
         Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Err(ApiError::new(

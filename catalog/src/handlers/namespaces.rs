@@ -2,7 +2,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::check_prefix;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
@@ -17,10 +16,9 @@ pub async fn list(
     Path(prefix): Path<String>,
     query: QueryParams,
 ) -> ApiResult<Json<ListNamespacesResponse>> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let parent = query.get("parent").map(parse_namespace).transpose()?;
-    let page = state
-        .catalog
+    let page = catalog
         .list_namespaces(parent.as_deref(), &query.page()?)
         .await?;
     Ok(Json(ListNamespacesResponse {
@@ -34,12 +32,11 @@ pub async fn create(
     Path(prefix): Path<String>,
     JsonBody(request): JsonBody<CreateNamespaceRequest>,
 ) -> ApiResult<Json<NamespaceResponse>> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     if request.namespace.iter().any(|level| level.is_empty()) || request.namespace.is_empty() {
         return Err(ApiError::bad_request("namespace levels must not be empty"));
     }
-    state
-        .catalog
+    catalog
         .create_namespace(&request.namespace, &request.properties)
         .await?;
     Ok(Json(NamespaceResponse {
@@ -52,9 +49,9 @@ pub async fn load(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
 ) -> ApiResult<Json<NamespaceResponse>> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let properties = state.catalog.load_namespace(&namespace).await?;
+    let properties = catalog.load_namespace(&namespace).await?;
     Ok(Json(NamespaceResponse {
         namespace,
         properties,
@@ -65,9 +62,9 @@ pub async fn exists(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    state.catalog.load_namespace(&namespace).await?;
+    catalog.load_namespace(&namespace).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -75,9 +72,9 @@ pub async fn drop(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    state.catalog.drop_namespace(&namespace).await?;
+    catalog.drop_namespace(&namespace).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,10 +83,9 @@ pub async fn update_properties(
     Path((prefix, namespace)): Path<(String, String)>,
     JsonBody(request): JsonBody<UpdateNamespacePropertiesRequest>,
 ) -> ApiResult<Json<UpdateNamespacePropertiesResponse>> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let change = state
-        .catalog
+    let change = catalog
         .update_namespace_properties(&namespace, &request.removals, &request.updates)
         .await?;
     Ok(Json(UpdateNamespacePropertiesResponse {

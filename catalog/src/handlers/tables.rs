@@ -1,15 +1,15 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use floe_commit::{CreateTable, LoadedTable, TableChange};
+use floe_commit::{Catalog, CreateTable, LoadedTable, TableChange};
 use floe_store::TableName;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::check_prefix;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
@@ -21,12 +21,13 @@ use crate::types::{
 
 type TablePath = Path<(String, String, String)>;
 
-fn table_name(
+/// The catalog of the route's warehouse and the table's name.
+async fn table_name(
     state: &AppState,
     (prefix, namespace, table): (String, String, String),
-) -> ApiResult<TableName> {
-    check_prefix(state, &prefix)?;
-    Ok(TableName::new(parse_namespace(&namespace)?, table))
+) -> ApiResult<(Arc<Catalog>, TableName)> {
+    let catalog = state.catalog(&prefix).await?;
+    Ok((catalog, TableName::new(parse_namespace(&namespace)?, table)))
 }
 
 /// Which snapshots a loadTable response carries.
@@ -104,8 +105,8 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// The warehouse's settings for clients (empty for local warehouses).
-fn client_config(state: &AppState) -> &BTreeMap<String, String> {
-    state.catalog.warehouse().client_config()
+fn client_config(catalog: &Catalog) -> &BTreeMap<String, String> {
+    catalog.warehouse().client_config()
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -125,12 +126,9 @@ pub async fn list(
     Path((prefix, namespace)): Path<(String, String)>,
     query: QueryParams,
 ) -> ApiResult<Json<ListTablesResponse>> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let page = state
-        .catalog
-        .list_tables(&namespace, &query.page()?)
-        .await?;
+    let page = catalog.list_tables(&namespace, &query.page()?).await?;
     Ok(Json(ListTablesResponse {
         identifiers: page
             .items
@@ -149,10 +147,9 @@ pub async fn create(
     Path((prefix, namespace)): Path<(String, String)>,
     JsonBody(request): JsonBody<CreateTableRequest>,
 ) -> ApiResult<Response> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let name = TableName::new(parse_namespace(&namespace)?, request.name);
-    let table = state
-        .catalog
+    let table = catalog
         .create_table(CreateTable {
             name,
             location: request.location,
@@ -163,7 +160,7 @@ pub async fn create(
             stage: request.stage_create,
         })
         .await?;
-    let body = table_body(&table, SnapshotsMode::All, Some(client_config(&state)))?;
+    let body = table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?;
     Ok(match &table.metadata_location {
         Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
         None => json_response(body),
@@ -176,9 +173,9 @@ pub async fn load(
     query: QueryParams,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let name = table_name(&state, path.0)?;
+    let (catalog, name) = table_name(&state, path.0).await?;
     let mode = SnapshotsMode::from_query(&query)?;
-    let table = state.catalog.load_table(&name).await?;
+    let table = catalog.load_table(&name).await?;
     let location = table.metadata_location.as_deref().unwrap_or_default();
     let tag = etag(location, mode);
     if if_none_match(&headers, &tag) {
@@ -189,14 +186,14 @@ pub async fn load(
         return Ok(response);
     }
     Ok(with_etag(
-        table_body(&table, mode, Some(client_config(&state)))?,
+        table_body(&table, mode, Some(client_config(&catalog)))?,
         &tag,
     ))
 }
 
 pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
-    let name = table_name(&state, path.0)?;
-    state.catalog.table_pointer(&name).await?;
+    let (catalog, name) = table_name(&state, path.0).await?;
+    catalog.table_pointer(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -205,7 +202,7 @@ pub async fn commit(
     path: TablePath,
     JsonBody(request): JsonBody<CommitTableRequest>,
 ) -> ApiResult<Response> {
-    let name = table_name(&state, path.0)?;
+    let (catalog, name) = table_name(&state, path.0).await?;
     if let Some(identifier) = &request.identifier
         && (identifier.namespace != name.namespace || identifier.name != name.name)
     {
@@ -215,8 +212,7 @@ pub async fn commit(
             identifier.name
         )));
     }
-    let table = state
-        .catalog
+    let table = catalog
         .commit_table(TableChange {
             table: name,
             requirements: request.requirements,
@@ -235,9 +231,9 @@ pub async fn drop(
     path: TablePath,
     query: QueryParams,
 ) -> ApiResult<StatusCode> {
-    let name = table_name(&state, path.0)?;
+    let (catalog, name) = table_name(&state, path.0).await?;
     let purge = query.flag("purgeRequested")?;
-    state.catalog.drop_table(&name, purge).await?;
+    catalog.drop_table(&name, purge).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -246,15 +242,14 @@ pub async fn register(
     Path((prefix, namespace)): Path<(String, String)>,
     JsonBody(request): JsonBody<RegisterTableRequest>,
 ) -> ApiResult<Response> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let name = TableName::new(parse_namespace(&namespace)?, request.name);
-    let table = state
-        .catalog
+    let table = catalog
         .register_table(&name, &request.metadata_location, request.overwrite)
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
     Ok(with_etag(
-        table_body(&table, SnapshotsMode::All, Some(client_config(&state)))?,
+        table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?,
         &tag,
     ))
 }
@@ -264,10 +259,10 @@ pub async fn rename(
     Path(prefix): Path<String>,
     JsonBody(request): JsonBody<RenameTableRequest>,
 ) -> ApiResult<StatusCode> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let from = TableName::new(request.source.namespace, request.source.name);
     let to = TableName::new(request.destination.namespace, request.destination.name);
-    state.catalog.rename_table(&from, &to).await?;
+    catalog.rename_table(&from, &to).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,7 +271,7 @@ pub async fn commit_transaction(
     Path(prefix): Path<String>,
     JsonBody(request): JsonBody<CommitTransactionRequest>,
 ) -> ApiResult<StatusCode> {
-    check_prefix(&state, &prefix)?;
+    let catalog = state.catalog(&prefix).await?;
     let changes = request
         .table_changes
         .into_iter()
@@ -291,7 +286,7 @@ pub async fn commit_transaction(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    state.catalog.commit(changes).await?;
+    catalog.commit(changes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,7 +296,8 @@ pub async fn report_metrics(
     path: TablePath,
     JsonBody(report): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
-    let name = table_name(&state, path.0)?;
+    // The warehouse must exist; the table need not (a report may follow a drop).
+    let (_, name) = table_name(&state, path.0).await?;
     let kind = report
         .get("report-type")
         .and_then(Value::as_str)

@@ -17,6 +17,11 @@ pub enum CommitError {
     AlreadyExists(String),
     #[error("{0}")]
     NamespaceNotEmpty(String),
+    /// The REST prefix (or a management request) names no warehouse.
+    #[error("{0}")]
+    WarehouseNotFound(String),
+    #[error("{0}")]
+    WarehouseNotEmpty(String),
     /// A requirement failed, or concurrent commits kept winning: the client should refresh and retry.
     #[error("{0}")]
     Conflict(String),
@@ -57,6 +62,9 @@ impl From<StoreError> for CommitError {
                 CommitError::AlreadyExists(message)
             }
             StoreError::NamespaceNotEmpty { .. } => CommitError::NamespaceNotEmpty(message),
+            StoreError::WarehouseNotFound(_) => CommitError::WarehouseNotFound(message),
+            StoreError::WarehouseAlreadyExists(_) => CommitError::AlreadyExists(message),
+            StoreError::WarehouseNotEmpty(_) => CommitError::WarehouseNotEmpty(message),
             StoreError::TableNotFound(_) => CommitError::TableNotFound(message),
             StoreError::Conflict { .. } => CommitError::Conflict(message),
             StoreError::Unavailable(_) => CommitError::Unavailable(message),

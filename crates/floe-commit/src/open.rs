@@ -14,7 +14,7 @@ use floe_store::MetadataStore;
 use floe_store::postgres::{PostgresOptions, PostgresStore};
 use floe_store::sqlite::{SqliteOptions, SqliteStore};
 
-use crate::{Catalog, CommitSettings};
+use crate::{Catalog, CommitSettings, Warehouses};
 
 /// Where a catalog lives and how to reach it.
 #[derive(Debug, Clone)]
@@ -101,6 +101,17 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
     Ok(Catalog::with_settings(
         store,
         warehouse,
+        options.settings.clone(),
+    ))
+}
+
+/// Opens the catalog as [`open`] does and hosts it as the default warehouse beside the ones
+/// registered in its metadata store.
+pub async fn open_warehouses(options: &OpenOptions) -> Result<Warehouses, String> {
+    let default = open(options).await?;
+    Ok(Warehouses::new(
+        default,
+        options.store.retry.clone(),
         options.settings.clone(),
     ))
 }

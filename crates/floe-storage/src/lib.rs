@@ -41,7 +41,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
-pub use options::{RetryOptions, S3Options, StoreOptions};
+pub use options::{RetryOptions, S3Options, StoreOptions, redact_properties};
 
 /// Errors from the object-store layer, by what a caller can do about them.
 #[derive(Debug, thiserror::Error)]

@@ -82,6 +82,71 @@ impl std::fmt::Debug for S3Options {
     }
 }
 
+/// The storage settings of a warehouse registered through the management API, by property name
+/// (Iceberg's own client property names, where Iceberg has one).
+const S3_PROPERTIES: &[&str] = &[
+    "s3.endpoint",
+    "s3.region",
+    "s3.path-style-access",
+    "s3.allow-http",
+    "s3.access-key-id",
+    "s3.secret-access-key",
+    "s3.session-token",
+    "s3.share-credentials",
+];
+
+/// Properties whose values are secrets: stored, used, never shown.
+const SECRET_PROPERTIES: &[&str] = &["s3.secret-access-key", "s3.session-token"];
+
+impl S3Options {
+    /// Reads a registered warehouse's settings (`s3.endpoint`, `s3.region`,
+    /// `s3.path-style-access`, `s3.allow-http`, `s3.access-key-id`, `s3.secret-access-key`,
+    /// `s3.session-token`, `s3.share-credentials`). Unknown names and non-boolean flags are refused,
+    /// so that a typo does not silently fall back to a default.
+    pub fn from_properties(properties: &BTreeMap<String, String>) -> Result<Self, String> {
+        if let Some(unknown) = properties
+            .keys()
+            .find(|name| !S3_PROPERTIES.contains(&name.as_str()))
+        {
+            return Err(format!(
+                "unknown storage setting {unknown:?} (known: {})",
+                S3_PROPERTIES.join(", ")
+            ));
+        }
+        let text = |name: &str| properties.get(name).cloned();
+        let flag = |name: &str| match properties.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(format!("{name} is true or false, not {other:?}")),
+        };
+        Ok(Self {
+            endpoint: text("s3.endpoint"),
+            region: text("s3.region"),
+            path_style: flag("s3.path-style-access")?,
+            allow_http: flag("s3.allow-http")?,
+            access_key_id: text("s3.access-key-id"),
+            secret_access_key: text("s3.secret-access-key"),
+            session_token: text("s3.session-token"),
+            share_credentials: flag("s3.share-credentials")?,
+        })
+    }
+}
+
+/// `properties` with secret values replaced by `***`, for listings and logs.
+pub fn redact_properties(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(name, value)| {
+            let shown = if SECRET_PROPERTIES.contains(&name.as_str()) {
+                "***".to_string()
+            } else {
+                value.clone()
+            };
+            (name.clone(), shown)
+        })
+        .collect()
+}
+
 /// How hard a remote store is tried before an operation fails (and the request gets a 503).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryOptions {
@@ -264,6 +329,35 @@ fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registered_warehouse_settings_are_read_and_secrets_hidden() {
+        let properties: BTreeMap<String, String> = [
+            ("s3.endpoint", "http://127.0.0.1:9000"),
+            ("s3.path-style-access", "true"),
+            ("s3.access-key-id", "AKID"),
+            ("s3.secret-access-key", "SECRET"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s3 = S3Options::from_properties(&properties).unwrap();
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.path_style && !s3.allow_http && !s3.share_credentials);
+        assert_eq!(s3.secret_access_key.as_deref(), Some("SECRET"));
+        let shown = redact_properties(&properties);
+        assert_eq!(shown["s3.secret-access-key"], "***");
+        assert_eq!(shown["s3.access-key-id"], "AKID");
+
+        let typo = BTreeMap::from([("s3.endpont".to_string(), "x".to_string())]);
+        let err = S3Options::from_properties(&typo).unwrap_err();
+        assert!(
+            err.contains("unknown storage setting \"s3.endpont\""),
+            "{err}"
+        );
+        let bad_flag = BTreeMap::from([("s3.allow-http".to_string(), "yes".to_string())]);
+        assert!(S3Options::from_properties(&bad_flag).is_err());
+    }
 
     fn s3(endpoint: &str) -> S3Options {
         S3Options {

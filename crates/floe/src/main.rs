@@ -14,6 +14,7 @@ use floe_catalog::ServerConfig;
 
 mod maintain;
 mod sql;
+mod warehouse;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,8 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Maintain a table in a data dir: expire snapshots, or remove unreferenced files.
     Maintain(maintain::MaintainArgs),
+    /// Create, list, show and drop warehouses (each a prefix with its own storage).
+    Warehouse(warehouse::WarehouseArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -324,6 +327,7 @@ fn main() -> ExitCode {
             init_logging();
             maintain::run(args)
         }
+        Command::Warehouse(args) => warehouse::run(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
