@@ -181,3 +181,90 @@ async fn floe_maintain_compacts_small_files_on_a_data_dir() {
             .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
 }
+
+#[tokio::test]
+async fn floe_maintain_rewrites_manifests_with_progress_and_a_summary() {
+    let mut server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let namespace = create_namespace(&catalog, "ns").await;
+    let mut table = create_table(&catalog, &namespace, "t").await;
+    let ident = ident(&namespace, "t");
+    for id in 0..8 {
+        table = append(&catalog, &table, &[id * 2, id * 2 + 1])
+            .await
+            .unwrap();
+    }
+    let before = table.metadata().current_snapshot_id().unwrap();
+    assert!(server.stop());
+
+    let (ok, _, stderr) = maintain(
+        &server,
+        &["ns.t", "--compact", "--target-manifest-size", "1000"],
+    );
+    assert!(
+        !ok && stderr.contains("only applies to --rewrite-manifests"),
+        "{stderr}"
+    );
+
+    let files = warehouse_files(&server);
+    let (ok, stdout, stderr) = maintain(&server, &["ns.t", "--rewrite-manifests", "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(
+            "8 data manifest(s), target 8388608 bytes; would rewrite 8 small manifest(s)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(warehouse_files(&server), files, "a dry run writes nothing");
+
+    let (ok, stdout, stderr) = maintain(&server, &["ns.t", "--rewrite-manifests"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("rewrote 8 small manifest(s)"), "{stdout}");
+    assert!(stdout.contains("into 1 ("), "{stdout}");
+    assert!(stdout.contains("8 entries"), "{stdout}");
+    assert!(
+        stdout.contains("ns.t: summary: 8 file(s), ") && stdout.contains("; 1 file(s), "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 snapshot(s) expired"), "{stdout}");
+    // Not a terminal: progress as plain lines on stderr, no bar.
+    assert!(
+        stderr.contains("rewriting manifests: 0/8 file(s)")
+            && stderr.contains("rewriting manifests: 8/8 file(s)"),
+        "{stderr}"
+    );
+
+    // Compaction reports its summary too.
+    let (ok, stdout, stderr) = maintain(
+        &server,
+        &["ns.t", "--compact", "--target-file-size", "67108864"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ns.t: summary: 8 file(s), "), "{stdout}");
+    assert!(stderr.contains("compacting: 8/8 file(s)"), "{stderr}");
+
+    server.restart();
+    let catalog = rest_catalog(&server).await;
+    let table = catalog.load_table(&ident).await.unwrap();
+    let mut ids = read_ids(&table).await;
+    ids.sort();
+    assert_eq!(ids, (0..16).collect::<Vec<_>>());
+    let snapshots: Vec<_> = table.metadata().snapshots().collect();
+    assert_eq!(
+        snapshots.len(),
+        10,
+        "8 appends, the manifest rewrite, the compaction"
+    );
+    // Time travel to before the rewrite still reads every row.
+    let old = table
+        .scan()
+        .snapshot_id(before)
+        .select(["id"])
+        .build()
+        .unwrap();
+    let batches: Vec<arrow_array::RecordBatch> =
+        futures::TryStreamExt::try_collect(old.to_arrow().await.unwrap())
+            .await
+            .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
+}

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use floe_commit::open::{OpenOptions, open};
+use floe_commit::producer::produce_manifest_rewrite;
 use floe_commit::{Catalog, CommitError, CreateTable, SnapshotChange, produce};
 use floe_store::TableName;
 use futures::TryStreamExt;
 use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
 use iceberg::spec::{
-    DataFile, DataFileFormat, NestedField, Operation, PrimitiveType, Schema, Type,
+    DataContentType, DataFile, DataFileFormat, NestedField, Operation, PrimitiveType, Schema, Type,
 };
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -351,6 +352,238 @@ async fn a_delete_snapshot_removes_whole_files() {
             .unwrap()
             .sequence_number(),
         3
+    );
+}
+
+impl Setup {
+    /// Writes a position delete file deleting `(data file, position)` pairs.
+    async fn position_deletes(&self, table: &Table, rows: &[(&str, i64)]) -> DataFile {
+        let schema = Arc::new(
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::required(
+                        2147483546,
+                        "file_path",
+                        Type::Primitive(PrimitiveType::String),
+                    )
+                    .into(),
+                    NestedField::required(2147483545, "pos", Type::Primitive(PrimitiveType::Long))
+                        .into(),
+                ])
+                .build()
+                .unwrap(),
+        );
+        let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).unwrap());
+        let batch = RecordBatch::try_new(
+            arrow_schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap();
+        let mut writer = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(WriterProperties::default(), schema),
+            self.file_io.clone(),
+            DefaultLocationGenerator::new(table.metadata()).unwrap(),
+            DefaultFileNameGenerator::new(
+                uuid::Uuid::now_v7().to_string(),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        )
+        .build();
+        writer.write(&None, &batch).await.unwrap();
+        let mut builder = writer.close().await.unwrap().remove(0);
+        builder.content(DataContentType::PositionDeletes);
+        builder.build().unwrap()
+    }
+}
+
+fn summary_of(table: &Table, key: &str) -> Option<String> {
+    table
+        .metadata()
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .additional_properties
+        .get(key)
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_row_delta_adds_delete_files_and_a_replace_removes_them() {
+    let setup = Setup::new().await;
+    let table = setup.table().await;
+    let a = setup.write(&table, &[(1, "a"), (2, "b"), (3, "c")]).await;
+    let a_path = a.file_path().to_string();
+    setup
+        .commit(&table, SnapshotChange::new(Operation::Append).adding([a]))
+        .await
+        .unwrap();
+
+    // A row delta: a position delete of row 1 (id 2), read back through iceberg's scan.
+    let table = setup.table().await;
+    let delete = setup.position_deletes(&table, &[(&a_path, 1)]).await;
+    let delete_path = delete.file_path().to_string();
+    setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Delete).adding_deletes([delete]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (3, "c")]));
+    let table = setup.table().await;
+    assert_eq!(
+        summary_of(&table, "added-delete-files").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        summary_of(&table, "total-delete-files").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        summary_of(&table, "total-position-deletes").as_deref(),
+        Some("1")
+    );
+    // A delete file is not a data file: each goes through its own list.
+    let misplaced = setup.position_deletes(&table, &[(&a_path, 0)]).await;
+    let err = produce(
+        table.metadata(),
+        &setup.file_io,
+        SnapshotChange::new(Operation::Append).adding([misplaced]),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("adding_deletes"), "{err}");
+
+    // The file rewritten without the deleted row replaces the file and its delete.
+    let a2 = setup.write(&table, &[(1, "a"), (3, "c")]).await;
+    setup
+        .commit(
+            &table,
+            SnapshotChange::new(Operation::Replace)
+                .adding([a2])
+                .removing([a_path])
+                .removing_deletes([delete_path.clone()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.rows().await, rows(&[(1, "a"), (3, "c")]));
+    let table = setup.table().await;
+    assert_eq!(
+        summary_of(&table, "removed-delete-files").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        summary_of(&table, "total-delete-files").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        summary_of(&table, "total-position-deletes").as_deref(),
+        Some("0")
+    );
+    assert_eq!(summary_of(&table, "total-records").as_deref(), Some("2"));
+    let tasks: Vec<_> = table
+        .scan()
+        .build()
+        .unwrap()
+        .plan_files()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0].deletes.is_empty());
+
+    // Removing it again is refused: it is no longer live.
+    let err = produce(
+        table.metadata(),
+        &setup.file_io,
+        SnapshotChange::new(Operation::Replace).removing_deletes([delete_path]),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not a delete file"), "{err}");
+}
+
+#[tokio::test]
+async fn a_manifest_rewrite_keeps_every_entry_and_is_produced_again_over_a_concurrent_append() {
+    let setup = Setup::new().await;
+    for i in 0..6 {
+        let table = setup.table().await;
+        let file = setup.write(&table, &[(i, "x")]).await;
+        setup
+            .commit(
+                &table,
+                SnapshotChange::new(Operation::Append).adding([file]),
+            )
+            .await
+            .unwrap();
+    }
+    let read = setup.table().await;
+    let rewritten = produce_manifest_rewrite(read.metadata(), &setup.file_io, 8 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rewritten.manifests_replaced, 6);
+    assert_eq!(rewritten.manifests_created, 1);
+    assert_eq!(rewritten.entries, 6);
+
+    // Another writer appends first: the rewrite made on the old state is refused...
+    let other = setup.table().await;
+    let late = setup.write(&other, &[(99, "late")]).await;
+    setup
+        .commit(
+            &other,
+            SnapshotChange::new(Operation::Append).adding([late]),
+        )
+        .await
+        .unwrap();
+    let err = setup
+        .catalog
+        .commit_table(rewritten.produced.into_table_change(setup.name.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::Conflict(_)), "{err:?}");
+
+    // ...and produced again on the new state, it takes the append's manifest along.
+    let table = setup.table().await;
+    let again = produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.manifests_replaced, 7);
+    setup
+        .catalog
+        .commit_table(again.produced.into_table_change(setup.name.clone()))
+        .await
+        .unwrap();
+    let want: Vec<(i64, &str)> = (0..6).map(|i| (i, "x")).chain([(99, "late")]).collect();
+    assert_eq!(setup.rows().await, rows(&want));
+    let table = setup.table().await;
+    assert_eq!(
+        table
+            .metadata()
+            .current_snapshot()
+            .unwrap()
+            .summary()
+            .operation,
+        Operation::Replace
+    );
+    assert_eq!(
+        summary_of(&table, "manifests-created").as_deref(),
+        Some("1")
+    );
+    assert_eq!(summary_of(&table, "total-data-files").as_deref(), Some("7"));
+    // A single manifest is not "many small manifests": nothing to do.
+    assert!(
+        produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

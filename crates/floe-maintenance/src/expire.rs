@@ -58,6 +58,8 @@ pub struct ExpireOptions {
     pub retain_last: Option<u32>,
     /// Decide and report, but commit and delete nothing.
     pub dry_run: bool,
+    /// Told how many files and bytes are deleted so far.
+    pub progress: crate::ProgressSink,
 }
 
 /// What a run expired and deleted (or, in a dry run, would have).
@@ -181,7 +183,16 @@ async fn run(
         ..ExpireReport::default()
     };
     let location = metadata.location();
-    for (file, size) in expired.minus(&remaining) {
+    let doomed = expired.minus(&remaining);
+    if !options.dry_run {
+        options.progress.start(
+            "deleting expired files",
+            doomed.len() as u64,
+            doomed.iter().map(|(_, size)| *size).sum(),
+        );
+    }
+    for (file, size) in doomed {
+        options.progress.advance(1, size);
         if !inside_table(warehouse, location, &file) {
             warn!(%table, file, "not deleting a file outside the table's location");
             continue;
@@ -196,6 +207,7 @@ async fn run(
         report.deleted_bytes += size;
         report.deleted_files.push(file);
     }
+    options.progress.finish();
     Ok(report)
 }
 

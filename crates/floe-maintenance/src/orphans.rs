@@ -31,6 +31,8 @@ pub struct OrphanOptions {
     pub older_than: Duration,
     /// Report, delete nothing.
     pub dry_run: bool,
+    /// Told how many files and bytes are deleted so far.
+    pub progress: crate::ProgressSink,
 }
 
 impl Default for OrphanOptions {
@@ -38,6 +40,7 @@ impl Default for OrphanOptions {
         Self {
             older_than: DEFAULT_ORPHAN_AGE,
             dry_run: false,
+            progress: crate::ProgressSink::default(),
         }
     }
 }
@@ -122,7 +125,15 @@ async fn run(
         .filter(|object| !referenced.contains(warehouse, &object.location))
         .collect();
     candidates.sort_by(|a, b| a.location.cmp(&b.location));
+    if !options.dry_run {
+        options.progress.start(
+            "deleting unreferenced files",
+            candidates.len() as u64,
+            candidates.iter().map(|o| o.size).sum(),
+        );
+    }
     for object in candidates {
+        options.progress.advance(1, object.size);
         if object.last_modified >= floor {
             report.too_young += 1;
             continue;
@@ -140,6 +151,7 @@ async fn run(
         report.deleted_bytes += object.size;
         report.deleted_files.push(object.location);
     }
+    options.progress.finish();
     if !options.dry_run {
         info!(
             %table,

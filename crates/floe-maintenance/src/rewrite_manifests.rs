@@ -120,6 +120,12 @@ async fn run(
             report.bytes_replaced,
         );
         let produced = produce_manifest_rewrite(metadata, &file_io, target).await;
+        if let Ok(Some(rewritten)) = &produced {
+            options.progress.advance(
+                rewritten.manifests_replaced as u64,
+                rewritten.bytes_replaced,
+            );
+        }
         options.progress.finish();
         let rewritten = match produced {
             Ok(Some(rewritten)) => rewritten,

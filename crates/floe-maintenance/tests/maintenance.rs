@@ -136,6 +136,7 @@ fn expire_all_old(dry_run: bool) -> ExpireOptions {
         older_than: Some(Duration::ZERO),
         retain_last: None,
         dry_run,
+        ..ExpireOptions::default()
     }
 }
 
@@ -315,6 +316,7 @@ async fn orphan_removal_deletes_old_unreferenced_files_only() {
     let too_short = OrphanOptions {
         older_than: Duration::from_secs(59 * 60),
         dry_run: true,
+        ..OrphanOptions::default()
     };
     assert!(matches!(
         remove_orphan_files(&t.catalog, &t.table, &too_short).await,

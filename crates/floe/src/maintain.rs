@@ -1,18 +1,27 @@
 //! `floe maintain`: table maintenance on a data dir, without a server — snapshot expiry,
-//! unreferenced-file removal and bin-pack compaction (`floe-maintenance`), committed through the same commit engine the
-//! server uses, so it is safe to run while servers on the same data dir keep taking commits.
+//! unreferenced-file removal, compaction (merge-on-read deletes applied) and manifest rewrite
+//! (`floe-maintenance`), committed through the same commit engine the server uses, so it is safe
+//! to run while servers on the same data dir keep taking commits.
+//!
+//! Progress goes to stderr: a bar (files and bytes) when stderr is a terminal, a few plain lines
+//! otherwise. stdout gets the job's result line and a closing summary line.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args};
 use floe_maintenance::{
-    CompactOptions, DEFAULT_ORPHAN_AGE, ExpireOptions, OrphanOptions, TableName, compact,
-    expire_snapshots, remove_orphan_files,
+    CompactOptions, DEFAULT_ORPHAN_AGE, ExpireOptions, ManifestRewriteOptions, OrphanOptions,
+    Progress, ProgressSink, TableName, compact, expire_snapshots, remove_orphan_files,
+    rewrite_manifests,
 };
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("job").required(true).args(["expire_snapshots", "remove_orphans", "compact"])))]
+#[command(group(ArgGroup::new("job").required(true).args(["expire_snapshots", "remove_orphans", "compact", "rewrite_manifests"])))]
 pub struct MaintainArgs {
     /// The table, as namespace.table (a.b.table for nested namespaces).
     #[arg(value_name = "TABLE")]
@@ -23,10 +32,19 @@ pub struct MaintainArgs {
     /// Delete files under the table's location that its metadata does not reach.
     #[arg(long)]
     remove_orphans: bool,
-    /// Rewrite small data files of each partition into files near the target size (one
-    /// `replace` snapshot). Tables with delete files are refused.
+    /// Rewrite small data files of each partition, and data files with deletes, into files near
+    /// the target size with the deletes applied; drop the delete files no data file needs (one
+    /// `replace` snapshot).
     #[arg(long)]
     compact: bool,
+    /// Rewrite many small data manifests into few, clustered by partition (one `replace`
+    /// snapshot; no data changes).
+    #[arg(long)]
+    rewrite_manifests: bool,
+    /// With --rewrite-manifests: the manifest size [default: the table's
+    /// commit.manifest.target-size-bytes, else 8 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    target_manifest_size: Option<u64>,
     /// With --compact: the output file size [default: the table's write.target-file-size-bytes,
     /// else 512 MiB; 64-512 MiB].
     #[arg(long, value_name = "BYTES")]
@@ -63,9 +81,14 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
     if !args.compact && args.target_file_size.is_some() {
         return Err("--target-file-size only applies to --compact".into());
     }
-    if args.compact && args.older_than.is_some() {
-        return Err("--older-than does not apply to --compact".into());
+    if !args.rewrite_manifests && args.target_manifest_size.is_some() {
+        return Err("--target-manifest-size only applies to --rewrite-manifests".into());
     }
+    if (args.compact || args.rewrite_manifests) && args.older_than.is_some() {
+        return Err("--older-than only applies to --expire-snapshots and --remove-orphans".into());
+    }
+    let started = Instant::now();
+    let progress = ProgressSink::new(Arc::new(Reporter::new(std::io::stderr().is_terminal())));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,6 +108,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
             let options = CompactOptions {
                 target_file_size_bytes: args.target_file_size,
                 dry_run: args.dry_run,
+                progress,
                 ..CompactOptions::default()
             };
             let report = compact(&catalog, &table, &options)
@@ -95,8 +119,18 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 None if report.dry_run => "; dry run, nothing written".to_string(),
                 None => "; nothing to compact".to_string(),
             };
+            let deletes = if report.applied_delete_files > 0 || report.removed_delete_files > 0 {
+                format!(
+                    "; {} delete file(s) applied, {} {}",
+                    report.applied_delete_files,
+                    report.removed_delete_files,
+                    if report.dry_run { "would go" } else { "removed" }
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "{table}: {} bin(s), target {} bytes; {} file(s), {} bytes in; {} file(s), {} bytes out{snapshot}",
+                "{table}: {} bin(s), target {} bytes; {} file(s), {} bytes in; {} file(s), {} bytes out{deletes}{snapshot}",
                 report.bins,
                 report.target_file_size_bytes,
                 report.input_files,
@@ -104,12 +138,66 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.output_files,
                 report.output_bytes,
             );
+            summary(
+                &table,
+                Totals {
+                    files_in: report.input_files + report.removed_delete_files,
+                    bytes_in: report.input_bytes + report.removed_delete_bytes,
+                    files_out: report.output_files,
+                    bytes_out: report.output_bytes,
+                    snapshots_expired: 0,
+                },
+                started,
+            );
+            Ok(())
+        } else if args.rewrite_manifests {
+            let options = ManifestRewriteOptions {
+                target_size_bytes: args.target_manifest_size,
+                dry_run: args.dry_run,
+                progress,
+            };
+            let report = rewrite_manifests(&catalog, &table, &options)
+                .await
+                .map_err(|err| err.to_string())?;
+            let outcome = match report.snapshot_id {
+                Some(id) => format!(
+                    "rewrote {} small manifest(s), {} bytes, into {} ({} bytes, {} entries); kept {}; committed snapshot {id}",
+                    report.manifests_replaced,
+                    report.bytes_replaced,
+                    report.manifests_created,
+                    report.bytes_created,
+                    report.entries,
+                    report.manifests_kept
+                ),
+                None if report.dry_run && report.manifests_replaced > 0 => format!(
+                    "would rewrite {} small manifest(s), {} bytes; dry run, nothing written",
+                    report.manifests_replaced, report.bytes_replaced
+                ),
+                None => "nothing to rewrite (fewer than 2 small manifests per partition spec)"
+                    .to_string(),
+            };
+            println!(
+                "{table}: {} data manifest(s), target {} bytes; {outcome}",
+                report.data_manifests, report.target_size_bytes
+            );
+            summary(
+                &table,
+                Totals {
+                    files_in: report.manifests_replaced,
+                    bytes_in: report.bytes_replaced,
+                    files_out: report.manifests_created,
+                    bytes_out: report.bytes_created,
+                    snapshots_expired: 0,
+                },
+                started,
+            );
             Ok(())
         } else if args.expire_snapshots {
             let options = ExpireOptions {
                 older_than: args.older_than,
                 retain_last: args.retain_last,
                 dry_run: args.dry_run,
+                progress,
             };
             let report = expire_snapshots(&catalog, &table, &options)
                 .await
@@ -122,11 +210,22 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.deleted_files.len(),
                 report.deleted_bytes
             );
+            summary(
+                &table,
+                Totals {
+                    files_in: report.deleted_files.len(),
+                    bytes_in: report.deleted_bytes,
+                    snapshots_expired: report.expired_snapshots.len(),
+                    ..Totals::default()
+                },
+                started,
+            );
             failures(&report.failed_deletes)
         } else {
             let options = OrphanOptions {
                 older_than: args.older_than.unwrap_or(DEFAULT_ORPHAN_AGE),
                 dry_run: args.dry_run,
+                progress,
             };
             let report = remove_orphan_files(&catalog, &table, &options)
                 .await
@@ -140,9 +239,139 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.too_young,
                 show_duration(options.older_than)
             );
+            summary(
+                &table,
+                Totals {
+                    files_in: report.deleted_files.len(),
+                    bytes_in: report.deleted_bytes,
+                    ..Totals::default()
+                },
+                started,
+            );
             failures(&report.failed_deletes)
         }
     })
+}
+
+/// What the closing summary line counts: files and bytes a job read or removed (in) and wrote
+/// (out), snapshots it expired.
+#[derive(Default)]
+struct Totals {
+    files_in: usize,
+    bytes_in: u64,
+    files_out: usize,
+    bytes_out: u64,
+    snapshots_expired: usize,
+}
+
+fn summary(table: &TableName, totals: Totals, started: Instant) {
+    println!(
+        "{table}: summary: {} file(s), {} in; {} file(s), {} out; {} snapshot(s) expired; {:.2}s",
+        totals.files_in,
+        HumanBytes(totals.bytes_in),
+        totals.files_out,
+        HumanBytes(totals.bytes_out),
+        totals.snapshots_expired,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Draws the jobs' progress on stderr: an indicatif bar over the bytes (with files done in its
+/// message) on a terminal; otherwise a line when a phase starts, at every tenth of its files,
+/// and when it ends — logs and CI output stay short.
+struct Reporter {
+    terminal: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    phase: Mutex<String>,
+    files_total: AtomicU64,
+    bytes_total: AtomicU64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+}
+
+impl Reporter {
+    fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            bar: Mutex::new(None),
+            phase: Mutex::new(String::new()),
+            files_total: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+        }
+    }
+
+    fn phase(&self) -> String {
+        self.phase.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{}: {}/{} file(s), {}/{}",
+            self.phase(),
+            self.files_done.load(Ordering::Relaxed),
+            self.files_total.load(Ordering::Relaxed),
+            HumanBytes(self.bytes_done.load(Ordering::Relaxed)),
+            HumanBytes(self.bytes_total.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+impl Progress for Reporter {
+    fn start(&self, phase: &str, files: u64, bytes: u64) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase.to_string();
+        }
+        self.files_total.store(files, Ordering::Relaxed);
+        self.bytes_total.store(bytes, Ordering::Relaxed);
+        self.files_done.store(0, Ordering::Relaxed);
+        self.bytes_done.store(0, Ordering::Relaxed);
+        if self.terminal {
+            let bar = ProgressBar::new(bytes);
+            // The template is a constant: it only fails to parse if it is edited wrongly.
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} (eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(format!("{phase} 0/{files} file(s)"));
+            if let Ok(mut slot) = self.bar.lock() {
+                *slot = Some(bar);
+            }
+        } else {
+            eprintln!("{}", self.line());
+        }
+    }
+
+    fn advance(&self, files: u64, bytes: u64) {
+        let before = self.files_done.fetch_add(files, Ordering::Relaxed);
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+        let done = before + files;
+        let total = self.files_total.load(Ordering::Relaxed).max(1);
+        if self.terminal {
+            if let Ok(slot) = self.bar.lock()
+                && let Some(bar) = slot.as_ref()
+            {
+                bar.inc(bytes);
+                bar.set_message(format!("{} {done}/{total} file(s)", self.phase()));
+            }
+        } else if before * 10 / total != done * 10 / total && done < total {
+            eprintln!("{}", self.line());
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            if let Ok(mut slot) = self.bar.lock()
+                && let Some(bar) = slot.take()
+            {
+                bar.finish_and_clear();
+            }
+        } else {
+            eprintln!("{} (done)", self.line());
+        }
+    }
 }
 
 fn print_files(dry_run: bool, files: &[String]) {
