@@ -230,10 +230,13 @@ pub async fn prepare(
         .iter()
         .flat_map(|b| b.inputs.iter().map(|i| i.live.clone()))
         .collect();
-    let removable = removable_deletes(&prepared.files, &prepared.inputs);
-    report.removed_delete_files = removable.len();
-    report.removed_delete_bytes = removable.iter().map(|d| d.file.file_size_in_bytes()).sum();
-    prepared.removed_deletes = removable.iter().map(|d| d.path().to_string()).collect();
+    // Without a bin nothing is committed, so no delete file goes either.
+    if !bins.is_empty() {
+        let removable = removable_deletes(&prepared.files, &prepared.inputs);
+        report.removed_delete_files = removable.len();
+        report.removed_delete_bytes = removable.iter().map(|d| d.file.file_size_in_bytes()).sum();
+        prepared.removed_deletes = removable.iter().map(|d| d.path().to_string()).collect();
+    }
     prepared.report = report.clone();
     if bins.is_empty() || options.dry_run {
         prepared.removed_deletes.clear();

@@ -133,9 +133,12 @@ async fn run(
     let warehouse = catalog.warehouse();
     let mut reader = Reader::new(warehouse, metadata);
     let mut expired = FileSet::default();
-    let expired_snapshots = metadata
+    // Collected first: an iterator whose filter closure lives across the await below keeps the
+    // future from being provably `Send`, which the server's scheduler needs to spawn it.
+    let expired_snapshots: Vec<_> = metadata
         .snapshots()
-        .filter(|snapshot| plan.expire.contains(&snapshot.snapshot_id()));
+        .filter(|snapshot| plan.expire.contains(&snapshot.snapshot_id()))
+        .collect();
     reader
         .collect(expired_snapshots, Entries::All, true, &mut expired)
         .await?;
@@ -161,9 +164,10 @@ async fn run(
             statistics_files(warehouse, after.metadata(), |_| true, &mut remaining);
         }
         None => {
-            let kept = metadata
+            let kept: Vec<_> = metadata
                 .snapshots()
-                .filter(|snapshot| !plan.expire.contains(&snapshot.snapshot_id()));
+                .filter(|snapshot| !plan.expire.contains(&snapshot.snapshot_id()))
+                .collect();
             reader
                 .collect(kept, Entries::Live, false, &mut remaining)
                 .await?;
@@ -192,20 +196,26 @@ async fn run(
         );
     }
     for (file, size) in doomed {
-        options.progress.advance(1, size);
         if !inside_table(warehouse, location, &file) {
             warn!(%table, file, "not deleting a file outside the table's location");
+            options.progress.advance(1, size);
             continue;
         }
-        if !options.dry_run
-            && let Err(err) = warehouse.delete(&file).await
-        {
-            warn!(%table, file, error = %err, "could not delete an expired file");
+        let deleted = options.dry_run
+            || match warehouse.delete(&file).await {
+                Ok(()) => true,
+                Err(err) => {
+                    warn!(%table, file, error = %err, "could not delete an expired file");
+                    false
+                }
+            };
+        options.progress.advance(1, size);
+        if deleted {
+            report.deleted_bytes += size;
+            report.deleted_files.push(file);
+        } else {
             report.failed_deletes.push(file);
-            continue;
         }
-        report.deleted_bytes += size;
-        report.deleted_files.push(file);
     }
     options.progress.finish();
     Ok(report)

@@ -125,31 +125,38 @@ async fn run(
         .filter(|object| !referenced.contains(warehouse, &object.location))
         .collect();
     candidates.sort_by(|a, b| a.location.cmp(&b.location));
+    // Files younger than the floor may belong to a commit in progress: counted, never touched.
+    let (young, old): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|object| object.last_modified >= floor);
+    report.too_young = young.len();
     if !options.dry_run {
         options.progress.start(
             "deleting unreferenced files",
-            candidates.len() as u64,
-            candidates.iter().map(|o| o.size).sum(),
+            old.len() as u64,
+            old.iter().map(|o| o.size).sum(),
         );
     }
-    for object in candidates {
-        options.progress.advance(1, object.size);
-        if object.last_modified >= floor {
-            report.too_young += 1;
-            continue;
-        }
+    for object in old {
         if !inside_table(warehouse, &location, &object.location) {
+            options.progress.advance(1, object.size);
             continue;
         }
-        if !options.dry_run
-            && let Err(err) = warehouse.delete(&object.location).await
-        {
-            warn!(%table, file = object.location, error = %err, "could not delete an unreferenced file");
+        let deleted = options.dry_run
+            || match warehouse.delete(&object.location).await {
+                Ok(()) => true,
+                Err(err) => {
+                    warn!(%table, file = object.location, error = %err, "could not delete an unreferenced file");
+                    false
+                }
+            };
+        options.progress.advance(1, object.size);
+        if deleted {
+            report.deleted_bytes += object.size;
+            report.deleted_files.push(object.location);
+        } else {
             report.failed_deletes.push(object.location);
-            continue;
         }
-        report.deleted_bytes += object.size;
-        report.deleted_files.push(object.location);
     }
     options.progress.finish();
     if !options.dry_run {
