@@ -41,6 +41,7 @@ impl From<CommitError> for ApiError {
                 Self::not_found("NoSuchNamespaceException", message)
             }
             CommitError::TableNotFound(_) => Self::not_found("NoSuchTableException", message),
+            CommitError::ViewNotFound(_) => Self::not_found("NoSuchViewException", message),
             CommitError::WarehouseNotFound(_) => {
                 Self::not_found("NoSuchWarehouseException", message)
             }

@@ -10,6 +10,8 @@ pub enum CommitError {
     NamespaceNotFound(String),
     #[error("{0}")]
     TableNotFound(String),
+    #[error("{0}")]
+    ViewNotFound(String),
     /// A file the request names does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -58,14 +60,15 @@ impl From<StoreError> for CommitError {
         let message = err.to_string();
         match err {
             StoreError::NamespaceNotFound(_) => CommitError::NamespaceNotFound(message),
-            StoreError::NamespaceAlreadyExists(_) | StoreError::TableAlreadyExists(_) => {
-                CommitError::AlreadyExists(message)
-            }
+            StoreError::NamespaceAlreadyExists(_)
+            | StoreError::TableAlreadyExists(_)
+            | StoreError::ViewAlreadyExists(_) => CommitError::AlreadyExists(message),
             StoreError::NamespaceNotEmpty { .. } => CommitError::NamespaceNotEmpty(message),
             StoreError::WarehouseNotFound(_) => CommitError::WarehouseNotFound(message),
             StoreError::WarehouseAlreadyExists(_) => CommitError::AlreadyExists(message),
             StoreError::WarehouseNotEmpty(_) => CommitError::WarehouseNotEmpty(message),
             StoreError::TableNotFound(_) => CommitError::TableNotFound(message),
+            StoreError::ViewNotFound(_) => CommitError::ViewNotFound(message),
             StoreError::Conflict { .. } => CommitError::Conflict(message),
             StoreError::Unavailable(_) => CommitError::Unavailable(message),
             StoreError::InvalidInput(_) => CommitError::InvalidRequest(message),

@@ -30,6 +30,7 @@ mod locks;
 pub mod open;
 pub mod producer;
 mod requirements;
+pub mod views;
 pub mod warehouses;
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ use tracing::{debug, info, warn};
 pub use cache::{MetadataCache, MetadataFile};
 pub use error::{CommitError, Result};
 pub use producer::{ProducedSnapshot, SnapshotChange, produce};
+pub use views::{CreateView, LoadedView, ViewChange, ViewRequirement};
 pub use warehouses::{NewWarehouse, WarehouseInfo, Warehouses};
 
 /// A reserved create-time property: it picks the table format version and is not stored.

@@ -78,6 +78,7 @@ fn iceberg_error(err: CommitError) -> Error {
         CommitError::Conflict(_) => ErrorKind::CatalogCommitConflicts,
         CommitError::InvalidRequest(_) | CommitError::NotFound(_) => ErrorKind::DataInvalid,
         CommitError::NamespaceNotEmpty(_)
+        | CommitError::ViewNotFound(_)
         | CommitError::WarehouseNotFound(_)
         | CommitError::WarehouseNotEmpty(_)
         | CommitError::Unavailable(_)

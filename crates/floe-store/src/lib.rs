@@ -15,10 +15,22 @@
 //! run on SQLite (the embedded default, [`sqlite::SqliteStore`]) and on PostgreSQL
 //! ([`postgres::PostgresStore`], shared by several Floe replicas) without the rest of Floe noticing.
 //!
+//! # Views
+//!
+//! Iceberg views are pointers too: `(namespace, view) -> current view metadata location`, with the
+//! same `version` counter, kept in the same rows as tables with a *kind* (`table` or `view`). One
+//! primary key over `(namespace, name)` for both kinds is what makes a view and a table unable to
+//! share a name in one namespace, whichever of two racing creates or renames comes first: the
+//! database refuses the second row, not a check that could interleave. Table methods see tables
+//! only, view methods views only; a name taken by the other kind is
+//! [`StoreError::TableAlreadyExists`] or [`StoreError::ViewAlreadyExists`] (named after what holds
+//! it), never a row of the wrong kind. A view's pointer moves with
+//! [`MetadataStore::swap_view_pointer`], the single-view form of [`MetadataStore::swap_pointers`].
+//!
 //! # Names
 //!
-//! Namespaces are paths of non-empty levels (`["sales", "eu"]`); table names are one level inside a
-//! namespace. The store treats them as opaque strings: they are never used to build file paths here.
+//! Namespaces are paths of non-empty levels (`["sales", "eu"]`); table (and view) names are one
+//! level inside a namespace. The store treats them as opaque strings: they are never used to build file paths here.
 //! Three rules only: a level or table name is never empty; a level never contains U+001F, the unit
 //! separator the Iceberg REST API itself uses between levels (so no REST client can send one); and no
 //! name contains U+0000, which PostgreSQL cannot store in text. Names breaking them are refused with
@@ -65,6 +77,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 mod input;
+mod kind;
 pub mod postgres;
 pub mod sqlite;
 
@@ -98,6 +111,9 @@ impl fmt::Display for TableName {
         write!(f, "{}.{}", self.namespace.join("."), self.name)
     }
 }
+
+/// A view's full name: its namespace and its name within it (the same shape as a table's).
+pub type ViewName = TableName;
 
 /// Where a table's current metadata is, and how many times that has changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +224,11 @@ pub enum StoreError {
     TableNotFound(TableName),
     #[error("table {0} already exists")]
     TableAlreadyExists(TableName),
+    #[error("view {0} does not exist")]
+    ViewNotFound(ViewName),
+    /// The name is taken by a view (whatever the caller meant to create or rename there).
+    #[error("view {0} already exists")]
+    ViewAlreadyExists(ViewName),
     #[error("warehouse {0} does not exist")]
     WarehouseNotFound(String),
     #[error("warehouse {0} already exists")]
@@ -215,7 +236,8 @@ pub enum StoreError {
     #[error("warehouse {0} is not empty: drop its namespaces first")]
     WarehouseNotEmpty(String),
     /// A swap found a pointer other than the one the committer read: someone else committed first.
-    #[error("table {table} was changed by a concurrent commit")]
+    /// `table` names the table, or the view for [`MetadataStore::swap_view_pointer`].
+    #[error("{table} was changed by a concurrent commit")]
     Conflict { table: TableName },
     /// A name or page token from the caller is malformed (see *Names* in the crate docs).
     #[error("invalid input: {0}")]
@@ -294,6 +316,33 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Renames a table, possibly into another (existing) namespace; its pointer moves with it.
     async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()>;
+
+    // Views (see *Views* in the crate docs): the table operations for the other kind of pointer.
+
+    /// Creates the view's pointer at `metadata_location`, version 1. Its namespace must exist
+    /// ([`StoreError::NamespaceNotFound`]), and no table or view may have its name there.
+    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer>;
+
+    /// The view's current pointer, or [`StoreError::ViewNotFound`] (also when a table has the name).
+    async fn load_view(&self, view: &ViewName) -> Result<TablePointer>;
+
+    /// View names in `namespace`, in name order; tables are not listed.
+    async fn list_views(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>>;
+
+    /// Moves the view's pointer from `expected` to `new_location`: [`StoreError::Conflict`] if it
+    /// holds something else, [`StoreError::ViewNotFound`] if the view is gone.
+    async fn swap_view_pointer(
+        &self,
+        view: &ViewName,
+        expected: &str,
+        new_location: &str,
+    ) -> Result<TablePointer>;
+
+    /// Removes the view's pointer and returns what it was.
+    async fn drop_view(&self, view: &ViewName) -> Result<TablePointer>;
+
+    /// Renames a view, possibly into another (existing) namespace; its pointer moves with it.
+    async fn rename_view(&self, from: &ViewName, to: &ViewName) -> Result<()>;
 
     /// Claims an idempotency key for a request identified by `fingerprint`.
     async fn claim_idempotency_key(&self, key: &str, fingerprint: &str)

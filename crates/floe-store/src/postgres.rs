@@ -26,6 +26,11 @@
 //! then name), not the caller's, so that two batches never wait on each other in a cycle; when
 //! several swaps of a batch would fail, the error names the first in that order.
 //!
+//! Views' pointers live in the same rows with `kind = 'view'` (see *Views* in the crate docs), and
+//! [`MetadataStore::swap_view_pointer`] is the same `UPDATE` for one row of that kind. Creates and
+//! renames look up the name first to say which kind holds it; a row committed between that look-up
+//! and the `INSERT` (or `UPDATE`) is still refused by the primary key, reported as the caller's kind.
+//!
 //! Databases that do not run READ COMMITTED this way (CockroachDB runs SERIALIZABLE by default) fail
 //! a transaction that lost a race with a serialization failure (`40001`) instead; deadlocks
 //! (`40P01`) look the same. Such transactions are retried here a few times with growing pauses, then
@@ -53,9 +58,11 @@ use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
+use crate::kind::Kind;
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, ViewName,
+    WarehouseRecord,
 };
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
@@ -226,6 +233,109 @@ impl PostgresStore {
                 Err(err)
             }
         }
+    }
+
+    // Tables and views: one implementation per operation, for either kind of pointer row.
+
+    async fn load_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
+        let key = self.scope.table_key(name)?;
+        self.run(Mode::Autocommit, async |conn| {
+            Ok(load_pointer(conn, kind, &key, &name.name)
+                .await?
+                .ok_or_else(|| kind.not_found(name))?)
+        })
+        .await
+    }
+
+    async fn list_kind(
+        &self,
+        kind: Kind,
+        namespace: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<String>> {
+        let key = self.scope.namespace_key(namespace)?;
+        let keyset = Keyset::new(page)?;
+        let names = self
+            .run(Mode::Snapshot, async |conn| {
+                if !namespace_exists(conn, &key).await? {
+                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()).into());
+                }
+                Ok(sqlx::query_scalar(
+                    "SELECT name FROM tables WHERE namespace = $1 AND kind = $2 AND name > $3 \
+                     ORDER BY name LIMIT $4",
+                )
+                .bind(&key)
+                .bind(kind.as_str())
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        Ok(keyset.page(names, String::as_str))
+    }
+
+    async fn drop_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
+        let key = self.scope.table_key(name)?;
+        self.run(Mode::Autocommit, async |conn| {
+            let row = sqlx::query(
+                "DELETE FROM tables WHERE namespace = $1 AND name = $2 AND kind = $3 \
+                 RETURNING metadata_location, version",
+            )
+            .bind(&key)
+            .bind(&name.name)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| kind.not_found(name))?;
+            Ok(pointer_from_row(&row))
+        })
+        .await
+    }
+
+    async fn rename_kind(&self, kind: Kind, from: &TableName, to: &TableName) -> Result<()> {
+        let from_key = self.scope.table_key(from)?;
+        let to_key = self.scope.table_key(to)?;
+        self.run(Mode::Write, async |conn| {
+            if load_pointer(conn, kind, &from_key, &from.name)
+                .await?
+                .is_none()
+            {
+                return Err(kind.not_found(from).into());
+            }
+            if !namespace_exists(conn, &to_key).await? {
+                return Err(StoreError::NamespaceNotFound(to.namespace.clone()).into());
+            }
+            // A table or a view: the name is taken either way.
+            if let Some(holder) = kind_of(conn, &to_key, &to.name).await? {
+                return Err(holder.already_exists(to).into());
+            }
+            // The checks above read committed rows; what changes between them and here shows up
+            // as a constraint violation or no row moved.
+            let moved = sqlx::query(
+                "UPDATE tables SET namespace = $1, name = $2 \
+                 WHERE namespace = $3 AND name = $4 AND kind = $5",
+            )
+            .bind(&to_key)
+            .bind(&to.name)
+            .bind(&from_key)
+            .bind(&from.name)
+            .bind(kind.as_str())
+            .execute(&mut *conn)
+            .await;
+            match moved {
+                Ok(done) if done.rows_affected() == 1 => Ok(()),
+                Ok(_) => Err(kind.not_found(from).into()),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Err(kind.already_exists(to).into())
+                }
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(StoreError::NamespaceNotFound(to.namespace.clone()).into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
     }
 }
 
@@ -483,13 +593,16 @@ impl MetadataStore for PostgresStore {
             if locked.is_none() {
                 return Err(StoreError::NamespaceNotFound(namespace.to_vec()).into());
             }
-            let has_tables = sqlx::query("SELECT 1 FROM tables WHERE namespace = $1 LIMIT 1")
-                .bind(&key)
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some();
-            if has_tables {
-                return Err(not_empty("it contains tables").into());
+            // Tables and views alike: both are rows of `tables`.
+            let kind: Option<String> =
+                sqlx::query_scalar("SELECT kind FROM tables WHERE namespace = $1 LIMIT 1")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match kind.as_deref().map(Kind::parse).transpose()? {
+                Some(Kind::Table) => return Err(not_empty("it contains tables").into()),
+                Some(Kind::View) => return Err(not_empty("it contains views").into()),
+                None => {}
             }
             let has_children = sqlx::query("SELECT 1 FROM namespaces WHERE parent = $1 LIMIT 1")
                 .bind(&key)
@@ -517,35 +630,11 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = self.scope.table_key(table)?;
-        self.run(Mode::Autocommit, async |conn| {
-            Ok(load_pointer(conn, &key, &table.name)
-                .await?
-                .ok_or_else(|| StoreError::TableNotFound(table.clone()))?)
-        })
-        .await
+        self.load_kind(Kind::Table, table).await
     }
 
     async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
-        let key = self.scope.namespace_key(namespace)?;
-        let keyset = Keyset::new(page)?;
-        let names = self
-            .run(Mode::Snapshot, async |conn| {
-                if !namespace_exists(conn, &key).await? {
-                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()).into());
-                }
-                Ok(sqlx::query_scalar(
-                    "SELECT name FROM tables WHERE namespace = $1 AND name > $2 \
-                     ORDER BY name LIMIT $3",
-                )
-                .bind(&key)
-                .bind(&keyset.after)
-                .bind(keyset.limit)
-                .fetch_all(&mut *conn)
-                .await?)
-            })
-            .await?;
-        Ok(keyset.page(names, String::as_str))
+        self.list_kind(Kind::Table, namespace, page).await
     }
 
     async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>> {
@@ -566,9 +655,15 @@ impl MetadataStore for PostgresStore {
             let mut pointers = vec![None; swaps.len()];
             for &index in &order {
                 let (swap, key) = (&swaps[index], &keys[index]);
+                let name = &swap.table;
                 pointers[index] = Some(match &swap.expected {
-                    Some(expected) => move_pointer(conn, swap, key, expected).await?,
-                    None => create_pointer(conn, swap, key).await?,
+                    Some(expected) => {
+                        move_pointer(conn, Kind::Table, name, key, expected, &swap.new_location)
+                            .await?
+                    }
+                    None => {
+                        create_pointer(conn, Kind::Table, name, key, &swap.new_location).await?
+                    }
                 });
             }
             Ok(pointers.into_iter().flatten().collect())
@@ -577,59 +672,48 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = self.scope.table_key(table)?;
-        self.run(Mode::Autocommit, async |conn| {
-            let row = sqlx::query(
-                "DELETE FROM tables WHERE namespace = $1 AND name = $2 \
-                 RETURNING metadata_location, version",
-            )
-            .bind(&key)
-            .bind(&table.name)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| StoreError::TableNotFound(table.clone()))?;
-            Ok(pointer_from_row(&row))
+        self.drop_kind(Kind::Table, table).await
+    }
+
+    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
+        self.rename_kind(Kind::Table, from, to).await
+    }
+
+    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer> {
+        let key = self.scope.table_key(view)?;
+        self.run(Mode::Write, async |conn| {
+            create_pointer(conn, Kind::View, view, &key, metadata_location).await
         })
         .await
     }
 
-    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
-        let from_key = self.scope.table_key(from)?;
-        let to_key = self.scope.table_key(to)?;
+    async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
+        self.load_kind(Kind::View, view).await
+    }
+
+    async fn list_views(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
+        self.list_kind(Kind::View, namespace, page).await
+    }
+
+    async fn swap_view_pointer(
+        &self,
+        view: &ViewName,
+        expected: &str,
+        new_location: &str,
+    ) -> Result<TablePointer> {
+        let key = self.scope.table_key(view)?;
         self.run(Mode::Write, async |conn| {
-            if load_pointer(conn, &from_key, &from.name).await?.is_none() {
-                return Err(StoreError::TableNotFound(from.clone()).into());
-            }
-            if !namespace_exists(conn, &to_key).await? {
-                return Err(StoreError::NamespaceNotFound(to.namespace.clone()).into());
-            }
-            if load_pointer(conn, &to_key, &to.name).await?.is_some() {
-                return Err(StoreError::TableAlreadyExists(to.clone()).into());
-            }
-            // The checks above read committed rows; what changes between them and here shows up
-            // as a constraint violation or no row moved.
-            let moved = sqlx::query(
-                "UPDATE tables SET namespace = $1, name = $2 WHERE namespace = $3 AND name = $4",
-            )
-            .bind(&to_key)
-            .bind(&to.name)
-            .bind(&from_key)
-            .bind(&from.name)
-            .execute(&mut *conn)
-            .await;
-            match moved {
-                Ok(done) if done.rows_affected() == 1 => Ok(()),
-                Ok(_) => Err(StoreError::TableNotFound(from.clone()).into()),
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    Err(StoreError::TableAlreadyExists(to.clone()).into())
-                }
-                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                    Err(StoreError::NamespaceNotFound(to.namespace.clone()).into())
-                }
-                Err(err) => Err(err.into()),
-            }
+            move_pointer(conn, Kind::View, view, &key, expected, new_location).await
         })
         .await
+    }
+
+    async fn drop_view(&self, view: &ViewName) -> Result<TablePointer> {
+        self.drop_kind(Kind::View, view).await
+    }
+
+    async fn rename_view(&self, from: &ViewName, to: &ViewName) -> Result<()> {
+        self.rename_kind(Kind::View, from, to).await
     }
 
     async fn claim_idempotency_key(
@@ -780,61 +864,75 @@ impl MetadataStore for PostgresStore {
     }
 }
 
+/// Moves one pointer of `kind` from `expected` to `new_location` (see the module docs).
 async fn move_pointer(
     conn: &mut PgConnection,
-    swap: &PointerSwap,
+    kind: Kind,
+    name: &TableName,
     key: &str,
     expected: &str,
+    new_location: &str,
 ) -> Attempt<TablePointer> {
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE tables SET metadata_location = $1, version = version + 1 \
-         WHERE namespace = $2 AND name = $3 AND metadata_location = $4 RETURNING version",
+         WHERE namespace = $2 AND name = $3 AND kind = $4 AND metadata_location = $5 \
+         RETURNING version",
     )
-    .bind(&swap.new_location)
+    .bind(new_location)
     .bind(key)
-    .bind(&swap.table.name)
+    .bind(&name.name)
+    .bind(kind.as_str())
     .bind(expected)
     .fetch_optional(&mut *conn)
     .await?;
     match version {
         Some(version) => Ok(TablePointer {
-            metadata_location: swap.new_location.clone(),
+            metadata_location: new_location.to_string(),
             version,
         }),
         // A new statement, so a new snapshot: it sees the commit that moved the pointer.
-        None => match load_pointer(conn, key, &swap.table.name).await? {
-            None => Err(StoreError::TableNotFound(swap.table.clone()).into()),
+        None => match load_pointer(conn, kind, key, &name.name).await? {
+            None => Err(kind.not_found(name).into()),
             Some(_) => Err(StoreError::Conflict {
-                table: swap.table.clone(),
+                table: name.clone(),
             }
             .into()),
         },
     }
 }
 
+/// Creates a pointer of `kind`: its namespace must exist and its name be free of both kinds.
 async fn create_pointer(
     conn: &mut PgConnection,
-    swap: &PointerSwap,
+    kind: Kind,
+    name: &TableName,
     key: &str,
+    location: &str,
 ) -> Attempt<TablePointer> {
+    // Says which kind holds the name; one committed after this read is refused by the primary key.
+    if let Some(holder) = kind_of(conn, key, &name.name).await? {
+        return Err(holder.already_exists(name).into());
+    }
     let inserted = sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version) VALUES ($1, $2, $3, 1)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
+         VALUES ($1, $2, $3, 1, $4)",
     )
     .bind(key)
-    .bind(&swap.table.name)
-    .bind(&swap.new_location)
+    .bind(&name.name)
+    .bind(location)
+    .bind(kind.as_str())
     .execute(&mut *conn)
     .await;
     match inserted {
         Ok(_) => Ok(TablePointer {
-            metadata_location: swap.new_location.clone(),
+            metadata_location: location.to_string(),
             version: 1,
         }),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            Err(StoreError::TableAlreadyExists(swap.table.clone()).into())
+            Err(kind.already_exists(name).into())
         }
         Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-            Err(StoreError::NamespaceNotFound(swap.table.namespace.clone()).into())
+            Err(StoreError::NamespaceNotFound(name.namespace.clone()).into())
         }
         Err(err) => Err(err.into()),
     }
@@ -848,19 +946,38 @@ async fn namespace_exists(conn: &mut PgConnection, key: &str) -> Attempt<bool> {
         .is_some())
 }
 
+/// The pointer of the `kind` row with this name; `None` if there is none (or it is the other kind).
 async fn load_pointer(
     conn: &mut PgConnection,
+    kind: Kind,
     namespace_key: &str,
     name: &str,
 ) -> Attempt<Option<TablePointer>> {
     Ok(sqlx::query(
-        "SELECT metadata_location, version FROM tables WHERE namespace = $1 AND name = $2",
+        "SELECT metadata_location, version FROM tables \
+         WHERE namespace = $1 AND name = $2 AND kind = $3",
     )
     .bind(namespace_key)
     .bind(name)
+    .bind(kind.as_str())
     .fetch_optional(conn)
     .await?
     .map(|row| pointer_from_row(&row)))
+}
+
+/// Which kind of row holds this name, if any.
+async fn kind_of(
+    conn: &mut PgConnection,
+    namespace_key: &str,
+    name: &str,
+) -> Attempt<Option<Kind>> {
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM tables WHERE namespace = $1 AND name = $2")
+            .bind(namespace_key)
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(kind.as_deref().map(Kind::parse).transpose()?)
 }
 
 fn pointer_from_row(row: &PgRow) -> TablePointer {

@@ -39,9 +39,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
 use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
+use crate::kind::Kind;
 use crate::{
     IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
+    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, ViewName,
+    WarehouseRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -167,6 +169,102 @@ impl SqliteStore {
     ) -> Result<T> {
         let tx = self.pool.begin().await.map_err(db_error)?;
         finish(tx, body).await
+    }
+
+    // Tables and views: one implementation per operation, for either kind of pointer row.
+
+    async fn load_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
+        let key = self.scope.table_key(name)?;
+        load_pointer(
+            &mut *self.pool.acquire().await.map_err(db_error)?,
+            kind,
+            &key,
+            &name.name,
+        )
+        .await?
+        .ok_or_else(|| kind.not_found(name))
+    }
+
+    async fn list_kind(
+        &self,
+        kind: Kind,
+        namespace: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<String>> {
+        let key = self.scope.namespace_key(namespace)?;
+        let keyset = Keyset::new(page)?;
+        let names = self
+            .read(async |conn| {
+                if !namespace_exists(conn, &key).await? {
+                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()));
+                }
+                sqlx::query_scalar(
+                    "SELECT name FROM tables WHERE namespace = ? AND kind = ? AND name > ? \
+                     ORDER BY name LIMIT ?",
+                )
+                .bind(&key)
+                .bind(kind.as_str())
+                .bind(&keyset.after)
+                .bind(keyset.limit)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(keyset.page(names, String::as_str))
+    }
+
+    async fn drop_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
+        let key = self.scope.table_key(name)?;
+        self.write(async |conn| {
+            let row = sqlx::query(
+                "DELETE FROM tables WHERE namespace = ? AND name = ? AND kind = ? \
+                 RETURNING metadata_location, version",
+            )
+            .bind(&key)
+            .bind(&name.name)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| kind.not_found(name))?;
+            Ok(pointer_from_row(&row))
+        })
+        .await
+    }
+
+    async fn rename_kind(&self, kind: Kind, from: &TableName, to: &TableName) -> Result<()> {
+        let from_key = self.scope.table_key(from)?;
+        let to_key = self.scope.table_key(to)?;
+        self.write(async |conn| {
+            if load_pointer(conn, kind, &from_key, &from.name)
+                .await?
+                .is_none()
+            {
+                return Err(kind.not_found(from));
+            }
+            if !namespace_exists(conn, &to_key).await? {
+                return Err(StoreError::NamespaceNotFound(to.namespace.clone()));
+            }
+            // A table or a view: the name is taken either way.
+            if let Some(holder) = kind_of(conn, &to_key, &to.name).await? {
+                return Err(holder.already_exists(to));
+            }
+            sqlx::query(
+                "UPDATE tables SET namespace = ?, name = ? \
+                 WHERE namespace = ? AND name = ? AND kind = ?",
+            )
+            .bind(&to_key)
+            .bind(&to.name)
+            .bind(&from_key)
+            .bind(&from.name)
+            .bind(kind.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -426,14 +524,17 @@ impl MetadataStore for SqliteStore {
             if !namespace_exists(conn, &key).await? {
                 return Err(StoreError::NamespaceNotFound(namespace.to_vec()));
             }
-            let has_tables = sqlx::query("SELECT 1 FROM tables WHERE namespace = ? LIMIT 1")
-                .bind(&key)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?
-                .is_some();
-            if has_tables {
-                return Err(not_empty("it contains tables"));
+            // Tables and views alike: both are rows of `tables`.
+            let kind: Option<String> =
+                sqlx::query_scalar("SELECT kind FROM tables WHERE namespace = ? LIMIT 1")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            match kind.as_deref().map(Kind::parse).transpose()? {
+                Some(Kind::Table) => return Err(not_empty("it contains tables")),
+                Some(Kind::View) => return Err(not_empty("it contains views")),
+                None => {}
             }
             let has_children = sqlx::query("SELECT 1 FROM namespaces WHERE parent = ? LIMIT 1")
                 .bind(&key)
@@ -455,36 +556,11 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn load_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = self.scope.table_key(table)?;
-        load_pointer(
-            &mut *self.pool.acquire().await.map_err(db_error)?,
-            &key,
-            &table.name,
-        )
-        .await?
-        .ok_or_else(|| StoreError::TableNotFound(table.clone()))
+        self.load_kind(Kind::Table, table).await
     }
 
     async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
-        let key = self.scope.namespace_key(namespace)?;
-        let keyset = Keyset::new(page)?;
-        let names = self
-            .read(async |conn| {
-                if !namespace_exists(conn, &key).await? {
-                    return Err(StoreError::NamespaceNotFound(namespace.to_vec()));
-                }
-                sqlx::query_scalar(
-                    "SELECT name FROM tables WHERE namespace = ? AND name > ? ORDER BY name LIMIT ?",
-                )
-                .bind(&key)
-                .bind(&keyset.after)
-                .bind(keyset.limit)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db_error)
-            })
-            .await?;
-        Ok(keyset.page(names, String::as_str))
+        self.list_kind(Kind::Table, namespace, page).await
     }
 
     async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>> {
@@ -499,8 +575,21 @@ impl MetadataStore for SqliteStore {
             let mut pointers = Vec::with_capacity(swaps.len());
             for (swap, key) in swaps.iter().zip(&keys) {
                 let pointer = match &swap.expected {
-                    Some(expected) => move_pointer(conn, swap, key, expected).await?,
-                    None => create_pointer(conn, swap, key).await?,
+                    Some(expected) => {
+                        move_pointer(
+                            conn,
+                            Kind::Table,
+                            &swap.table,
+                            key,
+                            expected,
+                            &swap.new_location,
+                        )
+                        .await?
+                    }
+                    None => {
+                        create_pointer(conn, Kind::Table, &swap.table, key, &swap.new_location)
+                            .await?
+                    }
                 };
                 pointers.push(pointer);
             }
@@ -510,49 +599,48 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn drop_table(&self, table: &TableName) -> Result<TablePointer> {
-        let key = self.scope.table_key(table)?;
+        self.drop_kind(Kind::Table, table).await
+    }
+
+    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
+        self.rename_kind(Kind::Table, from, to).await
+    }
+
+    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer> {
+        let key = self.scope.table_key(view)?;
         self.write(async |conn| {
-            let row = sqlx::query(
-                "DELETE FROM tables WHERE namespace = ? AND name = ? \
-                 RETURNING metadata_location, version",
-            )
-            .bind(&key)
-            .bind(&table.name)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| StoreError::TableNotFound(table.clone()))?;
-            Ok(pointer_from_row(&row))
+            create_pointer(conn, Kind::View, view, &key, metadata_location).await
         })
         .await
     }
 
-    async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
-        let from_key = self.scope.table_key(from)?;
-        let to_key = self.scope.table_key(to)?;
+    async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
+        self.load_kind(Kind::View, view).await
+    }
+
+    async fn list_views(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>> {
+        self.list_kind(Kind::View, namespace, page).await
+    }
+
+    async fn swap_view_pointer(
+        &self,
+        view: &ViewName,
+        expected: &str,
+        new_location: &str,
+    ) -> Result<TablePointer> {
+        let key = self.scope.table_key(view)?;
         self.write(async |conn| {
-            if load_pointer(conn, &from_key, &from.name).await?.is_none() {
-                return Err(StoreError::TableNotFound(from.clone()));
-            }
-            if !namespace_exists(conn, &to_key).await? {
-                return Err(StoreError::NamespaceNotFound(to.namespace.clone()));
-            }
-            if load_pointer(conn, &to_key, &to.name).await?.is_some() {
-                return Err(StoreError::TableAlreadyExists(to.clone()));
-            }
-            sqlx::query(
-                "UPDATE tables SET namespace = ?, name = ? WHERE namespace = ? AND name = ?",
-            )
-            .bind(&to_key)
-            .bind(&to.name)
-            .bind(&from_key)
-            .bind(&from.name)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            Ok(())
+            move_pointer(conn, Kind::View, view, &key, expected, new_location).await
         })
         .await
+    }
+
+    async fn drop_view(&self, view: &ViewName) -> Result<TablePointer> {
+        self.drop_kind(Kind::View, view).await
+    }
+
+    async fn rename_view(&self, from: &ViewName, to: &ViewName) -> Result<()> {
+        self.rename_kind(Kind::View, from, to).await
     }
 
     async fn claim_idempotency_key(
@@ -724,61 +812,74 @@ impl MetadataStore for SqliteStore {
     }
 }
 
+/// Moves one pointer of `kind` from `expected` to `new_location`, inside a write transaction.
 async fn move_pointer(
     conn: &mut SqliteConnection,
-    swap: &PointerSwap,
+    kind: Kind,
+    name: &TableName,
     key: &str,
     expected: &str,
+    new_location: &str,
 ) -> Result<TablePointer> {
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE tables SET metadata_location = ?, version = version + 1 \
-         WHERE namespace = ? AND name = ? AND metadata_location = ? RETURNING version",
+         WHERE namespace = ? AND name = ? AND kind = ? AND metadata_location = ? RETURNING version",
     )
-    .bind(&swap.new_location)
+    .bind(new_location)
     .bind(key)
-    .bind(&swap.table.name)
+    .bind(&name.name)
+    .bind(kind.as_str())
     .bind(expected)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;
     match version {
         Some(version) => Ok(TablePointer {
-            metadata_location: swap.new_location.clone(),
+            metadata_location: new_location.to_string(),
             version,
         }),
-        None => match load_pointer(conn, key, &swap.table.name).await? {
-            None => Err(StoreError::TableNotFound(swap.table.clone())),
+        None => match load_pointer(conn, kind, key, &name.name).await? {
+            None => Err(kind.not_found(name)),
             Some(_) => Err(StoreError::Conflict {
-                table: swap.table.clone(),
+                table: name.clone(),
             }),
         },
     }
 }
 
+/// Creates a pointer of `kind`, inside a write transaction: its namespace must exist and its name
+/// be free of both kinds.
 async fn create_pointer(
     conn: &mut SqliteConnection,
-    swap: &PointerSwap,
+    kind: Kind,
+    name: &TableName,
     key: &str,
+    location: &str,
 ) -> Result<TablePointer> {
     if !namespace_exists(conn, key).await? {
-        return Err(StoreError::NamespaceNotFound(swap.table.namespace.clone()));
+        return Err(StoreError::NamespaceNotFound(name.namespace.clone()));
+    }
+    // The write lock is held, so this answer stands until the insert; the primary key would
+    // refuse a second row anyway.
+    if let Some(holder) = kind_of(conn, key, &name.name).await? {
+        return Err(holder.already_exists(name));
     }
     sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version) VALUES (?, ?, ?, 1)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
+         VALUES (?, ?, ?, 1, ?)",
     )
     .bind(key)
-    .bind(&swap.table.name)
-    .bind(&swap.new_location)
+    .bind(&name.name)
+    .bind(location)
+    .bind(kind.as_str())
     .execute(&mut *conn)
     .await
     .map_err(|err| match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::TableAlreadyExists(swap.table.clone())
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => kind.already_exists(name),
         _ => db_error(err),
     })?;
     Ok(TablePointer {
-        metadata_location: swap.new_location.clone(),
+        metadata_location: location.to_string(),
         version: 1,
     })
 }
@@ -792,20 +893,40 @@ async fn namespace_exists(conn: &mut SqliteConnection, key: &str) -> Result<bool
         .is_some())
 }
 
+/// The pointer of the `kind` row with this name; `None` if there is none (or it is the other kind).
 async fn load_pointer(
     conn: &mut SqliteConnection,
+    kind: Kind,
     namespace_key: &str,
     name: &str,
 ) -> Result<Option<TablePointer>> {
     Ok(sqlx::query(
-        "SELECT metadata_location, version FROM tables WHERE namespace = ? AND name = ?",
+        "SELECT metadata_location, version FROM tables \
+         WHERE namespace = ? AND name = ? AND kind = ?",
     )
     .bind(namespace_key)
     .bind(name)
+    .bind(kind.as_str())
     .fetch_optional(conn)
     .await
     .map_err(db_error)?
     .map(|row| pointer_from_row(&row)))
+}
+
+/// Which kind of row holds this name, if any.
+async fn kind_of(
+    conn: &mut SqliteConnection,
+    namespace_key: &str,
+    name: &str,
+) -> Result<Option<Kind>> {
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM tables WHERE namespace = ? AND name = ?")
+            .bind(namespace_key)
+            .bind(name)
+            .fetch_optional(conn)
+            .await
+            .map_err(db_error)?;
+    kind.as_deref().map(Kind::parse).transpose()
 }
 
 fn pointer_from_row(row: &sqlx::sqlite::SqliteRow) -> TablePointer {

@@ -37,6 +37,11 @@ macro_rules! metadata_store_suite {
             drop_non_empty_namespace,
             table_create_load_drop,
             rename_across_namespaces,
+            views_life_cycle,
+            views_and_tables_never_share_names,
+            racing_view_and_table_creates,
+            concurrent_view_swaps_serialize,
+            views_rename_page_and_keep_to_their_warehouse,
             swap_conflict_is_detected,
             multi_table_swap_is_all_or_nothing,
             concurrent_swaps_serialize,
@@ -1319,6 +1324,434 @@ pub async fn ping_answers(store: Arc<dyn MetadataStore>) {
     let namespaces = store.list_namespaces(None, &all()).await.unwrap();
     assert!(namespaces.items.is_empty());
     store.ping().await.expect("and again");
+}
+
+fn view(namespace: &[&str], name: &str) -> TableName {
+    TableName::new(ns(namespace), name)
+}
+
+pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let monthly = view(&["sales"], "monthly");
+    assert_eq!(
+        store
+            .create_view(&monthly, "s3://b/v/1.json")
+            .await
+            .unwrap(),
+        pointer("s3://b/v/1.json", 1)
+    );
+    assert_eq!(
+        store.load_view(&monthly).await.unwrap(),
+        pointer("s3://b/v/1.json", 1)
+    );
+    assert_eq!(
+        store.list_views(&sales, &all()).await.unwrap().items,
+        strings(&["monthly"])
+    );
+
+    let err = store
+        .create_view(&monthly, "s3://b/v/other.json")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ViewAlreadyExists(v) if *v == monthly),
+        "{err:?}"
+    );
+    let err = store
+        .create_view(&view(&["nowhere"], "v"), "s3://b/v/1.json")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+    let err = store
+        .list_views(&ns(&["nowhere"]), &all())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+
+    // The compare-and-swap: from the pointer read, once.
+    assert_eq!(
+        store
+            .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/2.json")
+            .await
+            .unwrap(),
+        pointer("s3://b/v/2.json", 2)
+    );
+    let err = store
+        .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/3.json")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { table } if *table == monthly),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load_view(&monthly).await.unwrap(),
+        pointer("s3://b/v/2.json", 2),
+        "a stale swap changed the pointer"
+    );
+    let err = store
+        .swap_view_pointer(
+            &view(&["sales"], "ghost"),
+            "s3://b/v/1.json",
+            "s3://b/v/3.json",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
+
+    // A namespace holding only a view is not empty.
+    let err = store.drop_namespace(&sales).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NamespaceNotEmpty { .. }),
+        "{err:?}"
+    );
+
+    assert_eq!(
+        store.drop_view(&monthly).await.unwrap(),
+        pointer("s3://b/v/2.json", 2)
+    );
+    for err in [
+        store.load_view(&monthly).await.unwrap_err(),
+        store.drop_view(&monthly).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, StoreError::ViewNotFound(v) if *v == monthly),
+            "{err:?}"
+        );
+    }
+    assert!(
+        store
+            .list_views(&sales, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // A dropped name can be used again, from version 1.
+    assert_eq!(
+        store
+            .create_view(&monthly, "s3://b/v2/1.json")
+            .await
+            .unwrap(),
+        pointer("s3://b/v2/1.json", 1)
+    );
+    store.drop_view(&monthly).await.unwrap();
+    store.drop_namespace(&sales).await.unwrap();
+
+    for bad in [
+        view(&["sales"], ""),
+        view(&["sales"], "a\0"),
+        view(&[], "v"),
+    ] {
+        let err = store
+            .create_view(&bad, "s3://b/v/1.json")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{bad:?}: {err:?}"
+        );
+        let err = store.load_view(&bad).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+/// A view and a table never share a name in one namespace, and each kind's methods see only their
+/// own kind.
+pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let table = TableName::new(sales.clone(), "orders");
+    let view = TableName::new(sales.clone(), "monthly");
+    create_table(&*store, &table, "s3://b/t/1.json").await;
+    store.create_view(&view, "s3://b/v/1.json").await.unwrap();
+
+    let err = store
+        .create_view(&table, "s3://b/v/x.json")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableAlreadyExists(t) if *t == table),
+        "{err:?}"
+    );
+    let err = store
+        .swap_pointers(&[PointerSwap {
+            table: view.clone(),
+            expected: None,
+            new_location: "s3://b/t/x.json".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ViewAlreadyExists(v) if *v == view),
+        "{err:?}"
+    );
+
+    assert_eq!(
+        store.list_tables(&sales, &all()).await.unwrap().items,
+        strings(&["orders"])
+    );
+    assert_eq!(
+        store.list_views(&sales, &all()).await.unwrap().items,
+        strings(&["monthly"])
+    );
+    let err = store.load_table(&view).await.unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    let err = store.load_view(&table).await.unwrap_err();
+    assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
+    let err = store.drop_table(&view).await.unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    let err = store.drop_view(&table).await.unwrap_err();
+    assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
+    let err = store
+        .swap_pointers(&[swap(&view, "s3://b/v/1.json", "s3://b/t/x.json")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    let err = store
+        .swap_view_pointer(&table, "s3://b/t/1.json", "s3://b/v/x.json")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
+
+    // Renames onto the other kind's name are refused, and renames move only their own kind.
+    let err = store.rename_table(&table, &view).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ViewAlreadyExists(v) if *v == view),
+        "{err:?}"
+    );
+    let err = store.rename_view(&view, &table).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::TableAlreadyExists(t) if *t == table),
+        "{err:?}"
+    );
+    let elsewhere = TableName::new(sales.clone(), "elsewhere");
+    let err = store.rename_table(&view, &elsewhere).await.unwrap_err();
+    assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
+    let err = store.rename_view(&table, &elsewhere).await.unwrap_err();
+    assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
+
+    // Nothing above changed either pointer.
+    assert_eq!(
+        store.load_table(&table).await.unwrap(),
+        pointer("s3://b/t/1.json", 1)
+    );
+    assert_eq!(
+        store.load_view(&view).await.unwrap(),
+        pointer("s3://b/v/1.json", 1)
+    );
+}
+
+/// Creates of a view and a table with one name, racing: exactly one of them lands, and the other
+/// learns the name is taken.
+pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let name = TableName::new(sales.clone(), format!("n{round}"));
+        let as_view = tokio::spawn({
+            let (store, name) = (store.clone(), name.clone());
+            async move { store.create_view(&name, "s3://b/v/1.json").await }
+        });
+        let as_table = tokio::spawn({
+            let (store, name) = (store.clone(), name.clone());
+            async move {
+                store
+                    .swap_pointers(&[PointerSwap {
+                        table: name,
+                        expected: None,
+                        new_location: "s3://b/t/1.json".into(),
+                    }])
+                    .await
+            }
+        });
+        let (view, table) = (as_view.await.unwrap(), as_table.await.unwrap());
+        let already_exists = |err: &StoreError| {
+            matches!(
+                err,
+                StoreError::TableAlreadyExists(_) | StoreError::ViewAlreadyExists(_)
+            )
+        };
+        match (&view, &table) {
+            (Ok(_), Err(err)) => {
+                assert!(already_exists(err), "round {round}: {err:?}");
+                assert!(store.load_view(&name).await.is_ok());
+                assert!(store.load_table(&name).await.is_err());
+            }
+            (Err(err), Ok(_)) => {
+                assert!(already_exists(err), "round {round}: {err:?}");
+                assert!(store.load_table(&name).await.is_ok());
+                assert!(store.load_view(&name).await.is_err());
+            }
+            other => panic!("round {round}: exactly one create must land: {other:?}"),
+        }
+    }
+}
+
+/// Racing swaps of one view from the pointer they all read: exactly one wins.
+pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
+    let sales = ns(&["sales"]);
+    store
+        .create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    let monthly = TableName::new(sales, "monthly");
+    store
+        .create_view(&monthly, "s3://b/v/0.json")
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let (store, monthly) = (store.clone(), monthly.clone());
+        tasks.spawn(async move {
+            store
+                .swap_view_pointer(
+                    &monthly,
+                    "s3://b/v/0.json",
+                    &format!("s3://b/v/new-{task}.json"),
+                )
+                .await
+        });
+    }
+    let results = tasks.join_all().await;
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|err| matches!(err, StoreError::Conflict { .. })),
+        "{results:?}"
+    );
+    assert_eq!(store.load_view(&monthly).await.unwrap(), *won[0]);
+    assert_eq!(won[0].version, 2);
+}
+
+/// Views page like tables, rename across namespaces with their pointer, and stay in their
+/// warehouse.
+pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn MetadataStore>) {
+    let (sales, archive) = (ns(&["sales"]), ns(&["archive"]));
+    for namespace in [&sales, &archive] {
+        store
+            .create_namespace(namespace, &Properties::new())
+            .await
+            .unwrap();
+    }
+    let names = ["g", "b", "e", "a", "f", "c", "d"];
+    for name in names {
+        store
+            .create_view(
+                &TableName::new(sales.clone(), name),
+                &format!("s3://b/{name}.json"),
+            )
+            .await
+            .unwrap();
+    }
+    // A table in the middle of the names must not show up in, or shift, the pages of views.
+    create_table(
+        &*store,
+        &TableName::new(sales.clone(), "bb"),
+        "s3://b/t.json",
+    )
+    .await;
+    let mut sorted = strings(&names);
+    sorted.sort();
+    for size in [1, 2, 3, 7, 8] {
+        let (views, pages) = all_pages(size, async |page| {
+            let listed = store.list_views(&sales, &page).await.unwrap();
+            (listed.items, listed.next_page_token)
+        })
+        .await;
+        assert_eq!(views, sorted, "views in pages of {size}");
+        assert_eq!(pages, names.len().div_ceil(size), "pages of {size}");
+    }
+
+    let from = TableName::new(sales.clone(), "a");
+    let to = TableName::new(archive.clone(), "a_2025");
+    store
+        .swap_view_pointer(&from, "s3://b/a.json", "s3://b/a2.json")
+        .await
+        .unwrap();
+    store.rename_view(&from, &to).await.unwrap();
+    assert_eq!(
+        store.load_view(&to).await.unwrap(),
+        pointer("s3://b/a2.json", 2),
+        "the pointer moves with the view"
+    );
+    assert!(matches!(
+        store.load_view(&from).await,
+        Err(StoreError::ViewNotFound(_))
+    ));
+    assert_eq!(
+        store.list_views(&archive, &all()).await.unwrap().items,
+        strings(&["a_2025"])
+    );
+    let err = store
+        .rename_view(&to, &TableName::new(ns(&["nowhere"]), "a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
+    let err = store
+        .rename_view(&to, &TableName::new(sales.clone(), "b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ViewAlreadyExists(_)), "{err:?}");
+
+    // Another warehouse has its own names: the same view name there is a different view.
+    store
+        .create_warehouse(&warehouse("lake", "memory://lake"))
+        .await
+        .unwrap();
+    let lake = store.in_warehouse("lake").unwrap();
+    lake.create_namespace(&sales, &Properties::new())
+        .await
+        .unwrap();
+    assert!(
+        lake.list_views(&sales, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        lake.load_view(&TableName::new(sales.clone(), "b")).await,
+        Err(StoreError::ViewNotFound(_))
+    ));
+    lake.create_view(&TableName::new(sales.clone(), "b"), "s3://lake/b.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load_view(&TableName::new(sales.clone(), "b"))
+            .await
+            .unwrap()
+            .metadata_location,
+        "s3://b/b.json"
+    );
+    let err = lake
+        .rename_view(
+            &TableName::new(sales.clone(), "b"),
+            &TableName::new(archive, "b"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NamespaceNotFound(_)),
+        "a rename never leaves its warehouse: {err:?}"
+    );
 }
 
 fn warehouse(name: &str, url: &str) -> WarehouseRecord {
