@@ -532,3 +532,282 @@ fn the_shell_runs_statements_and_survives_ctrl_c() {
     assert!(history.contains("SELECT 1 +"), "{history}");
     assert!(history.contains("SELECT 7 AS still_here;"), "{history}");
 }
+
+/// `floe sql` in the default (table) format: the messages of statements without rows are on
+/// standard output.
+fn messages(mode: &Mode, sql: &str) -> String {
+    let output = floe_sql(mode, &[], sql);
+    assert!(
+        output.status.success(),
+        "floe sql -e {sql:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// `ALTER TABLE` and `INSERT OVERWRITE` with exact rows after each, time travel to before them,
+/// the errors for what cannot be done, and Spark's `t.snapshots` spelling.
+fn alter_and_overwrite(mode: &Mode) {
+    csv(
+        mode,
+        "CREATE SCHEMA evo;
+         CREATE TABLE evo.t (id BIGINT NOT NULL, name VARCHAR, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO evo.t VALUES (1, 'a', 'eu'), (2, 'b', 'us');",
+    );
+    let first = history(mode, "evo.t").last().unwrap().0;
+    assert_eq!(
+        messages(mode, "ALTER TABLE evo.t ADD COLUMN score DOUBLE"),
+        "altered table evo.t: added column score\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM evo.t ORDER BY id"),
+        "id,name,region,score\n1,a,eu,\n2,b,us,\n"
+    );
+    csv(
+        mode,
+        "ALTER TABLE evo.t RENAME COLUMN name TO label;
+         INSERT INTO evo.t VALUES (3, 'c', 'eu', 1.5);",
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM evo.t ORDER BY id"),
+        "id,label,region,score\n1,a,eu,\n2,b,us,\n3,c,eu,1.5\n"
+    );
+    assert_eq!(
+        messages(mode, "ALTER TABLE evo.t DROP COLUMN score"),
+        "altered table evo.t: dropped column score\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM evo.t ORDER BY id"),
+        "id,label,region\n1,a,eu\n2,b,us\n3,c,eu\n"
+    );
+    // The snapshot before the changes reads with its own schema.
+    assert_eq!(
+        csv(
+            mode,
+            &format!("SELECT * FROM evo.t FOR VERSION AS OF {first} ORDER BY id")
+        ),
+        "id,name,region\n1,a,eu\n2,b,us\n"
+    );
+    let err = failure(mode, "ALTER TABLE evo.t RENAME COLUMN nope TO x");
+    assert!(
+        err.contains("evo.t has no column nope; its columns are: id, label, region"),
+        "{err}"
+    );
+    let err = failure(mode, "ALTER TABLE evo.t ADD COLUMN label VARCHAR");
+    assert!(
+        err.contains("evo.t already has a column named label"),
+        "{err}"
+    );
+    let err = failure(mode, "ALTER TABLE evo.t DROP COLUMN region");
+    assert!(
+        err.contains("cannot drop region: partition field region (identity) of evo.t uses it"),
+        "{err}"
+    );
+    let err = failure(mode, "ALTER TABLE evo.t ADD COLUMN must BIGINT NOT NULL");
+    assert!(
+        err.contains("cannot add NOT NULL column must to evo.t: the table has rows"),
+        "{err}"
+    );
+
+    // INSERT OVERWRITE replaces the partitions its rows fall into: eu, not us.
+    assert_eq!(
+        csv(
+            mode,
+            "INSERT OVERWRITE evo.t SELECT id * 10, upper(label), region FROM evo.t WHERE region = 'eu'"
+        ),
+        "count\n2\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT * FROM evo.t ORDER BY id"),
+        "id,label,region\n2,b,us\n10,A,eu\n30,C,eu\n"
+    );
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT partition, record_count FROM evo.t$files ORDER BY partition"
+        ),
+        "partition,record_count\n{region=eu},2\n{region=us},1\n"
+    );
+    // An unpartitioned table is replaced whole.
+    csv(
+        mode,
+        "CREATE TABLE evo.flat (id BIGINT); INSERT INTO evo.flat VALUES (1), (2)",
+    );
+    assert_eq!(
+        csv(mode, "INSERT OVERWRITE evo.flat VALUES (5)"),
+        "count\n1\n"
+    );
+    assert_eq!(csv(mode, "SELECT * FROM evo.flat"), "id\n5\n");
+    // Spark's spelling of metadata tables.
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT operation FROM evo.t.snapshots ORDER BY committed_at"
+        ),
+        "operation\nappend\nappend\noverwrite\n"
+    );
+    assert_eq!(
+        csv(mode, "SELECT count(*) AS n FROM evo.t.history"),
+        "n\n3\n"
+    );
+}
+
+#[tokio::test]
+async fn alter_and_overwrite_against_a_running_server() {
+    let server = FloeServer::start();
+    alter_and_overwrite(&Mode::Rest(&server));
+
+    // Other clients see the evolved schema.
+    let catalog = rest_catalog(&server).await;
+    let namespace = NamespaceIdent::new("evo".into());
+    let table = catalog.load_table(&ident(&namespace, "t")).await.unwrap();
+    let columns: Vec<(String, i32)> = table
+        .metadata()
+        .current_schema()
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| (f.name.clone(), f.id))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("id".to_string(), 1),
+            ("label".to_string(), 2),
+            ("region".to_string(), 3)
+        ]
+    );
+    check_snapshot_chain(table.metadata());
+}
+
+#[tokio::test]
+async fn alter_and_overwrite_on_a_data_dir() {
+    let mut server = FloeServer::start();
+    let data_dir = server.data_dir().to_path_buf();
+    server.kill();
+    alter_and_overwrite(&Mode::Embedded(&data_dir));
+}
+
+/// Time travel by branch and tag name: tags made through the REST API, read by `floe sql` in
+/// both modes.
+#[tokio::test]
+async fn time_travel_by_branch_and_tag_name() {
+    let mut server = FloeServer::start();
+    let rest = Mode::Rest(&server);
+    csv(
+        &rest,
+        "CREATE SCHEMA refs; CREATE TABLE refs.t (id BIGINT); INSERT INTO refs.t VALUES (1)",
+    );
+    csv(&rest, "INSERT INTO refs.t VALUES (2)");
+    let ids: Vec<i64> = history(&rest, "refs.t").iter().map(|(id, _)| *id).collect();
+    csv(
+        &rest,
+        "ALTER TABLE refs.t ADD COLUMN note VARCHAR; INSERT INTO refs.t VALUES (3, 'x')",
+    );
+    let api = Api::new(&server);
+    let response = api
+        .commit(
+            &["refs"],
+            "t",
+            &serde_json::json!({
+                "requirements": [],
+                "updates": [
+                    {"action": "set-snapshot-ref", "ref-name": "audit", "type": "tag",
+                     "snapshot-id": ids[0]},
+                    {"action": "set-snapshot-ref", "ref-name": "dev", "type": "branch",
+                     "snapshot-id": ids[1]},
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let check = |mode: &Mode| {
+        assert_eq!(
+            csv(
+                mode,
+                "SELECT * FROM refs.t FOR VERSION AS OF 'audit' ORDER BY id"
+            ),
+            "id\n1\n"
+        );
+        assert_eq!(
+            csv(mode, "SELECT * FROM refs.t VERSION AS OF 'dev' ORDER BY id"),
+            "id\n1\n2\n"
+        );
+        assert_eq!(
+            csv(
+                mode,
+                "SELECT * FROM refs.t VERSION AS OF 'main' ORDER BY id"
+            ),
+            "id,note\n1,\n2,\n3,x\n"
+        );
+        let err = failure(mode, "SELECT * FROM refs.t VERSION AS OF 'nope'");
+        assert!(
+            err.contains(
+                "table refs.t has no branch or tag named \"nope\"; its refs are: audit (tag), \
+                 dev (branch), main (branch)"
+            ),
+            "{err}"
+        );
+    };
+    check(&rest);
+    let data_dir = server.data_dir().to_path_buf();
+    server.kill();
+    check(&Mode::Embedded(&data_dir));
+}
+
+/// The value of metric `name` on the `IcebergTableScan` line of `EXPLAIN ANALYZE` output.
+fn scan_metric(plan: &str, name: &str) -> u64 {
+    let line = plan
+        .lines()
+        .find(|line| line.contains("IcebergTableScan"))
+        .unwrap_or_else(|| panic!("no scan in {plan}"));
+    let (_, rest) = line
+        .split_once(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().expect("a count")
+}
+
+/// A filter on the partition column reads only that partition's files; without it every file is
+/// read. Counted by the scan itself and shown by `EXPLAIN ANALYZE`.
+fn pruning_is_measured(mode: &Mode) {
+    csv(
+        mode,
+        "CREATE SCHEMA pruning;
+         CREATE TABLE pruning.t (id BIGINT, region VARCHAR) PARTITIONED BY (region);
+         INSERT INTO pruning.t VALUES (1, 'eu'), (2, 'us'), (3, 'ap');
+         INSERT INTO pruning.t VALUES (4, 'eu'), (5, 'us');",
+    );
+    let pruned = csv(
+        mode,
+        "EXPLAIN ANALYZE SELECT count(*) FROM pruning.t WHERE region = 'eu'",
+    );
+    assert_eq!(scan_metric(&pruned, "files_scanned"), 2, "{pruned}");
+    assert_eq!(scan_metric(&pruned, "files_pruned"), 3, "{pruned}");
+    let all = csv(mode, "EXPLAIN ANALYZE SELECT count(*) FROM pruning.t");
+    assert_eq!(scan_metric(&all, "files_scanned"), 5, "{all}");
+    assert_eq!(scan_metric(&all, "files_pruned"), 0, "{all}");
+    assert_eq!(
+        csv(
+            mode,
+            "SELECT id FROM pruning.t WHERE region = 'eu' ORDER BY id"
+        ),
+        "id\n1\n4\n"
+    );
+}
+
+#[tokio::test]
+async fn pruned_scans_read_fewer_files() {
+    let mut server = FloeServer::start();
+    pruning_is_measured(&Mode::Rest(&server));
+    let data_dir = server.data_dir().to_path_buf();
+    server.kill();
+    let embedded = Mode::Embedded(&data_dir);
+    let plan = csv(
+        &embedded,
+        "EXPLAIN ANALYZE SELECT * FROM pruning.t WHERE region = 'us'",
+    );
+    assert_eq!(scan_metric(&plan, "files_scanned"), 2, "{plan}");
+    assert_eq!(scan_metric(&plan, "files_pruned"), 3, "{plan}");
+}

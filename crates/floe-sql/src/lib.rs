@@ -14,9 +14,11 @@
 //! statements: queries and `INSERT` through DataFusion (scans push projections and filters into
 //! the Iceberg scan; inserts are fast appends committed through the catalog), and the DDL that
 //! must reach the catalog (`CREATE TABLE [... PARTITIONED BY (...)] [AS SELECT ...]`,
-//! `DROP TABLE`, `CREATE SCHEMA`, `DROP SCHEMA`) itself, and `DELETE`/`UPDATE` copy-on-write
-//! ([`dml`]: affected files rewritten, one `overwrite` snapshot from
-//! [`floe_commit::producer`]).
+//! `DROP TABLE`, `CREATE SCHEMA`, `DROP SCHEMA`) itself, `ALTER TABLE ... ADD/RENAME/DROP COLUMN`
+//! as one schema change (`alter.rs`), `DELETE`/`UPDATE` copy-on-write (`dml.rs`: affected files
+//! rewritten, one `overwrite` snapshot from [`floe_commit::producer`]) and `INSERT OVERWRITE`
+//! (dynamic partition overwrite, `overwrite.rs`). Scans are measured ([`scan`]: files scanned
+//! and pruned, shown by `EXPLAIN ANALYZE`), and read the current rows with the current schema.
 //!
 //! # Names
 //!
@@ -25,13 +27,14 @@
 //!   A nested namespace is one schema named by its levels joined with `.`, quoted:
 //!   `SELECT * FROM "sales.europe".orders`, `CREATE SCHEMA "sales.europe"`.
 //! - Time travel: `t FOR VERSION AS OF <snapshot-id>` (also `VERSION AS OF`,
-//!   `FOR SYSTEM_VERSION AS OF`) and `t FOR SYSTEM_TIME AS OF '<timestamp>'` (also
-//!   `FOR TIMESTAMP AS OF`, `TIMESTAMP AS OF`; UTC unless the literal has a zone). The clause
-//!   directly follows the table name. It reads the snapshot with the schema that was current then.
-//!   [`rewrite`] turns these into the references `"t@v<id>"` / `"t@ts<millis>"`, which can also
-//!   be written directly.
+//!   `FOR SYSTEM_VERSION AS OF`), `t FOR VERSION AS OF '<branch or tag>'` and
+//!   `t FOR SYSTEM_TIME AS OF '<timestamp>'` (also `FOR TIMESTAMP AS OF`, `TIMESTAMP AS OF`; UTC
+//!   unless the literal has a zone). The clause directly follows the table name. It reads the
+//!   snapshot with the schema that was current then. [`rewrite`] turns these into the references
+//!   `"t@v<id>"` / `"t@ref=<name>"` / `"t@ts<millis>"`, which can also be written directly.
 //! - Metadata tables: `t$snapshots`, `t$history`, `t$refs`, `t$manifests`, `t$files`
-//!   (see [`metadata_tables`]).
+//!   (see [`metadata_tables`]), also in Spark's spelling `ns.t.snapshots` where no real table has
+//!   that name (a real table wins).
 //!
 //! Errors are [`SqlError`]s: one message for a person, e.g. an unknown table's error lists the
 //! tables of its namespace, an unknown namespace's the namespaces that exist.

@@ -25,8 +25,11 @@ use futures::StreamExt;
         server's data dir is ./floe-data by default). Without -e or -f it reads standard input, \
         or starts an interactive shell at a terminal.\n\n\
         Namespaces are schemas (a nested one is quoted: \"sales.europe\".orders). Time travel: \
-        t FOR VERSION AS OF <snapshot-id>, t FOR SYSTEM_TIME AS OF '<timestamp>'. Metadata \
-        tables: t$snapshots, t$history, t$refs, t$manifests, t$files."
+        t FOR VERSION AS OF <snapshot-id>, t FOR VERSION AS OF '<branch or tag>', \
+        t FOR SYSTEM_TIME AS OF '<timestamp>'. Metadata tables: t$snapshots, t$history, t$refs, \
+        t$manifests, t$files (or Spark's t.snapshots, ...). Besides queries and INSERT: \
+        INSERT OVERWRITE, DELETE, UPDATE, CREATE/DROP TABLE and SCHEMA, ALTER TABLE ADD/RENAME/DROP \
+        COLUMN."
 )]
 pub struct SqlArgs {
     /// Run these statements (separated by ';') and exit.
