@@ -287,6 +287,14 @@ impl Session {
             .fields()
             .first()
             .ok_or_else(|| SqlError::new("internal: a one-column schema without its column"))?;
+        if !field.field_type.is_primitive() && !is_empty(table.metadata()) {
+            return Err(SqlError::new(format!(
+                "cannot add column {name} of type {} to {shown}: the table has rows, and \
+                 iceberg-rust cannot yet read a list, struct or map column from files written \
+                 before it existed; add a column of a primitive type",
+                column.data_type
+            )));
+        }
         if required && !is_empty(table.metadata()) {
             return Err(SqlError::new(format!(
                 "cannot add NOT NULL column {name} to {shown}: the table has rows, which would \
