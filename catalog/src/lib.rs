@@ -59,7 +59,7 @@ impl AppState {
 
 /// The REST API, with its layers.
 pub fn router(state: AppState) -> Router {
-    use handlers::{config, health, namespaces, tables, warehouses};
+    use handlers::{config, health, namespaces, tables, views, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -110,6 +110,18 @@ pub fn router(state: AppState) -> Router {
             "/v1/{prefix}/transactions/commit",
             post(tables::commit_transaction),
         )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/views",
+            get(views::list).post(views::create),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/views/{view}",
+            get(views::load)
+                .head(views::exists)
+                .post(views::replace)
+                .delete(views::drop),
+        )
+        .route("/v1/{prefix}/views/rename", post(views::rename))
         .fallback(not_found)
         // After every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed);

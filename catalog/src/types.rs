@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use iceberg::spec::{Schema, SortOrder, UnboundPartitionSpec};
-use iceberg::{TableRequirement, TableUpdate};
+use floe_commit::ViewRequirement;
+use iceberg::spec::{Schema, SortOrder, UnboundPartitionSpec, ViewVersion};
+use iceberg::{TableRequirement, TableUpdate, ViewUpdate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +111,26 @@ pub struct CommitTransactionRequest {
 pub struct RenameTableRequest {
     pub source: TableIdentifier,
     pub destination: TableIdentifier,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateViewRequest {
+    pub name: String,
+    pub location: Option<String>,
+    pub schema: Schema,
+    pub view_version: ViewVersion,
+    /// Required by the spec; clients that leave it out mean no properties.
+    #[serde(default)]
+    pub properties: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommitViewRequest {
+    pub identifier: Option<TableIdentifier>,
+    #[serde(default)]
+    pub requirements: Vec<ViewRequirement>,
+    pub updates: Vec<ViewUpdate>,
 }
 
 /// `POST /management/v1/warehouses` (a Floe extension; see `handlers::warehouses`).

@@ -18,4 +18,5 @@ mod replicas;
 mod s3;
 mod sql;
 mod transactions;
+mod views;
 mod warehouses;

@@ -4,4 +4,5 @@ pub mod config;
 pub mod health;
 pub mod namespaces;
 pub mod tables;
+pub mod views;
 pub mod warehouses;

@@ -43,6 +43,9 @@ pub struct LoadedView {
     /// The store's pointer version.
     pub version: i64,
     pub metadata: ViewMetadata,
+    /// The metadata file's bytes: responses carry them as they are, so that every load of one
+    /// file answers the same JSON (`metadata` re-serialized would order its maps at random).
+    pub json: Bytes,
 }
 
 /// A request to create a view, as the REST API carries it.
@@ -91,12 +94,13 @@ impl Catalog {
     /// The view's current state, read afresh from the store and its metadata file.
     pub async fn load_view(&self, view: &ViewName) -> Result<LoadedView> {
         let pointer = self.store.load_view(view).await?;
-        let metadata = self.read_view_metadata(&pointer.metadata_location).await?;
+        let (metadata, json) = self.read_view_metadata(&pointer.metadata_location).await?;
         Ok(LoadedView {
             name: view.clone(),
             metadata_location: pointer.metadata_location,
             version: pointer.version,
             metadata,
+            json,
         })
     }
 
@@ -134,6 +138,7 @@ impl Catalog {
                     metadata_location: new_location,
                     version: pointer.version,
                     metadata,
+                    json,
                 })
             }
             Err(err) => {
@@ -154,7 +159,7 @@ impl Catalog {
             attempt += 1;
             // Steps 1–3: read, check, apply.
             let pointer = self.store.load_view(&change.view).await?;
-            let current = self.read_view_metadata(&pointer.metadata_location).await?;
+            let (current, _) = self.read_view_metadata(&pointer.metadata_location).await?;
             for requirement in &change.requirements {
                 check_requirement(&change.view, requirement, &current)?;
             }
@@ -183,6 +188,7 @@ impl Catalog {
                         metadata_location: new_location,
                         version: moved.version,
                         metadata,
+                        json,
                     });
                 }
                 Err(floe_store::StoreError::Conflict { .. }) => {
@@ -218,11 +224,13 @@ impl Catalog {
         Ok(self.store.rename_view(from, to).await?)
     }
 
-    async fn read_view_metadata(&self, location: &str) -> Result<ViewMetadata> {
+    /// The parsed metadata file and its bytes.
+    async fn read_view_metadata(&self, location: &str) -> Result<(ViewMetadata, Bytes)> {
         let bytes = self.warehouse.get(location).await?;
-        serde_json::from_slice(&bytes).map_err(|err| {
+        let metadata = serde_json::from_slice(&bytes).map_err(|err| {
             CommitError::Internal(format!("view metadata file {location} is corrupt: {err}"))
-        })
+        })?;
+        Ok((metadata, bytes))
     }
 
     async fn write_view_metadata(&self, location: &str, json: &Bytes) -> Result<()> {
