@@ -262,11 +262,7 @@ impl Session {
             .create_logical_plan(&format!("SELECT CAST(NULL AS {}) AS c", column.data_type))
             .await
             .map_err(|err| {
-                SqlError::new(format!(
-                    "ADD COLUMN {name}: type {} is not supported: {}",
-                    column.data_type,
-                    error::describe(&err)
-                ))
+                SqlError::new(format!("ADD COLUMN {name}: {}", error::describe(&err)))
             })?;
         let arrow_field = plan.schema().field(0).clone();
         let arrow = crate::iceberg_friendly_schema(&ArrowSchema::new(vec![Field::new(

@@ -1010,6 +1010,10 @@ async fn alter_table_mistakes_are_explained() {
                 .to_string(),
         ),
         (
+            "ALTER TABLE t ADD COLUMN x FOO",
+            "ADD COLUMN x: not supported: Unsupported SQL type FOO".to_string(),
+        ),
+        (
             "ALTER TABLE t ADD COLUMN x INT DEFAULT 1",
             "ADD COLUMN x: column option DEFAULT 1 is not supported (only NULL and NOT NULL)"
                 .to_string(),
