@@ -528,6 +528,117 @@ pub struct RewrittenManifests {
     pub manifests_kept: usize,
     /// Live data-file entries moved into the new manifests.
     pub entries: usize,
+    /// The manifests written (in `produced.written_files` too), kept across a rebase.
+    pub created: Vec<ManifestFile>,
+    /// Paths of the manifests replaced.
+    pub replaced: Vec<String>,
+}
+
+impl RewrittenManifests {
+    /// The manifest list of the snapshot produced last (all the rest of `written_files` are
+    /// the created manifests, which a rebase reuses).
+    pub fn manifest_list_written(&self) -> Vec<String> {
+        let created: HashSet<&str> = self
+            .created
+            .iter()
+            .map(|m| m.manifest_path.as_str())
+            .collect();
+        self.produced
+            .written_files
+            .iter()
+            .filter(|f| !created.contains(f.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Puts an uncommitted manifest rewrite on top of the table's current snapshot after a
+/// concurrent commit, without rewriting anything: when every manifest it replaced is still in
+/// the current manifest list (a concurrent append only adds manifests), a new manifest list of
+/// its created manifests plus every other current manifest, under the same snapshot id (as
+/// Iceberg Java keeps a snapshot's id across commit retries). Returns `false`, changing
+/// nothing, when a replaced manifest is gone (the rewrite must be produced again).
+pub async fn rebase_manifest_rewrite(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    rewritten: &mut RewrittenManifests,
+) -> Result<bool> {
+    let Some(parent) = metadata.current_snapshot().cloned() else {
+        return Ok(false);
+    };
+    if metadata
+        .snapshot_by_id(rewritten.produced.snapshot_id)
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let mut writer = Writer {
+        metadata,
+        file_io,
+        snapshot_id: rewritten.produced.snapshot_id,
+        commit_uuid: Uuid::now_v7(),
+        manifests_written: 0,
+        written_files: Vec::new(),
+    };
+    let current = writer.parent_manifests(Some(&parent)).await?;
+    let replaced: HashSet<&str> = rewritten.replaced.iter().map(String::as_str).collect();
+    let present = current
+        .iter()
+        .filter(|m| replaced.contains(m.manifest_path.as_str()))
+        .count();
+    if present != replaced.len() {
+        return Ok(false);
+    }
+    let kept: Vec<ManifestFile> = current
+        .into_iter()
+        .filter(|m| !replaced.contains(m.manifest_path.as_str()))
+        .collect();
+    let manifests_kept = kept.len();
+    let properties = rewrite_summary(
+        rewritten.manifests_created,
+        manifests_kept,
+        rewritten.manifests_replaced,
+        rewritten.entries,
+    );
+    let manifests = rewritten.created.iter().cloned().chain(kept).collect();
+    let produced = match writer
+        .finish(Some(parent), Operation::Replace, manifests, properties)
+        .await
+    {
+        Ok(produced) => produced,
+        Err(err) => {
+            for path in &writer.written_files {
+                let _ = file_io.delete(path).await;
+            }
+            return Err(err);
+        }
+    };
+    let mut written_files: Vec<String> = rewritten
+        .created
+        .iter()
+        .map(|m| m.manifest_path.clone())
+        .collect();
+    written_files.extend(produced.written_files.iter().cloned());
+    rewritten.produced = ProducedSnapshot {
+        written_files,
+        ..produced
+    };
+    rewritten.manifests_kept = manifests_kept;
+    Ok(true)
+}
+
+fn rewrite_summary(
+    created: usize,
+    kept: usize,
+    replaced: usize,
+    entries: usize,
+) -> HashMap<String, String> {
+    HashMap::from([
+        ("manifests-created".to_string(), created.to_string()),
+        ("manifests-kept".to_string(), kept.to_string()),
+        ("manifests-replaced".to_string(), replaced.to_string()),
+        ("entries-processed".to_string(), entries.to_string()),
+    ])
 }
 
 /// Rewrites the small data manifests of the table's current snapshot, clustered by partition,
@@ -635,6 +746,8 @@ impl Writer<'_> {
             bytes_created: 0,
             manifests_kept: kept.len(),
             entries: 0,
+            created: Vec::new(),
+            replaced: Vec::new(),
         };
         let mut created = Vec::new();
         let mut spec_ids: Vec<i32> = replaced.keys().copied().collect();
@@ -647,6 +760,7 @@ impl Writer<'_> {
             let mut read_entries = 0usize;
             for manifest in &manifests {
                 report.manifests_replaced += 1;
+                report.replaced.push(manifest.manifest_path.clone());
                 bytes += u64::try_from(manifest.manifest_length).unwrap_or(0);
                 let loaded = manifest.load_manifest(self.file_io).await?;
                 read_entries += loaded.entries().len();
@@ -710,21 +824,13 @@ impl Writer<'_> {
             .iter()
             .map(|m| u64::try_from(m.manifest_length).unwrap_or(0))
             .sum();
-        let properties = HashMap::from([
-            (
-                "manifests-created".to_string(),
-                report.manifests_created.to_string(),
-            ),
-            (
-                "manifests-kept".to_string(),
-                report.manifests_kept.to_string(),
-            ),
-            (
-                "manifests-replaced".to_string(),
-                report.manifests_replaced.to_string(),
-            ),
-            ("entries-processed".to_string(), report.entries.to_string()),
-        ]);
+        let properties = rewrite_summary(
+            report.manifests_created,
+            report.manifests_kept,
+            report.manifests_replaced,
+            report.entries,
+        );
+        report.created = created.clone();
         let manifests = created.into_iter().chain(kept).collect();
         report.produced = self
             .finish(Some(parent), Operation::Replace, manifests, properties)

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use floe_commit::open::{OpenOptions, open};
-use floe_commit::producer::produce_manifest_rewrite;
+use floe_commit::producer::{produce_manifest_rewrite, rebase_manifest_rewrite};
 use floe_commit::{Catalog, CommitError, CreateTable, SnapshotChange, produce};
 use floe_store::TableName;
 use futures::TryStreamExt;
 use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, NestedField, Operation, PrimitiveType, Schema, Type,
+    DataContentType, DataFile, DataFileFormat, ManifestList, NestedField, Operation, PrimitiveType,
+    Schema, Type,
 };
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -510,7 +511,7 @@ async fn a_row_delta_adds_delete_files_and_a_replace_removes_them() {
 }
 
 #[tokio::test]
-async fn a_manifest_rewrite_keeps_every_entry_and_is_produced_again_over_a_concurrent_append() {
+async fn a_manifest_rewrite_keeps_every_entry_and_is_rebased_over_a_concurrent_append() {
     let setup = Setup::new().await;
     for i in 0..6 {
         let table = setup.table().await;
@@ -524,7 +525,7 @@ async fn a_manifest_rewrite_keeps_every_entry_and_is_produced_again_over_a_concu
             .unwrap();
     }
     let read = setup.table().await;
-    let rewritten = produce_manifest_rewrite(read.metadata(), &setup.file_io, 8 << 20)
+    let mut rewritten = produce_manifest_rewrite(read.metadata(), &setup.file_io, 8 << 20)
         .await
         .unwrap()
         .unwrap();
@@ -544,40 +545,87 @@ async fn a_manifest_rewrite_keeps_every_entry_and_is_produced_again_over_a_concu
         .unwrap();
     let err = setup
         .catalog
-        .commit_table(rewritten.produced.into_table_change(setup.name.clone()))
+        .commit_table(
+            rewritten
+                .produced
+                .clone()
+                .into_table_change(setup.name.clone()),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CommitError::Conflict(_)), "{err:?}");
 
-    // ...and produced again on the new state, it takes the append's manifest along.
+    // ...and rebased on the new state, with the same manifests, it keeps the append's manifest.
     let table = setup.table().await;
-    let again = produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(again.manifests_replaced, 7);
+    let created = rewritten.created[0].manifest_path.clone();
+    assert!(
+        rebase_manifest_rewrite(table.metadata(), &setup.file_io, &mut rewritten)
+            .await
+            .unwrap()
+    );
     setup
         .catalog
-        .commit_table(again.produced.into_table_change(setup.name.clone()))
+        .commit_table(
+            rewritten
+                .produced
+                .clone()
+                .into_table_change(setup.name.clone()),
+        )
         .await
         .unwrap();
     let want: Vec<(i64, &str)> = (0..6).map(|i| (i, "x")).chain([(99, "late")]).collect();
     assert_eq!(setup.rows().await, rows(&want));
     let table = setup.table().await;
-    assert_eq!(
-        table
-            .metadata()
-            .current_snapshot()
-            .unwrap()
-            .summary()
-            .operation,
-        Operation::Replace
-    );
+    let snapshot = table.metadata().current_snapshot().unwrap();
+    assert_eq!(snapshot.snapshot_id(), rewritten.produced.snapshot_id);
+    assert_eq!(snapshot.summary().operation, Operation::Replace);
     assert_eq!(
         summary_of(&table, "manifests-created").as_deref(),
         Some("1")
     );
+    assert_eq!(summary_of(&table, "manifests-kept").as_deref(), Some("1"));
     assert_eq!(summary_of(&table, "total-data-files").as_deref(), Some("7"));
+    let list = ManifestList::parse_with_version(
+        &setup
+            .file_io
+            .new_input(snapshot.manifest_list())
+            .unwrap()
+            .read()
+            .await
+            .unwrap(),
+        table.metadata().format_version(),
+    )
+    .unwrap();
+    let paths: Vec<String> = list
+        .entries()
+        .iter()
+        .map(|m| m.manifest_path.clone())
+        .collect();
+    assert_eq!(paths.len(), 2);
+    assert!(paths.contains(&created));
+
+    // Two rewrites of the same state: once the first commits, the second cannot be rebased
+    // (the manifests it replaced are gone) and must be produced again.
+    let first = produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut second = produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    setup
+        .catalog
+        .commit_table(first.produced.into_table_change(setup.name.clone()))
+        .await
+        .unwrap();
+    let table = setup.table().await;
+    assert!(
+        !rebase_manifest_rewrite(table.metadata(), &setup.file_io, &mut second)
+            .await
+            .unwrap()
+    );
+    assert_eq!(setup.rows().await, rows(&want));
     // A single manifest is not "many small manifests": nothing to do.
     assert!(
         produce_manifest_rewrite(table.metadata(), &setup.file_io, 8 << 20)

@@ -274,17 +274,7 @@ pub async fn prepare(
 
 /// The live delete files that apply to no data file left once `inputs` are gone.
 fn removable_deletes<'a>(files: &'a TableFiles, inputs: &[LiveFile]) -> Vec<&'a LiveFile> {
-    let inputs: HashSet<&str> = inputs.iter().map(LiveFile::path).collect();
-    let remaining: Vec<&LiveFile> = files
-        .data
-        .iter()
-        .filter(|d| !inputs.contains(d.path()))
-        .collect();
-    files
-        .deletes
-        .iter()
-        .filter(|delete| !remaining.iter().any(|data| files.applies(delete, data)))
-        .collect()
+    files.unneeded_without(&inputs.iter().map(LiveFile::path).collect())
 }
 
 impl PreparedCompaction {

@@ -19,7 +19,9 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use iceberg::scan::FileScanTaskDeleteFile;
-use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestList, TableMetadata};
+use iceberg::spec::{
+    DataContentType, DataFile, ManifestContentType, ManifestList, Struct, TableMetadata,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -51,6 +53,19 @@ pub(crate) struct TableFiles {
     targets: HashMap<String, HashSet<String>>,
     /// Spec ids of unpartitioned specs (their equality deletes are global).
     unpartitioned_specs: HashSet<i32>,
+    /// Where to look for the deletes of a data file, so no lookup scans every delete file.
+    index: DeleteIndex,
+}
+
+/// Indices into [`TableFiles::deletes`] by what a delete can apply to.
+#[derive(Debug, Default)]
+struct DeleteIndex {
+    /// Position deletes by the data-file paths they name.
+    by_path: HashMap<String, Vec<usize>>,
+    /// Partition-scoped equality deletes by spec and partition.
+    by_partition: HashMap<(i32, Struct), Vec<usize>>,
+    /// Equality deletes written with an unpartitioned spec.
+    global: Vec<usize>,
 }
 
 impl TableFiles {
@@ -125,6 +140,33 @@ impl TableFiles {
             };
             files.targets.insert(path, targets);
         }
+        files.index = DeleteIndex::default();
+        for (i, delete) in files.deletes.iter().enumerate() {
+            match delete.file.content_type() {
+                DataContentType::PositionDeletes => {
+                    for target in files.targets.get(delete.path()).into_iter().flatten() {
+                        files
+                            .index
+                            .by_path
+                            .entry(target.clone())
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                DataContentType::EqualityDeletes
+                    if files.unpartitioned_specs.contains(&delete.spec_id) =>
+                {
+                    files.index.global.push(i)
+                }
+                DataContentType::EqualityDeletes => files
+                    .index
+                    .by_partition
+                    .entry((delete.spec_id, delete.file.partition().clone()))
+                    .or_default()
+                    .push(i),
+                DataContentType::Data => {}
+            }
+        }
         Ok(files)
     }
 
@@ -152,7 +194,68 @@ impl TableFiles {
 
     /// The live delete files that apply to `data`.
     pub fn deletes_for<'a>(&'a self, data: &'a LiveFile) -> impl Iterator<Item = &'a LiveFile> {
-        self.deletes.iter().filter(move |d| self.applies(d, data))
+        let index = &self.index;
+        index
+            .by_path
+            .get(data.path())
+            .into_iter()
+            .flatten()
+            .chain(
+                index
+                    .by_partition
+                    .get(&(data.spec_id, data.file.partition().clone()))
+                    .into_iter()
+                    .flatten(),
+            )
+            .chain(&index.global)
+            .map(|i| &self.deletes[*i])
+            .filter(move |d| self.applies(d, data))
+    }
+
+    /// The live delete files that apply to no data file once the data files at `gone` are
+    /// removed: what a rewrite of those files may drop.
+    pub fn unneeded_without(&self, gone: &HashSet<&str>) -> Vec<&LiveFile> {
+        let remaining: Vec<&LiveFile> = self
+            .data
+            .iter()
+            .filter(|d| !gone.contains(d.path()))
+            .collect();
+        let by_path: HashMap<&str, &LiveFile> = remaining.iter().map(|d| (d.path(), *d)).collect();
+        // An equality delete applies to a remaining file of its scope iff the oldest one (lowest
+        // data sequence number) is older than the delete.
+        let mut oldest: HashMap<(i32, &Struct), i64> = HashMap::new();
+        let mut oldest_anywhere = i64::MAX;
+        for data in &remaining {
+            let seq = oldest
+                .entry((data.spec_id, data.file.partition()))
+                .or_insert(i64::MAX);
+            *seq = (*seq).min(data.sequence_number);
+            oldest_anywhere = oldest_anywhere.min(data.sequence_number);
+        }
+        self.deletes
+            .iter()
+            .filter(|delete| {
+                let needed = match delete.file.content_type() {
+                    DataContentType::PositionDeletes => self
+                        .targets
+                        .get(delete.path())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|target| by_path.get(target.as_str()))
+                        .any(|data| self.applies(delete, data)),
+                    DataContentType::EqualityDeletes
+                        if self.unpartitioned_specs.contains(&delete.spec_id) =>
+                    {
+                        oldest_anywhere < delete.sequence_number
+                    }
+                    DataContentType::EqualityDeletes => oldest
+                        .get(&(delete.spec_id, delete.file.partition()))
+                        .is_some_and(|seq| *seq < delete.sequence_number),
+                    DataContentType::Data => true,
+                };
+                !needed
+            })
+            .collect()
     }
 }
 

@@ -15,16 +15,19 @@
 //! [`floe_commit::producer::produce_manifest_rewrite`] writes the new manifests (entries kept
 //! with their snapshot ids and sequence numbers, as `EXISTING`, sorted by partition) and the
 //! snapshot; it is committed through [`Catalog::commit`] pinned to the snapshot read. A concurrent
-//! commit makes that a conflict: the written manifests are deleted and the rewrite is produced
-//! again from the new state (10 attempts), so a concurrent append's manifest is kept — either
-//! rewritten with the others or carried over.
+//! commit makes that a conflict. Then, if every manifest it replaced is still in the table's
+//! manifest list (a concurrent append only adds one), it is rebased without rewriting anything
+//! ([`floe_commit::producer::rebase_manifest_rewrite`]: a new manifest list of the manifests it
+//! wrote plus every other current one, e.g. the append's); otherwise its manifests are deleted and
+//! it is produced again from the new state. 10 commit attempts in all; a concurrent append's
+//! manifest is always kept.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use floe_commit::producer::{
-    DEFAULT_MANIFEST_TARGET_SIZE, MANIFEST_TARGET_SIZE, manifests_to_rewrite,
-    produce_manifest_rewrite,
+    DEFAULT_MANIFEST_TARGET_SIZE, MANIFEST_TARGET_SIZE, RewrittenManifests, manifests_to_rewrite,
+    produce_manifest_rewrite, rebase_manifest_rewrite,
 };
 use floe_commit::{Catalog, CommitError};
 use floe_store::TableName;
@@ -86,87 +89,104 @@ async fn run(
         dry_run: options.dry_run,
         ..ManifestRewriteReport::default()
     };
+    // Written and not committed yet: rebased over concurrent commits while it can be.
+    let mut pending: Option<RewrittenManifests> = None;
     loop {
         let loaded = catalog.load_table(table).await?;
         let metadata = loaded.metadata();
-        let location = metadata.location();
-        if !location.starts_with("file:") && !location.starts_with('/') {
-            return Err(MaintenanceError::InvalidRequest(format!(
-                "manifest rewrite supports local warehouses only for now; {table} is at {location}"
-            )));
+        if let Some(rewritten) = pending.as_mut() {
+            match rebase_manifest_rewrite(metadata, &file_io, rewritten).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // A manifest it replaced is gone (another rewrite, a compaction): start over.
+                    delete_files(&file_io, &rewritten.produced.written_files).await;
+                    pending = None;
+                }
+                Err(err) => {
+                    delete_files(&file_io, &rewritten.produced.written_files).await;
+                    return Err(MaintenanceError::Iceberg(format!(
+                        "cannot rebase the manifest rewrite of {table}: {err}"
+                    )));
+                }
+            }
         }
-        let target = target_size(metadata, options)?;
-        report.target_size_bytes = target;
-        let manifests = current_manifests(metadata, &file_io).await?;
-        let chosen = manifests_to_rewrite(&manifests, target);
-        report.data_manifests = manifests
-            .iter()
-            .filter(|m| m.content == ManifestContentType::Data)
-            .count();
-        report.manifests_replaced = chosen.len();
-        report.bytes_replaced = manifests
-            .iter()
-            .filter(|m| chosen.contains(&m.manifest_path))
-            .map(|m| u64::try_from(m.manifest_length).unwrap_or(0))
-            .sum();
-        report.manifests_kept = manifests.len() - chosen.len();
-        if chosen.is_empty() || options.dry_run {
-            return Ok(report);
-        }
-        report.attempts += 1;
-        options.progress.start(
-            "rewriting manifests",
-            report.manifests_replaced as u64,
-            report.bytes_replaced,
-        );
-        let produced = produce_manifest_rewrite(metadata, &file_io, target).await;
-        if let Ok(Some(rewritten)) = &produced {
-            options.progress.advance(
-                rewritten.manifests_replaced as u64,
-                rewritten.bytes_replaced,
-            );
-        }
-        options.progress.finish();
-        let rewritten = match produced {
-            Ok(Some(rewritten)) => rewritten,
-            Ok(None) => return Ok(report),
-            Err(err) => {
-                return Err(MaintenanceError::Iceberg(format!(
-                    "cannot write the rewritten manifests of {table}: {err}"
+        if pending.is_none() {
+            let location = metadata.location();
+            if !location.starts_with("file:") && !location.starts_with('/') {
+                return Err(MaintenanceError::InvalidRequest(format!(
+                    "manifest rewrite supports local warehouses only for now; {table} is at {location}"
                 )));
             }
-        };
-        let written = rewritten.produced.written_files.clone();
-        let snapshot_id = rewritten.produced.snapshot_id;
-        match catalog
-            .commit(vec![rewritten.produced.into_table_change(table.clone())])
-            .await
-        {
-            Ok(_) => {
+            let target = target_size(metadata, options)?;
+            report.target_size_bytes = target;
+            let manifests = current_manifests(metadata, &file_io).await?;
+            let chosen = manifests_to_rewrite(&manifests, target);
+            report.data_manifests = manifests
+                .iter()
+                .filter(|m| m.content == ManifestContentType::Data)
+                .count();
+            report.manifests_replaced = chosen.len();
+            report.bytes_replaced = manifests
+                .iter()
+                .filter(|m| chosen.contains(&m.manifest_path))
+                .map(|m| u64::try_from(m.manifest_length).unwrap_or(0))
+                .sum();
+            report.manifests_kept = manifests.len() - chosen.len();
+            if chosen.is_empty() || options.dry_run {
+                return Ok(report);
+            }
+            options.progress.start(
+                "rewriting manifests",
+                report.manifests_replaced as u64,
+                report.bytes_replaced,
+            );
+            let produced = produce_manifest_rewrite(metadata, &file_io, target).await;
+            if let Ok(Some(rewritten)) = &produced {
                 options.progress.advance(
                     rewritten.manifests_replaced as u64,
                     rewritten.bytes_replaced,
                 );
+            }
+            options.progress.finish();
+            pending = match produced {
+                Ok(Some(rewritten)) => Some(rewritten),
+                Ok(None) => return Ok(report),
+                Err(err) => {
+                    return Err(MaintenanceError::Iceberg(format!(
+                        "cannot write the rewritten manifests of {table}: {err}"
+                    )));
+                }
+            };
+        }
+        let Some(rewritten) = pending.as_ref() else {
+            continue;
+        };
+        report.attempts += 1;
+        let change = rewritten.produced.clone().into_table_change(table.clone());
+        match catalog.commit(vec![change]).await {
+            Ok(_) => {
                 report.manifests_replaced = rewritten.manifests_replaced;
                 report.bytes_replaced = rewritten.bytes_replaced;
                 report.manifests_created = rewritten.manifests_created;
                 report.bytes_created = rewritten.bytes_created;
                 report.manifests_kept = rewritten.manifests_kept;
                 report.entries = rewritten.entries;
-                report.snapshot_id = Some(snapshot_id);
-                info!(%table, snapshot_id, replaced = report.manifests_replaced, created = report.manifests_created, "rewrote manifests");
+                report.snapshot_id = Some(rewritten.produced.snapshot_id);
+                info!(%table, snapshot_id = rewritten.produced.snapshot_id, replaced = report.manifests_replaced, created = report.manifests_created, attempts = report.attempts, "rewrote manifests");
                 return Ok(report);
             }
             Err(CommitError::Conflict(message)) => {
-                // Refused, so not applied: nothing references what was written.
-                delete_files(&file_io, &written).await;
+                // Refused, so not applied: its manifest list is unreferenced; the created
+                // manifests are kept for the rebase.
+                delete_files(&file_io, &rewritten.manifest_list_written()).await;
                 if report.attempts >= MAX_ATTEMPTS {
+                    delete_files(&file_io, &rewritten.produced.written_files).await;
                     return Err(MaintenanceError::Conflict(format!(
                         "manifest rewrite of {table} gave up after {} conflicting commits ({message}); nothing was changed",
                         report.attempts
                     )));
                 }
-                info!(%table, attempt = report.attempts, %message, "the table moved during the manifest rewrite; redoing it");
+                info!(%table, attempt = report.attempts, %message, "the table moved during the manifest rewrite; rebasing");
                 tokio::time::sleep(Duration::from_millis(u64::from(report.attempts))).await;
             }
             Err(err) => {

@@ -174,13 +174,15 @@ async fn a_rewrite_racing_an_appender_loses_no_file() {
     let rewrite = tokio::spawn(async move {
         rewrite_manifests(&catalog, &table, &ManifestRewriteOptions::default()).await
     });
-    for i in 100..110 {
+    // Fewer appends than the rewrite's 10 attempts: even if every one lands in a rewrite's
+    // window, the rewrite gets through.
+    for i in 100..108 {
         t.append(i * 3, i * 3 + 3).await;
     }
     let report = rewrite.await.unwrap().unwrap();
     assert!(report.snapshot_id.is_some(), "{report:?}");
-    let mut want: Vec<String> = (0..90).chain(300..330).map(row).collect();
+    let mut want: Vec<String> = (0..90).chain(300..324).map(row).collect();
     want.sort();
     assert_eq!(t.rows("s.t").await, want);
-    assert_eq!(t.live_files().await.len(), 40);
+    assert_eq!(t.live_files().await.len(), 38);
 }
