@@ -74,6 +74,14 @@ pub struct ServerConfig {
     /// Memory budget of the parsed-metadata cache, in bytes of metadata JSON (roughly a third of
     /// the memory it takes).
     pub metadata_cache_bytes: usize,
+    /// Run the maintenance scheduler (compaction, snapshot expiry, manifest rewrite,
+    /// unreferenced-file removal by each table's settings). Replicas share the work through
+    /// leases, so it may stay on everywhere.
+    pub maintenance: bool,
+    /// Time between the starts of two maintenance passes over all tables.
+    pub maintenance_interval_ms: u64,
+    /// Tables maintained at once by this replica.
+    pub maintenance_concurrency: usize,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +111,9 @@ impl Default for ServerConfig {
             max_request_bytes: 32 * 1024 * 1024,
             commit_max_attempts: 10,
             metadata_cache_bytes: 256 * 1024 * 1024,
+            maintenance: true,
+            maintenance_interval_ms: 300_000,
+            maintenance_concurrency: 2,
         }
     }
 }

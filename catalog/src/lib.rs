@@ -32,6 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use floe_commit::{Catalog, CommitSettings, Warehouses};
+use floe_maintenance::scheduler::{Scheduler, SchedulerOptions};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -59,7 +60,7 @@ impl AppState {
 
 /// The REST API, with its layers.
 pub fn router(state: AppState) -> Router {
-    use handlers::{config, health, namespaces, tables, views, warehouses};
+    use handlers::{config, health, maintenance, namespaces, tables, views, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -72,6 +73,16 @@ pub fn router(state: AppState) -> Router {
             "/management/v1/warehouses/{name}",
             get(warehouses::load).delete(warehouses::drop),
         )
+        .route(
+            "/management/v1/warehouses/{warehouse}/namespaces/{namespace}/maintenance",
+            get(maintenance::namespace_settings).post(maintenance::update_namespace_settings),
+        )
+        .route(
+            "/management/v1/warehouses/{warehouse}/namespaces/{namespace}/tables/{table}/maintenance",
+            get(maintenance::table_settings).post(maintenance::update_table_settings),
+        )
+        .route("/management/v1/maintenance/jobs", get(maintenance::jobs))
+        .route("/management/v1/openapi.yaml", get(management_openapi))
         .route(
             "/v1/{prefix}/namespaces",
             get(namespaces::list).post(namespaces::create),
@@ -144,6 +155,14 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// The OpenAPI description of Floe's own management API (warehouses, maintenance).
+async fn management_openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../management-api.yaml"),
+    )
+}
+
 async fn not_found(uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::not_found(
         "NotFoundException",
@@ -197,11 +216,19 @@ pub async fn serve(
         .await
         .map_err(|err| format!("cannot listen on {address}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
+    let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
+    let maintenance = config.maintenance.then(|| {
+        let options = SchedulerOptions {
+            interval: Duration::from_millis(config.maintenance_interval_ms),
+            concurrency: config.maintenance_concurrency,
+            ..SchedulerOptions::default()
+        };
+        tokio::spawn(Arc::new(Scheduler::new(warehouses.clone(), options)).run())
+    });
     let state = AppState {
         warehouses,
         config: Arc::new(config),
     };
-    let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
     tracing::info!(address = %local, warehouse = catalog.warehouse().root(), "floe catalog listening");
     // Tests and scripts wait for this exact line on stdout.
     println!("floe catalog listening on {local}");
@@ -210,6 +237,11 @@ pub async fn serve(
         .await
         .map_err(|err| err.to_string())?;
     expiry.abort();
+    if let Some(maintenance) = maintenance {
+        // A job cut short commits nothing half-way (a commit is one swap); files it wrote but did
+        // not commit are unreferenced, and the next orphan removal collects them.
+        maintenance.abort();
+    }
     tracing::info!("floe catalog stopped");
     Ok(())
 }

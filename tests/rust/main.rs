@@ -16,6 +16,7 @@ mod metadata_log;
 mod names;
 mod replicas;
 mod s3;
+mod scheduler;
 mod sql;
 mod transactions;
 mod views;

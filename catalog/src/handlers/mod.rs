@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod health;
+pub mod maintenance;
 pub mod namespaces;
 pub mod tables;
 pub mod views;

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use floe_commit::{NewWarehouse, WarehouseInfo};
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::types::{CreateWarehouseRequest, ListWarehousesResponse, WarehouseResponse};
 
@@ -32,6 +32,9 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CreateWarehouseRequest>,
 ) -> ApiResult<(StatusCode, Json<WarehouseResponse>)> {
+    // Maintenance defaults may ride along with the storage settings; check them here, where
+    // both layers are known.
+    floe_maintenance::policy::validate(&request.properties).map_err(ApiError::bad_request)?;
     let created = state
         .warehouses
         .create(NewWarehouse {

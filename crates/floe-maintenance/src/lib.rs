@@ -34,8 +34,10 @@ mod deletes;
 mod error;
 mod expire;
 mod orphans;
+pub mod policy;
 mod reachable;
 mod rewrite_manifests;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;

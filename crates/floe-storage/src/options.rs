@@ -104,9 +104,10 @@ impl S3Options {
     /// `s3.session-token`, `s3.share-credentials`). Unknown names and non-boolean flags are refused,
     /// so that a typo does not silently fall back to a default.
     pub fn from_properties(properties: &BTreeMap<String, String>) -> Result<Self, String> {
+        // `floe.*` properties belong to other layers (e.g. `floe.maintenance.*` defaults).
         if let Some(unknown) = properties
             .keys()
-            .find(|name| !S3_PROPERTIES.contains(&name.as_str()))
+            .find(|name| !name.starts_with("floe.") && !S3_PROPERTIES.contains(&name.as_str()))
         {
             return Err(format!(
                 "unknown storage setting {unknown:?} (known: {})",

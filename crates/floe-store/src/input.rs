@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Page, PageRequest, Result, StoreError, TableName};
+use crate::{JobRecord, Page, PageRequest, Result, StoreError, TableName};
 
 /// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
 /// so no REST client can put it inside a level, which keeps the join reversible.
@@ -76,6 +76,40 @@ pub(crate) fn check_warehouse_name(name: &str) -> Result<()> {
             "invalid warehouse name {name:?}: use 1 to 63 lowercase letters, digits, '-' or '_', \
              starting with a letter or digit"
         )))
+    }
+}
+
+/// A job record's columns that are encoded: its namespace and its stats, as JSON text.
+pub(crate) struct JobRow {
+    pub namespace: String,
+    pub stats: String,
+}
+
+impl JobRow {
+    pub fn of(job: &JobRecord) -> Result<Self> {
+        namespace_key(&job.table.namespace)?;
+        check_table_name(&job.table.name)?;
+        let stats = serde_json::to_string(&job.stats)
+            .map_err(|err| StoreError::Internal(format!("encoding job stats: {err}")))?;
+        Ok(Self {
+            namespace: Self::namespace_json(&job.table.namespace)?,
+            stats,
+        })
+    }
+
+    pub fn namespace_json(namespace: &[String]) -> Result<String> {
+        serde_json::to_string(namespace)
+            .map_err(|err| StoreError::Internal(format!("encoding a namespace: {err}")))
+    }
+
+    /// `partial` with its namespace and stats decoded from this row.
+    pub fn record(self, mut partial: JobRecord) -> Result<JobRecord> {
+        let corrupt = |err: serde_json::Error| {
+            StoreError::Internal(format!("corrupt maintenance job record: {err}"))
+        };
+        partial.table.namespace = serde_json::from_str(&self.namespace).map_err(corrupt)?;
+        partial.stats = serde_json::from_str(&self.stats).map_err(corrupt)?;
+        Ok(partial)
     }
 }
 

@@ -371,4 +371,45 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// [`StoreError::Unavailable`] if it cannot be reached within the pool's acquire timeout. For
     /// readiness checks; it touches no data.
     async fn ping(&self) -> Result<()>;
+
+    /// Records a maintenance job run: inserts it, or updates the record with the same `id` (a
+    /// run is recorded when it starts and again when it ends). Global, like leases.
+    async fn record_job(&self, job: &JobRecord) -> Result<()>;
+
+    /// The most recent job records matching `filter`, newest first, at most `limit`.
+    async fn list_jobs(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>>;
+
+    /// Deletes job records that started more than `older_than` ago; returns how many.
+    async fn expire_jobs(&self, older_than: Duration) -> Result<u64>;
+}
+
+/// One run of a maintenance job on one table (see `floe-maintenance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Unique per run; time-ordered ids (UUIDv7) keep listings stable.
+    pub id: String,
+    /// The warehouse's name (its REST prefix).
+    pub warehouse: String,
+    pub table: TableName,
+    /// `compaction`, `snapshot-expiry`, `orphan-removal`, `manifest-rewrite`.
+    pub kind: String,
+    /// `schedule` (the server's scheduler) or `manual` (`floe maintain`).
+    pub trigger: String,
+    /// Unix milliseconds, by the recorder's clock.
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// `running`, `succeeded` or `failed`.
+    pub outcome: String,
+    pub error: Option<String>,
+    /// What the run did: `files-in`, `bytes-in`, `files-out`, `bytes-out`,
+    /// `snapshots-expired`, ... (as strings, so new kinds need no schema change).
+    pub stats: Properties,
+}
+
+/// Which job records [`MetadataStore::list_jobs`] returns; `None` matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub warehouse: Option<String>,
+    pub table: Option<TableName>,
+    pub kind: Option<String>,
 }

@@ -57,12 +57,14 @@ use sqlx::Row;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
-use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
+use crate::input::{
+    JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
+};
 use crate::kind::Kind;
 use crate::{
-    IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, ViewName,
-    WarehouseRecord,
+    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
+    TablePointer, ViewName, WarehouseRecord,
 };
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
@@ -859,6 +861,106 @@ impl MetadataStore for PostgresStore {
         self.run(Mode::Autocommit, async |conn| {
             sqlx::query("SELECT 1").execute(&mut *conn).await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_job(&self, job: &JobRecord) -> Result<()> {
+        let row = JobRow::of(job)?;
+        self.run(Mode::Write, async |conn| {
+            let updated = sqlx::query(
+                "UPDATE maintenance_jobs SET finished_at = $1, outcome = $2, error = $3, \
+                 stats = $4 WHERE id = $5",
+            )
+            .bind(job.finished_at_ms)
+            .bind(&job.outcome)
+            .bind(&job.error)
+            .bind(&row.stats)
+            .bind(&job.id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                sqlx::query(
+                    "INSERT INTO maintenance_jobs (id, warehouse, namespace, table_name, kind, \
+                     trigger_source, started_at, finished_at, outcome, error, stats) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&job.id)
+                .bind(&job.warehouse)
+                .bind(&row.namespace)
+                .bind(&job.table.name)
+                .bind(&job.kind)
+                .bind(&job.trigger)
+                .bind(job.started_at_ms)
+                .bind(job.finished_at_ms)
+                .bind(&job.outcome)
+                .bind(&job.error)
+                .bind(&row.stats)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>> {
+        let namespace = filter
+            .table
+            .as_ref()
+            .map(|table| JobRow::namespace_json(&table.namespace))
+            .transpose()?;
+        let rows = self
+            .run(Mode::Autocommit, async |conn| {
+                Ok(sqlx::query(
+                    "SELECT * FROM maintenance_jobs \
+                     WHERE ($1::TEXT IS NULL OR warehouse = $1) \
+                     AND ($2::TEXT IS NULL OR (namespace = $2 AND table_name = $3)) \
+                     AND ($4::TEXT IS NULL OR kind = $4) \
+                     ORDER BY started_at DESC, id DESC LIMIT $5",
+                )
+                .bind(&filter.warehouse)
+                .bind(&namespace)
+                .bind(filter.table.as_ref().map(|table| &table.name))
+                .bind(&filter.kind)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                JobRow {
+                    namespace: row.get("namespace"),
+                    stats: row.get("stats"),
+                }
+                .record(JobRecord {
+                    id: row.get("id"),
+                    warehouse: row.get("warehouse"),
+                    table: TableName::new(Vec::new(), row.get::<String, _>("table_name")),
+                    kind: row.get("kind"),
+                    trigger: row.get("trigger_source"),
+                    started_at_ms: row.get("started_at"),
+                    finished_at_ms: row.get("finished_at"),
+                    outcome: row.get("outcome"),
+                    error: row.get("error"),
+                    stats: Properties::new(),
+                })
+            })
+            .collect()
+    }
+
+    async fn expire_jobs(&self, older_than: Duration) -> Result<u64> {
+        let older_than_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        self.run(Mode::Autocommit, async |conn| {
+            Ok(sqlx::query(&format!(
+                "DELETE FROM maintenance_jobs WHERE started_at < {NOW_MS} - $1"
+            ))
+            .bind(older_than_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
         })
         .await
     }

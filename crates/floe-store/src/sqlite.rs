@@ -38,12 +38,14 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::input::{Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis};
+use crate::input::{
+    JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
+};
 use crate::kind::Kind;
 use crate::{
-    IdempotencyClaim, MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties,
-    PropertiesChange, Result, StoreError, StoredResponse, TableName, TablePointer, ViewName,
-    WarehouseRecord,
+    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
+    TablePointer, ViewName, WarehouseRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -809,6 +811,108 @@ impl MetadataStore for SqliteStore {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn record_job(&self, job: &JobRecord) -> Result<()> {
+        let row = JobRow::of(job)?;
+        self.write(async |conn| {
+            let updated = sqlx::query(
+                "UPDATE maintenance_jobs SET finished_at = ?, outcome = ?, error = ?, stats = ? \
+                 WHERE id = ?",
+            )
+            .bind(job.finished_at_ms)
+            .bind(&job.outcome)
+            .bind(&job.error)
+            .bind(&row.stats)
+            .bind(&job.id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if updated == 0 {
+                sqlx::query(
+                    "INSERT INTO maintenance_jobs (id, warehouse, namespace, table_name, kind, \
+                     trigger_source, started_at, finished_at, outcome, error, stats) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&job.id)
+                .bind(&job.warehouse)
+                .bind(&row.namespace)
+                .bind(&job.table.name)
+                .bind(&job.kind)
+                .bind(&job.trigger)
+                .bind(job.started_at_ms)
+                .bind(job.finished_at_ms)
+                .bind(&job.outcome)
+                .bind(&job.error)
+                .bind(&row.stats)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>> {
+        let namespace = filter
+            .table
+            .as_ref()
+            .map(|table| JobRow::namespace_json(&table.namespace))
+            .transpose()?;
+        let rows = sqlx::query(
+            "SELECT * FROM maintenance_jobs WHERE (?1 IS NULL OR warehouse = ?1) \
+             AND (?2 IS NULL OR (namespace = ?2 AND table_name = ?3)) \
+             AND (?4 IS NULL OR kind = ?4) ORDER BY started_at DESC, id DESC LIMIT ?5",
+        )
+        .bind(&filter.warehouse)
+        .bind(&namespace)
+        .bind(filter.table.as_ref().map(|table| &table.name))
+        .bind(&filter.kind)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                JobRow {
+                    namespace: row.get("namespace"),
+                    stats: row.get("stats"),
+                }
+                .record(JobRecord {
+                    id: row.get("id"),
+                    warehouse: row.get("warehouse"),
+                    table: TableName::new(Vec::new(), row.get::<String, _>("table_name")),
+                    kind: row.get("kind"),
+                    trigger: row.get("trigger_source"),
+                    started_at_ms: row.get("started_at"),
+                    finished_at_ms: row.get("finished_at"),
+                    outcome: row.get("outcome"),
+                    error: row.get("error"),
+                    stats: Properties::new(),
+                })
+            })
+            .collect()
+    }
+
+    async fn expire_jobs(&self, older_than: Duration) -> Result<u64> {
+        let cutoff = unix_millis(
+            SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(UNIX_EPOCH),
+        );
+        self.write(async |conn| {
+            Ok(
+                sqlx::query("DELETE FROM maintenance_jobs WHERE started_at < ?")
+                    .bind(cutoff)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected(),
+            )
+        })
+        .await
     }
 }
 

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    IdempotencyClaim, MetadataStore, NamespacePath, PageRequest, PointerSwap, Properties,
-    PropertiesChange, StoreError, StoredResponse, TableName, TablePointer, WarehouseRecord,
+    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, PageRequest, PointerSwap,
+    Properties, PropertiesChange, StoreError, StoredResponse, TableName, TablePointer,
+    WarehouseRecord,
 };
 
 /// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
@@ -57,6 +58,7 @@ macro_rules! metadata_store_suite {
             warehouses_are_registered_and_dropped,
             warehouses_keep_names_apart,
             namespaces_need_their_warehouse,
+            job_records_are_kept_and_listed,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
@@ -1960,4 +1962,120 @@ pub async fn namespaces_need_their_warehouse(store: Arc<dyn MetadataStore>) {
                 .is_empty()
         );
     }
+}
+
+fn job(id: &str, warehouse: &str, table: &TableName, kind: &str, started_at_ms: i64) -> JobRecord {
+    JobRecord {
+        id: id.into(),
+        warehouse: warehouse.into(),
+        table: table.clone(),
+        kind: kind.into(),
+        trigger: "schedule".into(),
+        started_at_ms,
+        finished_at_ms: None,
+        outcome: "running".into(),
+        error: None,
+        stats: Properties::new(),
+    }
+}
+
+pub async fn job_records_are_kept_and_listed(store: Arc<dyn MetadataStore>) {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let orders = TableName::new(ns(&["sales", "eu"]), "orders");
+    let items = TableName::new(ns(&["sales"]), "items");
+    let mut first = job("j1", "main", &orders, "compaction", now - 3_000);
+    store.record_job(&first).await.unwrap();
+    // The same run again, finished: one record, updated.
+    first.finished_at_ms = Some(now - 2_000);
+    first.outcome = "succeeded".into();
+    first.stats = props(&[("files-in", "12"), ("bytes-out", "1024")]);
+    store.record_job(&first).await.unwrap();
+    let mut failed = job("j2", "main", &orders, "snapshot-expiry", now - 1_000);
+    failed.outcome = "failed".into();
+    failed.error = Some("metadata store unavailable".into());
+    failed.finished_at_ms = Some(now - 500);
+    store.record_job(&failed).await.unwrap();
+    store
+        .record_job(&job("j3", "main", &items, "compaction", now - 200))
+        .await
+        .unwrap();
+    store
+        .record_job(&job("j4", "lake", &orders, "compaction", now - 100))
+        .await
+        .unwrap();
+
+    let all = store.list_jobs(&JobFilter::default(), 10).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|job| job.id.as_str()).collect();
+    assert_eq!(ids, ["j4", "j3", "j2", "j1"], "newest first");
+    assert_eq!(all[3], first, "a record reads back as written");
+    assert_eq!(all[2], failed);
+
+    let of_orders = store
+        .list_jobs(
+            &JobFilter {
+                warehouse: Some("main".into()),
+                table: Some(orders.clone()),
+                kind: None,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = of_orders.iter().map(|job| job.id.as_str()).collect();
+    assert_eq!(ids, ["j2", "j1"]);
+    let compactions = store
+        .list_jobs(
+            &JobFilter {
+                kind: Some("compaction".into()),
+                ..JobFilter::default()
+            },
+            2,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = compactions.iter().map(|job| job.id.as_str()).collect();
+    assert_eq!(ids, ["j4", "j3"], "limited to the newest two");
+
+    // Records that started long enough ago go; the others stay.
+    let mut old = job(
+        "j0",
+        "main",
+        &orders,
+        "orphan-removal",
+        now - 40 * 24 * 3_600_000,
+    );
+    old.outcome = "succeeded".into();
+    store.record_job(&old).await.unwrap();
+    assert_eq!(
+        store
+            .expire_jobs(Duration::from_secs(30 * 24 * 3600))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_jobs(&JobFilter::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let bad = job(
+        "j5",
+        "main",
+        &TableName::new(Vec::new(), "t"),
+        "compaction",
+        now,
+    );
+    assert!(matches!(
+        store.record_job(&bad).await,
+        Err(StoreError::InvalidInput(_))
+    ));
 }

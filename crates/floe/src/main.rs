@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use floe_catalog::ServerConfig;
 
 mod maintain;
+mod maintenance;
 mod sql;
 mod warehouse;
 
@@ -40,6 +41,8 @@ enum Command {
     Maintain(maintain::MaintainArgs),
     /// Create, list, show and drop warehouses (each a prefix with its own storage).
     Warehouse(warehouse::WarehouseArgs),
+    /// What the server's automatic maintenance did, and each table's maintenance settings.
+    Maintenance(maintenance::MaintenanceArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -134,6 +137,16 @@ struct ConfigArgs {
     /// Bound on opening a connection to S3, in ms [default: 3000].
     #[arg(long, env = "FLOE_S3_CONNECT_TIMEOUT_MS", value_name = "MS")]
     s3_connect_timeout_ms: Option<u64>,
+    /// Run table maintenance in the background (compaction, snapshot expiry, manifest rewrite,
+    /// unreferenced-file removal), by each table's floe.maintenance.* settings [default: true].
+    #[arg(long, env = "FLOE_MAINTENANCE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    maintenance: Option<bool>,
+    /// Time between two maintenance passes over all tables, in ms [default: 300000].
+    #[arg(long, env = "FLOE_MAINTENANCE_INTERVAL_MS", value_name = "MS")]
+    maintenance_interval_ms: Option<u64>,
+    /// Tables this replica maintains at once [default: 2].
+    #[arg(long, env = "FLOE_MAINTENANCE_CONCURRENCY", value_name = "N")]
+    maintenance_concurrency: Option<usize>,
 }
 
 impl ConfigArgs {
@@ -173,6 +186,13 @@ impl ConfigArgs {
         if let Some(attempts) = self.commit_max_attempts {
             config.commit_max_attempts = attempts;
         }
+        config.maintenance = self.maintenance.unwrap_or(config.maintenance);
+        config.maintenance_interval_ms = self
+            .maintenance_interval_ms
+            .unwrap_or(config.maintenance_interval_ms);
+        config.maintenance_concurrency = self
+            .maintenance_concurrency
+            .unwrap_or(config.maintenance_concurrency);
         validate(&config)?;
         Ok(config)
     }
@@ -240,6 +260,12 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
     }
     if config.s3_request_timeout_ms == 0 || config.s3_connect_timeout_ms == 0 {
         return Err("s3-request-timeout-ms and s3-connect-timeout-ms must be at least 1".into());
+    }
+    if config.maintenance_interval_ms < 100 || config.maintenance_concurrency == 0 {
+        return Err(
+            "maintenance-interval-ms must be at least 100 and maintenance-concurrency at least 1"
+                .into(),
+        );
     }
     if config.max_request_bytes < 1024 {
         return Err("max-request-bytes must be at least 1024".into());
@@ -328,6 +354,7 @@ fn main() -> ExitCode {
             maintain::run(args)
         }
         Command::Warehouse(args) => warehouse::run(args),
+        Command::Maintenance(args) => maintenance::run(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
