@@ -329,6 +329,51 @@ async fn floe_warehouse_manages_warehouses_with_or_without_a_server() {
     assert!(lines[2].starts_with("archive "), "{out}");
     assert_eq!(lines[3], "2 warehouses", "{out}");
 
+    // `floe sql` works in it on the data dir too: the files land under its storage.
+    let (ok, out, err) = floe(&[
+        "sql",
+        "--data-dir",
+        data_dir,
+        "--warehouse",
+        "archive",
+        "--format",
+        "csv",
+        "-e",
+        "CREATE SCHEMA scratch; CREATE TABLE scratch.t (id BIGINT); \
+         INSERT INTO scratch.t VALUES (7), (8); SELECT id FROM scratch.t ORDER BY id",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.ends_with("id\n7\n8\n"), "{out}");
+    let archived = files_under(&dir.path().join("archive"));
+    assert!(
+        archived
+            .iter()
+            .any(|path| path.to_string_lossy().ends_with(".parquet")),
+        "{archived:?}"
+    );
+    assert!(files_under(&data.join("warehouse")).is_empty());
+    let (ok, _, err) = floe(&[
+        "sql",
+        "--data-dir",
+        data_dir,
+        "--warehouse",
+        "nope",
+        "-e",
+        "SELECT 1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("there are: main, archive"), "{err}");
+    let (ok, out, err) = floe(&[
+        "sql",
+        "--data-dir",
+        data_dir,
+        "--warehouse",
+        "archive",
+        "-e",
+        "DROP TABLE scratch.t; DROP SCHEMA scratch",
+    ]);
+    assert!(ok, "{out}{err}");
+
     // A server on that data dir serves it; the CLI goes through its API too.
     let server = FloeServer::start_in(&data);
     let catalog = server.uri();

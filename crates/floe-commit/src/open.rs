@@ -116,6 +116,37 @@ pub async fn open_warehouses(options: &OpenOptions) -> Result<Warehouses, String
     ))
 }
 
+/// The catalog of one warehouse of the deployment `options` describes, for tools that work on a
+/// data dir or metastore without a server (`floe sql`, `floe maintain`): a registered warehouse
+/// by its name, or the default one (named `options.warehouse`) when `name` is `None` or names
+/// it. An unknown name is an error listing the warehouses that exist.
+pub async fn open_catalog(
+    options: &OpenOptions,
+    name: Option<&str>,
+) -> Result<Arc<Catalog>, String> {
+    let warehouses = open_warehouses(options).await?;
+    let name = name.unwrap_or(&options.warehouse);
+    match warehouses.catalog(name).await {
+        Ok(catalog) => Ok(catalog),
+        Err(crate::CommitError::WarehouseNotFound(_)) => {
+            let known = warehouses
+                .list()
+                .await
+                .map(|all| {
+                    all.into_iter()
+                        .map(|warehouse| warehouse.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            Err(format!(
+                "warehouse {name:?} does not exist; there are: {known}"
+            ))
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// Opens the warehouse and reaches it once: a missing bucket or refused credentials stop the
 /// start with a message, instead of failing every commit later. A store that is only unavailable
 /// now (timeouts, 5xx) does not: it may be back before the first request.

@@ -144,10 +144,18 @@ impl Session {
 
     /// A session on the catalog in a data dir, through Floe's commit engine, without a server.
     pub async fn open_embedded(options: &floe_commit::open::OpenOptions) -> Result<Self, SqlError> {
-        let engine = floe_commit::open::open(options)
+        Self::open_embedded_warehouse(options, None).await
+    }
+
+    /// As [`Session::open_embedded`], on warehouse `warehouse` of that deployment (a registered
+    /// one, or the default when `None`).
+    pub async fn open_embedded_warehouse(
+        options: &floe_commit::open::OpenOptions,
+        warehouse: Option<&str>,
+    ) -> Result<Self, SqlError> {
+        let engine = floe_commit::open::open_catalog(options, warehouse)
             .await
             .map_err(SqlError::new)?;
-        let engine = Arc::new(engine);
         let mut session = Self::new(Arc::new(EmbeddedCatalog::new(engine.clone())));
         session.committer = Some(dml::Committer::Embedded(engine));
         Ok(session)

@@ -56,7 +56,8 @@ pub struct SqlArgs {
     /// DIR/catalog.db.
     #[arg(long, value_name = "URL")]
     metastore: Option<String>,
-    /// Warehouse name (the REST prefix) [default: the server's default; main for a data dir].
+    /// Warehouse name (the REST prefix): a registered warehouse, or the default one [default:
+    /// the server's default; for a data dir, its default warehouse].
     #[arg(long)]
     warehouse: Option<String>,
 }
@@ -97,14 +98,14 @@ async fn open(args: &SqlArgs) -> Result<Session, String> {
             .await
             .map_err(|err| err.to_string());
     }
-    let options = crate::data_dir_options(&args.data_dir, &args.metastore, &args.warehouse);
+    let options = crate::data_dir_options(&args.data_dir, &args.metastore, &None);
     if options.metastore.is_none() && !options.catalog_db().exists() {
         eprintln!(
             "floe sql: no catalog in {} yet; starting an empty one",
             options.data_dir.display()
         );
     }
-    Session::open_embedded(&options)
+    Session::open_embedded_warehouse(&options, args.warehouse.as_deref())
         .await
         .map_err(|err| err.to_string())
 }
