@@ -666,3 +666,53 @@ async fn bad_input_is_400_and_changes_nothing() {
         ["v"]
     );
 }
+
+/// A registered warehouse keeps its own views, under its own root; the same name is another view
+/// in another warehouse, and may be a table there.
+#[tokio::test]
+async fn views_stay_in_their_warehouse() {
+    let server = FloeServer::start();
+    let lake_root = server.data_dir().join("lake");
+    std::fs::create_dir_all(&lake_root).unwrap();
+    let lake_url = format!("file://{}", lake_root.display());
+    let response = floe_testkit::http()
+        .post(format!("{}/management/v1/warehouses", server.uri()))
+        .json(&json!({"name": "lake", "storage-url": lake_url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let default = Api::new(&server);
+    let lake = Api {
+        client: default.client.clone(),
+        base: format!("{}/v1/lake", server.uri()),
+    };
+    default.create_namespace(&["ns"]).await;
+    lake.create_namespace(&["ns"]).await;
+
+    let in_lake = create_view(&lake, &["ns"], "v", "SELECT 1").await;
+    assert!(
+        local_path(&metadata_location_of(&in_lake)).starts_with(&lake_root),
+        "{in_lake}"
+    );
+    assert!(names_in(&list_names(&default, &["ns"], "views", "").await).is_empty());
+    assert_eq!(
+        error_of(default.client.get(view_url(&default, &["ns"], "v"))).await,
+        error("NoSuchViewException", 404)
+    );
+    // The name is free in the default warehouse, for a table as for a view.
+    default.create_table(&["ns"], "v", json!({})).await;
+    assert_eq!(load_view(&lake, &["ns"], "v").await, in_lake);
+    assert_eq!(
+        error_of(
+            default
+                .client
+                .post(format!("{}/views/rename", default.base))
+                .json(&json!({"source": {"namespace": ["ns"], "name": "v"},
+                              "destination": {"namespace": ["ns"], "name": "w"}}))
+        )
+        .await,
+        error("NoSuchViewException", 404),
+        "a rename in one warehouse never reaches another's view"
+    );
+}
