@@ -234,6 +234,18 @@ async fn floe_maintain_rewrites_manifests_with_progress_and_a_summary() {
         "{stderr}"
     );
 
+    // The sort strategy needs a sort order, which this table has not.
+    let (ok, _, stderr) = maintain(&server, &["ns.t", "--compact", "--strategy", "sort"]);
+    assert!(!ok && stderr.contains("has no sort order"), "{stderr}");
+    let (ok, _, stderr) = maintain(
+        &server,
+        &["ns.t", "--rewrite-manifests", "--strategy", "sort"],
+    );
+    assert!(
+        !ok && stderr.contains("only applies to --compact"),
+        "{stderr}"
+    );
+
     // Compaction reports its summary too.
     let (ok, stdout, stderr) = maintain(
         &server,

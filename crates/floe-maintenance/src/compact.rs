@@ -38,6 +38,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
+use arrow::compute::{
+    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use floe_commit::{Catalog, CommitError, LoadedTable, SnapshotChange, produce};
 use floe_store::TableName;
 use futures::TryStreamExt;
@@ -45,16 +49,14 @@ use iceberg::arrow::{ArrowReaderBuilder, FieldMatchMode};
 use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
 use iceberg::scan::{FileScanTask, FileScanTaskDeleteFile};
 use iceberg::spec::{
-    DEFAULT_SCHEMA_NAME_MAPPING, DataFile, DataFileFormat, NameMapping, Operation, PartitionKey,
-    Struct, TableMetadata,
+    DEFAULT_SCHEMA_NAME_MAPPING, DataContentType, DataFile, DataFileFormat, NameMapping, NullOrder,
+    Operation, PartitionKey, SortDirection, Struct, TableMetadata, Transform,
 };
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use tracing::{info, warn};
 
 use crate::deletes::{LiveFile, TableFiles, task_delete};
@@ -84,6 +86,8 @@ pub struct CompactOptions {
     /// A data file with at least this many delete files applying to it is rewritten whatever
     /// its size [default 1].
     pub delete_file_threshold: Option<usize>,
+    /// How rows are laid out in the outputs [default bin-pack].
+    pub strategy: Strategy,
     /// Plan and report; write and commit nothing.
     pub dry_run: bool,
     /// Told how many files and bytes are rewritten so far.
@@ -189,6 +193,10 @@ pub async fn prepare(
     let file_io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
     let loaded = catalog.load_table(table).await?;
     let target = target_size(&loaded, options)?;
+    let sort = match options.strategy {
+        Strategy::BinPack => None,
+        Strategy::Sort => Some(sort_plan(table, loaded.metadata())?),
+    };
     let mut report = CompactReport {
         dry_run: options.dry_run,
         target_file_size_bytes: target,
@@ -255,6 +263,7 @@ pub async fn prepare(
         &file_io,
         &bins,
         target,
+        sort.as_ref(),
         &options.progress,
         &mut added,
     )
@@ -546,12 +555,93 @@ fn scan_task(metadata: &TableMetadata, input: &Input) -> Result<FileScanTask> {
     })
 }
 
+/// How a bin's rows are ordered in its outputs (Iceberg's rewrite strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Rows in input order: the inputs' files one after the other.
+    #[default]
+    BinPack,
+    /// Rows sorted by the table's default sort order (identity transforms of top-level columns);
+    /// the outputs record that sort order's id.
+    Sort,
+}
+
+/// The sort order to write a bin in: its id and the sort columns of the reader's batches.
+struct SortPlan {
+    order_id: i64,
+    keys: Vec<(usize, SortOptions)>,
+}
+
+/// The table's default sort order as columns of the compaction reader's batches (the current
+/// schema's top-level fields, in order); refused when the table has none or it uses a transform
+/// other than identity.
+fn sort_plan(table: &TableName, metadata: &TableMetadata) -> Result<SortPlan> {
+    let order = metadata.default_sort_order();
+    if order.is_unsorted() {
+        return Err(MaintenanceError::InvalidRequest(format!(
+            "{table} has no sort order: set one (e.g. Spark's ALTER TABLE ... WRITE ORDERED BY) or compact with bin-pack"
+        )));
+    }
+    let schema = metadata.current_schema();
+    let fields = schema.as_struct().fields();
+    let mut keys = Vec::new();
+    for field in &order.fields {
+        if field.transform != Transform::Identity {
+            return Err(MaintenanceError::InvalidRequest(format!(
+                "{table}'s sort order uses the transform {}: only identity sort fields are supported",
+                field.transform
+            )));
+        }
+        let column = fields
+            .iter()
+            .position(|f| f.id == field.source_id)
+            .ok_or_else(|| {
+                MaintenanceError::InvalidRequest(format!(
+                    "{table}'s sort order names field {}, which is not a top-level column",
+                    field.source_id
+                ))
+            })?;
+        keys.push((
+            column,
+            SortOptions {
+                descending: field.direction == SortDirection::Descending,
+                nulls_first: field.null_order == NullOrder::First,
+            },
+        ));
+    }
+    Ok(SortPlan {
+        order_id: order.order_id,
+        keys,
+    })
+}
+
+/// All of a bin's rows in one batch, sorted by `plan`.
+fn sorted(batches: Vec<RecordBatch>, plan: &SortPlan) -> Result<Vec<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let arrow = |err: arrow::error::ArrowError| MaintenanceError::Iceberg(err.to_string());
+    let all = concat_batches(&first.schema(), &batches).map_err(arrow)?;
+    let columns: Vec<SortColumn> = plan
+        .keys
+        .iter()
+        .map(|(column, options)| SortColumn {
+            values: all.column(*column).clone(),
+            options: Some(*options),
+        })
+        .collect();
+    let indices = lexsort_to_indices(&columns, None).map_err(arrow)?;
+    Ok(vec![take_record_batch(&all, &indices).map_err(arrow)?])
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the pieces are all different
 async fn write_bins(
     table: &TableName,
     loaded: &LoadedTable,
     file_io: &FileIO,
     bins: &[Bin],
     target: u64,
+    sort: Option<&SortPlan>,
     progress: &ProgressSink,
     added: &mut Vec<DataFile>,
 ) -> Result<()> {
@@ -560,6 +650,15 @@ async fn write_bins(
     let spec = metadata.default_partition_spec().clone();
     let properties = metadata.table_properties().map_err(iceberg_error)?;
     let runtime = iceberg::Runtime::try_current().map_err(iceberg_error)?;
+    let sort_order_id = match sort {
+        Some(plan) => Some(i32::try_from(plan.order_id).map_err(|_| {
+            MaintenanceError::InvalidRequest(format!(
+                "sort order id {} is too large",
+                plan.order_id
+            ))
+        })?),
+        None => None,
+    };
     for bin in bins {
         let tasks = bin
             .inputs
@@ -570,40 +669,57 @@ async fn write_bins(
                 })
             })
             .collect::<Vec<_>>();
-        let batches: Vec<_> = ArrowReaderBuilder::new(file_io.clone(), runtime.clone())
-            .build()
-            .read(Box::pin(futures::stream::iter(tasks)))
-            .map_err(iceberg_error)?
-            .stream()
-            .try_collect()
-            .await
-            .map_err(|err| {
-                MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
-            })?;
+        let mut batches: Vec<RecordBatch> =
+            ArrowReaderBuilder::new(file_io.clone(), runtime.clone())
+                .build()
+                .read(Box::pin(futures::stream::iter(tasks)))
+                .map_err(iceberg_error)?
+                .stream()
+                .try_collect()
+                .await
+                .map_err(|err| {
+                    MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
+                })?;
+        if let Some(plan) = sort {
+            batches = sorted(batches, plan)?;
+        }
         let partition_key = bin
             .partition
             .clone()
             .map(|data| PartitionKey::new(spec.as_ref().clone(), schema.clone(), data));
         let parquet = ParquetWriterBuilder::from_table_properties(&properties, schema.clone())
             .with_match_mode(FieldMatchMode::Name);
-        let rolling = RollingFileWriterBuilder::new(
+        let mut writer = RollingFileWriterBuilder::new(
             parquet,
             usize::try_from(target).unwrap_or(usize::MAX),
             file_io.clone(),
             DefaultLocationGenerator::new(metadata).map_err(iceberg_error)?,
             DefaultFileNameGenerator::new(prefix(), None, DataFileFormat::Parquet),
-        );
-        let mut writer = DataFileWriterBuilder::new(rolling)
-            .build(partition_key)
-            .await
-            .map_err(iceberg_error)?;
+        )
+        .build();
         for batch in batches {
             // Deletes can leave a whole file empty: nothing to write for it.
             if batch.num_rows() > 0 {
-                writer.write(batch).await.map_err(iceberg_error)?;
+                writer
+                    .write(&partition_key, &batch)
+                    .await
+                    .map_err(iceberg_error)?;
             }
         }
-        added.extend(writer.close().await.map_err(iceberg_error)?);
+        // What iceberg's data-file writer does, plus the sort order the rows are in.
+        for mut file in writer.close().await.map_err(iceberg_error)? {
+            file.content(DataContentType::Data)
+                .partition_spec_id(spec.spec_id());
+            if let Some(id) = sort_order_id {
+                file.sort_order_id(id);
+            }
+            if let Some(key) = &partition_key {
+                file.partition(key.data().clone());
+            }
+            added.push(file.build().map_err(|err| {
+                MaintenanceError::Iceberg(format!("cannot describe a written file: {err}"))
+            })?);
+        }
         progress.advance(
             bin.inputs.len() as u64,
             bin.inputs.iter().map(Input::size).sum(),

@@ -47,7 +47,7 @@ pub use floe_store::TableName;
 
 pub use compact::{
     CompactOptions, CompactReport, DEFAULT_DELETE_FILE_THRESHOLD, DEFAULT_MIN_INPUT_FILES,
-    PreparedCompaction, compact, prepare as prepare_compaction,
+    PreparedCompaction, Strategy, compact, prepare as prepare_compaction,
 };
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};

@@ -3,12 +3,12 @@
 //! against concurrent writers.
 
 use floe_commit::open::OpenOptions;
-use floe_maintenance::{CompactOptions, MaintenanceError, compact, prepare_compaction};
+use floe_maintenance::{CompactOptions, MaintenanceError, Strategy, compact, prepare_compaction};
 use floe_sql::Session;
 
 mod common;
 
-use common::parts::table;
+use common::parts::{file_io, table};
 
 fn options() -> CompactOptions {
     CompactOptions {
@@ -235,4 +235,86 @@ async fn an_overwrite_removing_an_input_makes_compaction_give_up_cleanly() {
             .any(|f| f.contains("/compact-")),
         "outputs left behind"
     );
+}
+
+/// Makes `field` (`Transform`ed) the table's default sort order, descending, nulls last.
+async fn set_sort_order(t: &common::Fixture, field: &str, transform: iceberg::spec::Transform) {
+    use iceberg::spec::{NullOrder, SortDirection, SortField, SortOrder};
+    let metadata = t.metadata().await;
+    let source_id = metadata.current_schema().field_id_by_name(field).unwrap();
+    let order = SortOrder::builder()
+        .with_order_id(1)
+        .with_sort_field(
+            SortField::builder()
+                .source_id(source_id)
+                .transform(transform)
+                .direction(SortDirection::Descending)
+                .null_order(NullOrder::Last)
+                .build(),
+        )
+        .build_unbound()
+        .unwrap();
+    t.catalog
+        .commit_table(floe_commit::TableChange {
+            table: t.table.clone(),
+            requirements: vec![],
+            updates: vec![
+                iceberg::TableUpdate::AddSortOrder { sort_order: order },
+                iceberg::TableUpdate::SetDefaultSortOrder { sort_order_id: -1 },
+            ],
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sort_compaction_writes_each_partition_in_the_tables_sort_order() {
+    let t = table(true).await;
+    // Ids in a scrambled order: every file holds a mix.
+    for i in 0..12 {
+        let ids: Vec<i64> = (0..5).map(|j| ((i * 5 + j) * 7) % 60).collect();
+        t.append_ids(&ids).await;
+    }
+    let checksum = t.checksum("s.t").await;
+    assert_eq!(checksum.0, 60);
+    let sort = CompactOptions {
+        strategy: Strategy::Sort,
+        ..options()
+    };
+    let err = compact(&t.catalog, &t.table, &sort).await.unwrap_err();
+    assert!(
+        matches!(&err, MaintenanceError::InvalidRequest(m) if m.contains("no sort order")),
+        "{err}"
+    );
+    set_sort_order(&t, "id", iceberg::spec::Transform::Bucket(4)).await;
+    let err = compact(&t.catalog, &t.table, &sort).await.unwrap_err();
+    assert!(
+        matches!(&err, MaintenanceError::InvalidRequest(m) if m.contains("only identity")),
+        "{err}"
+    );
+    set_sort_order(&t, "id", iceberg::spec::Transform::Identity).await;
+    let order_id = t.metadata().await.default_sort_order_id();
+
+    let report = compact(&t.catalog, &t.table, &sort).await.unwrap();
+    assert_eq!(report.input_files, 36, "{report:?}");
+    assert_eq!(report.output_files, 3);
+    assert_eq!(t.checksum("s.t").await, checksum);
+    for file in t.live_files().await {
+        let ids = t.ids_in_file(&file).await;
+        assert_eq!(ids.len(), 20);
+        let mut descending = ids.clone();
+        descending.sort_by(|a, b| b.cmp(a));
+        assert_eq!(ids, descending, "{file} is not in the sort order");
+    }
+    // The outputs record the sort order they are written in.
+    let metadata = t.metadata().await;
+    for manifest in t.manifests(&metadata).await {
+        let loaded = manifest.load_manifest(&file_io()).await.unwrap();
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            assert_eq!(
+                entry.data_file().sort_order_id(),
+                Some(i32::try_from(order_id).unwrap())
+            );
+        }
+    }
 }

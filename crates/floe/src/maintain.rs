@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::{ArgGroup, Args};
 use floe_maintenance::{
     CompactOptions, DEFAULT_ORPHAN_AGE, ExpireOptions, ManifestRewriteOptions, OrphanOptions,
-    Progress, ProgressSink, TableName, compact, expire_snapshots, remove_orphan_files,
+    Progress, ProgressSink, Strategy, TableName, compact, expire_snapshots, remove_orphan_files,
     rewrite_manifests,
 };
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
@@ -45,6 +45,10 @@ pub struct MaintainArgs {
     /// commit.manifest.target-size-bytes, else 8 MiB].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     target_manifest_size: Option<u64>,
+    /// With --compact: how rows are laid out in the outputs: `binpack` (input order) or `sort`
+    /// (the table's sort order; identity fields only) [default: binpack].
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    strategy: Option<CompactStrategy>,
     /// With --compact: the output file size [default: the table's write.target-file-size-bytes,
     /// else 512 MiB; 64-512 MiB].
     #[arg(long, value_name = "BYTES")]
@@ -73,6 +77,13 @@ pub struct MaintainArgs {
     warehouse: Option<String>,
 }
 
+/// `--strategy` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CompactStrategy {
+    Binpack,
+    Sort,
+}
+
 pub fn run(args: MaintainArgs) -> Result<(), String> {
     let table = parse_table(&args.table)?;
     if !args.expire_snapshots && args.retain_last.is_some() {
@@ -80,6 +91,9 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
     }
     if !args.compact && args.target_file_size.is_some() {
         return Err("--target-file-size only applies to --compact".into());
+    }
+    if !args.compact && args.strategy.is_some() {
+        return Err("--strategy only applies to --compact".into());
     }
     if !args.rewrite_manifests && args.target_manifest_size.is_some() {
         return Err("--target-manifest-size only applies to --rewrite-manifests".into());
@@ -107,6 +121,10 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
         if args.compact {
             let options = CompactOptions {
                 target_file_size_bytes: args.target_file_size,
+                strategy: match args.strategy {
+                    Some(CompactStrategy::Sort) => Strategy::Sort,
+                    Some(CompactStrategy::Binpack) | None => Strategy::BinPack,
+                },
                 dry_run: args.dry_run,
                 progress,
                 ..CompactOptions::default()
