@@ -249,9 +249,8 @@ CASES = {
         {1},
         {
             "floe-sql": (
-                "floe sql (iceberg-rust 0.10.1 scan) cannot read deletion vectors: it opens the Puffin file as a "
-                "Parquet position-delete file and fails with 'Failed to load Parquet metadata: Parquet error: "
-                "Invalid Parquet file. Corrupt footer' (Spark: 3 rows)",
+                "floe sql (iceberg-rust 0.10.1 scan) cannot apply deletion vectors: it refuses the table with a "
+                "message naming them (test_floe_sql_names_deletion_vectors) instead of returning rows (Spark: 3 rows)",
                 AssertionError,
             ),
             "daft": (
@@ -398,3 +397,14 @@ def test_read(
         spark=lambda: request.getfixturevalue("spark"),
     )
     assert got == (spec.expected, spec.expected_b(), len(spec.expected))
+
+
+@pytest.mark.compat(engine="floe-sql", feature="merge-on-read: deletion vectors refused with a clear message")
+def test_floe_sql_names_deletion_vectors(mor_tables: Callable[[str], str], floe_server: FloeServer) -> None:
+    """Until floe sql can apply deletion vectors, it must say so, not fail on a "corrupt footer"."""
+    table = mor_tables("deletion vectors (format version 3, Puffin)")
+    with pytest.raises(AssertionError) as failure:
+        floe_sql_results(floe_server, f"SELECT * FROM {table}")
+    message = str(failure.value)
+    assert "has deletion vectors (Iceberg format v3" in message, message
+    assert ".puffin" in message and "Corrupt footer" not in message, message
