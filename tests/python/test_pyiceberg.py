@@ -1,11 +1,16 @@
 """Real PyIceberg 0.12 against a real Floe server: tables are written and read through the REST catalog.
 
+Every test that takes `catalog` runs twice (conftest.py's `warehouse` fixture): `[file]` on a server whose
+warehouse is a local directory, `[s3]` on one whose warehouse is `s3://lake/warehouse` on a real SeaweedFS.
+Where a test checks files it does so on that storage (`warehouse.files_under`: the directory or the bucket).
 Every test uses its own namespace (the `namespace` fixture) so tests do not see each other's tables.
 Rows are compared exactly, sorted by `id`.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,14 +18,19 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.rest import RestCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+)
 from pyiceberg.partitioning import PartitionField
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import BucketTransform, IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType
 
-from conftest import RestApi, rest_catalog, unique_name
+from conftest import Warehouse, unique_name
 from floe_server import FloeServer
 
 ARROW_SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
@@ -41,7 +51,7 @@ def reload(catalog: RestCatalog, table: Table) -> Table:
     return catalog.load_table(table.name())
 
 
-def test_create_namespace_and_table(catalog: RestCatalog, floe_server: FloeServer) -> None:
+def test_create_namespace_and_table(catalog: RestCatalog, warehouse: Warehouse) -> None:
     ns = unique_name("ns")
     catalog.create_namespace(ns, properties={"owner": "floe-tests"})
     assert (ns,) in catalog.list_namespaces()
@@ -63,13 +73,14 @@ def test_create_namespace_and_table(catalog: RestCatalog, floe_server: FloeServe
         (2, "name", StringType()),
     ]
     assert loaded.properties["color"] == "blue"
-    # Floe hands out local-warehouse locations under its data dir.
-    assert loaded.location().startswith(f"file://{floe_server.data_dir}/warehouse/"), loaded.location()
+    # Floe hands out locations under the warehouse root: <data dir>/warehouse, or s3://lake/warehouse.
+    assert loaded.location().startswith(f"{warehouse.root}/{ns}/people-"), loaded.location()
     assert loaded.metadata_location.startswith(loaded.location() + "/metadata/"), loaded.metadata_location
-    assert Path(loaded.metadata_location.removeprefix("file://")).is_file()
+    assert warehouse.exists(loaded.metadata_location)
+    assert warehouse.files_under(loaded.location()) == [loaded.metadata_location.removeprefix(loaded.location() + "/")]
 
 
-def test_append_and_read_back(catalog: RestCatalog, namespace: str) -> None:
+def test_append_and_read_back(catalog: RestCatalog, warehouse: Warehouse, namespace: str) -> None:
     table = catalog.create_table((namespace, "t"), schema=ARROW_SCHEMA)
 
     table.append(people((2, "bob"), (1, "alice"), (3, "carol")))
@@ -91,6 +102,16 @@ def test_append_and_read_back(catalog: RestCatalog, namespace: str) -> None:
     # Time travel to the first snapshot still sees three rows.
     old = second.scan(snapshot_id=first.current_snapshot().snapshot_id).to_arrow()
     assert sorted(old.column("id").to_pylist()) == [1, 2, 3]
+
+    # On the warehouse's storage: one data file per append (written by PyIceberg), three metadata files
+    # (create and two appends, written by Floe), and each append's manifest list and manifest.
+    files = warehouse.files_under(second.location())
+    assert sum(f.startswith("data/") and f.endswith(".parquet") for f in files) == 2, files
+    assert sum(f.startswith("metadata/") and f.endswith(".metadata.json") for f in files) == 3, files
+    assert sum(f.startswith("metadata/snap-") and f.endswith(".avro") for f in files) == 2, files
+    assert set(f.split("/")[0] for f in files) == {"data", "metadata"}, files
+    data_files = {task.file.file_path for task in second.scan().plan_files()}
+    assert data_files == {f"{second.location()}/{f}" for f in files if f.endswith(".parquet")}
 
 
 def test_schema_evolution(catalog: RestCatalog, namespace: str) -> None:
@@ -208,8 +229,9 @@ def test_create_table_transaction(catalog: RestCatalog, namespace: str) -> None:
     assert identifier in catalog.list_tables(namespace)
 
 
-def test_load_table_snapshots_refs(catalog: RestCatalog, api: RestApi, namespace: str) -> None:
+def test_load_table_snapshots_refs(catalog: RestCatalog, warehouse: Warehouse, namespace: str) -> None:
     """`?snapshots=refs` returns only the snapshots that a branch or tag points at; `all` (the default) all."""
+    api = warehouse.api()
     table = catalog.create_table((namespace, "t"), schema=ARROW_SCHEMA)
     for i in range(3):
         table.append(people((i, f"row{i}")))
@@ -265,12 +287,15 @@ def test_nested_namespaces(catalog: RestCatalog) -> None:
     assert catalog.load_table((parent, "child", "t")).name() == (parent, "child", "t")
 
 
-def test_drop_table(catalog: RestCatalog, namespace: str) -> None:
+def test_drop_table(catalog: RestCatalog, warehouse: Warehouse, namespace: str) -> None:
+    """A drop without purge removes the table from the catalog and leaves its files (docs/views.md)."""
     table = catalog.create_table((namespace, "doomed"), schema=ARROW_SCHEMA)
     table.append(people((1, "a")))
     catalog.create_table((namespace, "kept"), schema=ARROW_SCHEMA)
+    files_before = warehouse.files_under(table.location())
 
     catalog.drop_table((namespace, "doomed"))
+    assert warehouse.files_under(table.location()) == files_before
 
     assert not catalog.table_exists((namespace, "doomed"))
     with pytest.raises(NoSuchTableError):
@@ -282,7 +307,30 @@ def test_drop_table(catalog: RestCatalog, namespace: str) -> None:
     # The name can be used again, for a new, empty table.
     again = catalog.create_table((namespace, "doomed"), schema=ARROW_SCHEMA)
     assert again.metadata.table_uuid != table.metadata.table_uuid
+    assert again.location() != table.location()
     assert rows_of(again) == []
+
+
+def test_drop_with_purge(catalog: RestCatalog, warehouse: Warehouse, namespace: str) -> None:
+    """`purge_table` (DELETE with purgeRequested) removes every file of the table and nothing of its neighbour."""
+    table = catalog.create_table((namespace, "gone"), schema=ARROW_SCHEMA)
+    table.append(people((1, "a"), (2, "b")))
+    table.delete("id = 1")  # a second data file, and more metadata
+    neighbour = catalog.create_table((namespace, "gone_not"), schema=ARROW_SCHEMA)  # a name sharing the prefix
+    neighbour.append(people((3, "c")))
+    files = warehouse.files_under(table.location())
+    assert any(f.endswith(".parquet") for f in files), files
+    assert any(f.endswith(".avro") for f in files), files
+    neighbour_files = warehouse.files_under(neighbour.location())
+
+    catalog.purge_table((namespace, "gone"))
+
+    assert not catalog.table_exists((namespace, "gone"))
+    assert warehouse.files_under(table.location()) == []
+    assert warehouse.files_under(neighbour.location()) == neighbour_files
+    assert rows_of(catalog.load_table((namespace, "gone_not"))) == [{"id": 3, "name": "c"}]
+    with pytest.raises(NoSuchTableError):
+        catalog.purge_table((namespace, "gone"))
 
 
 def test_rename_table(catalog: RestCatalog, namespace: str) -> None:
@@ -333,18 +381,94 @@ def test_drop_namespace(catalog: RestCatalog) -> None:
         catalog.drop_namespace(ns)
 
 
-def test_data_survives_restart(tmp_path: Path, floe_launcher: Callable[[Path], FloeServer]) -> None:
+def test_concurrent_appends(catalog: RestCatalog, warehouse: Warehouse, namespace: str) -> None:
+    """Writers racing on one table: each retries on CommitFailedException (409) from a fresh load, and in
+    the end every acknowledged append is in the table exactly once, one snapshot each, in one line.
+
+    PyIceberg's own commit retries are off (`commit.retry.num-retries=0`) so every 409 reaches the writer,
+    and the writers start each round together (a barrier) so they do race: all load the same snapshot,
+    one commit wins and the others must fail and retry.
+    """
+    writers, rounds, max_attempts = 4, 3, 50
+    catalog.create_table((namespace, "t"), schema=ARROW_SCHEMA, properties={"commit.retry.num-retries": "0"})
+    barrier = threading.Barrier(writers)
+    acknowledged: list[int] = []  # first id of each append whose commit returned
+    conflicts: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        own_catalog = warehouse.catalog()  # one HTTP session per thread
+        try:
+            for r in range(rounds):
+                first_id = 1000 * w + 10 * r
+                batch = people(*((first_id + k, f"w{w}r{r}k{k}") for k in range(2)))
+                barrier.wait(timeout=120)
+                for _ in range(max_attempts):
+                    try:
+                        own_catalog.load_table((namespace, "t")).append(batch)
+                        break
+                    except CommitFailedException:
+                        with lock:
+                            conflicts.append(w)
+                else:
+                    raise AssertionError(f"writer {w} round {r}: still conflicting after {max_attempts} attempts")
+                with lock:
+                    acknowledged.append(first_id)
+        except BaseException as error:  # noqa: BLE001 (reported by the main thread)
+            barrier.abort()
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a writer hung"
+    assert errors == [], errors
+    assert len(acknowledged) == writers * rounds
+    assert conflicts, "the writers never raced: no commit was refused"
+
+    final = catalog.load_table((namespace, "t"))
+    ids = Counter(row["id"] for row in final.scan().to_arrow().to_pylist())
+    expected = Counter(first_id + k for first_id in acknowledged for k in range(2))
+    assert ids == expected  # every acknowledged row, each exactly once, nothing else
+    snapshots = final.snapshots()
+    assert len(snapshots) == len(acknowledged)
+    assert all(s.summary.operation.value == "append" for s in snapshots)
+    # One line of history: each snapshot's parent is the one before it.
+    by_sequence = sorted(snapshots, key=lambda s: s.sequence_number)
+    assert [s.sequence_number for s in by_sequence] == list(range(1, len(snapshots) + 1))
+    assert [s.parent_snapshot_id for s in by_sequence] == [None] + [s.snapshot_id for s in by_sequence[:-1]]
+    assert final.current_snapshot().snapshot_id == by_sequence[-1].snapshot_id
+
+    # On storage: every referenced data file exists; refused commits left no metadata file of Floe's
+    # (one per accepted commit: the create and each append).
+    data_files = {task.file.file_path for task in final.scan().plan_files()}
+    assert len(data_files) == len(acknowledged)
+    files = warehouse.files_under(final.location())
+    assert data_files <= {f"{final.location()}/{f}" for f in files}
+    metadata_files = [f for f in files if f.endswith(".metadata.json")]
+    assert len(metadata_files) == 1 + len(acknowledged), (len(conflicts), metadata_files)
+
+
+def test_data_survives_restart(
+    tmp_path: Path, warehouse: Warehouse, floe_launcher: Callable[..., FloeServer]
+) -> None:
+    """Stop a server and start another on the same data dir (and the same warehouse storage): it has it all."""
     data_dir = tmp_path / "floe-data"
-    first = floe_launcher(data_dir)
-    catalog = rest_catalog(first.uri)
+    extra_args, env = warehouse.launch_args(unique_name("restart"))
+    first = floe_launcher(data_dir, extra_args, env)
+    catalog = RestCatalog("floe", uri=first.uri, **warehouse.client_properties)
     catalog.create_namespace("durable")
     table = catalog.create_table(("durable", "t"), schema=ARROW_SCHEMA)
     table.append(people((1, "a"), (2, "b")))
     metadata_location = catalog.load_table(("durable", "t")).metadata_location
     first.stop()
 
-    second = floe_launcher(data_dir)
-    catalog = rest_catalog(second.uri)
+    second = floe_launcher(data_dir, extra_args, env)
+    catalog = RestCatalog("floe", uri=second.uri, **warehouse.client_properties)
     assert ("durable",) in catalog.list_namespaces()
     reloaded = catalog.load_table(("durable", "t"))
     assert reloaded.metadata_location == metadata_location
