@@ -138,12 +138,6 @@ def test_registering_a_taken_name_is_409(server: FloeServer, seaweedfs: SeaweedF
     assert shown["storage-url"] == LAKE_ROOT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Floe answers 400 BadRequestException 'warehouse lake at s3://second/tables would overlap warehouse "
-    "lake at s3://second/tables' instead of 409 AlreadyExistsException (management-api.yaml) when the same "
-    "warehouse is registered again: the overlap check runs before the name check and finds the warehouse itself",
-)
 def test_registering_the_same_warehouse_again_is_409(
     server: FloeServer, seaweedfs: SeaweedFS, registered: dict[str, Any]
 ) -> None:

@@ -125,6 +125,17 @@ impl Warehouses {
         self.store
             .in_warehouse(&record.name)
             .map_err(CommitError::from)?;
+        // A taken name is a conflict whatever the rest says (the store's insert decides races).
+        match self.store.load_warehouse(&record.name).await {
+            Ok(_) => {
+                return Err(CommitError::AlreadyExists(format!(
+                    "warehouse {} already exists",
+                    record.name
+                )));
+            }
+            Err(StoreError::WarehouseNotFound(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
         // Before opening, which creates a local directory, and again after, on the canonical root.
         self.check_no_overlap(&record.name, &record.storage_url)
             .await?;
@@ -397,11 +408,13 @@ mod tests {
             .create(new("lake", &dir_url(&dir.path().join("lake"))))
             .await
             .unwrap();
-        let err = warehouses
-            .create(new("lake", &dir_url(&dir.path().join("lake2"))))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, CommitError::AlreadyExists(_)), "{err}");
+        for url in [dir.path().join("lake2"), dir.path().join("lake")] {
+            let err = warehouses
+                .create(new("lake", &dir_url(&url)))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, CommitError::AlreadyExists(_)), "{err}");
+        }
         let err = warehouses
             .create(new("lake-eu", &dir_url(&dir.path().join("lake/eu"))))
             .await
