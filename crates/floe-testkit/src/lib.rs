@@ -13,6 +13,8 @@
 //! [`seaweedfs::TestS3`] a throwaway S3 server (SeaweedFS) for `s3://` warehouses.
 
 #[cfg(feature = "iceberg")]
+pub mod iceberg_data;
+#[cfg(feature = "iceberg")]
 pub mod iceberg_s3;
 pub mod postgres;
 pub mod seaweedfs;
