@@ -11,7 +11,8 @@
 //!    by location: metadata files are immutable, so a cache hit is never stale once the pointer
 //!    was read fresh);
 //! 2. checks every requirement against that state; a failed requirement is a real conflict (409);
-//! 3. applies every update with Iceberg's `TableMetadataBuilder`;
+//! 3. applies every update with Iceberg's `TableMetadataBuilder` (partition specs that it binds
+//!    more strictly than Iceberg's Java reference implementation: see `partition_specs`);
 //! 4. writes each new metadata file under its table's location with put-if-absent;
 //! 5. moves all pointers from the values read in step 1 to the new files in one
 //!    [`MetadataStore::swap_pointers`] call: all tables or none.
@@ -28,6 +29,7 @@ mod create;
 mod error;
 mod locks;
 pub mod open;
+mod partition_specs;
 pub mod producer;
 mod requirements;
 pub mod views;
@@ -42,9 +44,7 @@ use floe_store::{
     MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties, PropertiesChange,
     TableName, TablePointer,
 };
-use iceberg::spec::{
-    FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
-};
+use iceberg::spec::{FormatVersion, Schema, SortOrder, TableMetadata, UnboundPartitionSpec};
 use iceberg::{TableRequirement, TableUpdate};
 use tracing::{debug, info, warn};
 
@@ -260,12 +260,9 @@ impl Catalog {
             format_version,
             properties,
         )?;
-        // The builder binds the spec and sort order to the schema: a spec naming a column that
-        // does not exist, or a transform that does not fit its type, is refused here.
-        let metadata = TableMetadataBuilder::new_from_metadata(fresh, None)
-            .build()
-            .map_err(CommitError::from_iceberg)?
-            .metadata;
+        // Building binds the spec and sort order to the schema: a spec naming a column that does
+        // not exist, or a transform that does not fit its type, is refused here.
+        let metadata = partition_specs::apply(fresh, None, Vec::new())?.metadata;
         let file = Arc::new(MetadataFile::from_metadata(metadata)?);
 
         if request.stage {
@@ -489,14 +486,15 @@ impl Catalog {
             )?;
         }
         let updates = change.updates.clone();
-        let (builder, expected, previous_version) = match current {
+        let (base, previous_location, expected, previous_version) = match current {
             Some((pointer, file)) => {
-                let builder = file
-                    .metadata()
-                    .clone()
-                    .into_builder(Some(pointer.metadata_location.clone()));
                 let version = metadata_file_version(&pointer.metadata_location);
-                (builder, Some(pointer.metadata_location), version)
+                (
+                    file.metadata().clone(),
+                    Some(pointer.metadata_location.clone()),
+                    Some(pointer.metadata_location),
+                    version,
+                )
             }
             None => {
                 // Only a create transaction (one that asserts the table does not exist) may
@@ -516,18 +514,12 @@ impl Catalog {
                     .warehouse
                     .new_table_location(&change.table.namespace, &change.table.name);
                 let base = create::base_metadata(&updates, &default_location)?;
-                (
-                    TableMetadataBuilder::new_from_metadata(base, None),
-                    None,
-                    -1,
-                )
+                (base, None, None, -1)
             }
         };
-        let mut builder = builder;
-        for update in updates {
-            builder = update.apply(builder).map_err(CommitError::from_iceberg)?;
-        }
-        let built = builder.build().map_err(CommitError::from_iceberg)?;
+        // Iceberg's builder applies the updates; partition specs it binds more strictly than
+        // Iceberg's reference implementation are bound by `partition_specs` instead.
+        let built = partition_specs::apply(base, previous_location, updates)?;
         let metadata = built.metadata;
         // Every file of the table must stay inside the warehouse, whatever location a client set.
         self.warehouse.object_path(metadata.location())?;
