@@ -114,7 +114,8 @@ async fn with_lease<T, F>(catalog: &Catalog, table: &TableName, job: F) -> Resul
 where
     F: std::future::Future<Output = Result<T>>,
 {
-    let name = format!("maintenance:{table}");
+    // Per warehouse: two warehouses may each have a table of this name.
+    let name = format!("maintenance:{}:{table}", catalog.warehouse().name());
     let holder = uuid::Uuid::new_v4().to_string();
     let store = catalog.store();
     if !store.try_acquire_lease(&name, &holder, LEASE_TTL).await? {
