@@ -8,6 +8,10 @@ delete with the same key (a delete applies to data of lower sequence numbers onl
 commits through the same commit engine). Spark must then read exactly the rows it read before, the
 current snapshot must be a `replace` without any delete file, and time travel to the snapshot before
 the compaction must still read the old rows through the old files and their deletes.
+
+One more table has Spark's `WRITE ORDERED BY category ASC NULLS FIRST, id DESC` and position deletes:
+`floe maintain --compact --strategy sort` must leave one data file, in that order (checked with
+pyarrow), carrying the table's sort order id, and Spark must read the same rows.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.catalog.rest import RestCatalog
 
 from conftest import spark_rows, unique_name
 from floe_server import FloeServer
@@ -133,3 +139,36 @@ def test_compaction_applies_sparks_deletes(case: str, spark: Any, floe_server: F
     # And Spark can keep writing to the compacted table.
     spark.sql(f"INSERT INTO {name} VALUES (100, 'a', 'after')")
     assert sorted(spark_rows(spark, f"SELECT id, category, name FROM {name}")) == sorted(before + [(100, "a", "after")])
+
+
+@pytest.mark.compat(feature="floe maintain --compact --strategy sort: Spark's WRITE ORDERED BY, with deletes")
+def test_sort_compaction_follows_sparks_write_order(spark: Any, floe_server: FloeServer) -> None:
+    namespace = unique_name("maint")
+    spark.sql(f"CREATE NAMESPACE floe.{namespace}")
+    table = f"{namespace}.t"
+    name = f"floe.{table}"
+    spark.sql(f"CREATE TABLE {name} (id bigint, category string, name string) USING iceberg TBLPROPERTIES ({MOR})")
+    spark.sql(f"ALTER TABLE {name} WRITE ORDERED BY category ASC NULLS FIRST, id DESC")
+    for batch in range(4):
+        values = ", ".join(
+            f"({(batch * 10 + i) * 7 % 40}, {'NULL' if i == 3 else repr('abc'[i % 3])}, 'n{batch}-{i}')" for i in range(10)
+        )
+        spark.sql(f"INSERT INTO {name} VALUES {values}")
+    spark.sql(f"DELETE FROM {name} WHERE id % 5 = 0")
+    before = sorted(spark_rows(spark, f"SELECT id, category, name FROM {name}"), key=repr)
+    assert len(before) == 32
+    order_id = RestCatalog("floe", uri=floe_server.uri).load_table(table).metadata.default_sort_order_id
+    assert order_id > 0
+
+    run = maintain(floe_server, table, "--compact", "--strategy", "sort")
+    assert run.returncode == 0, run.stderr
+    assert "; 1 file(s), " in run.stdout, run.stdout
+
+    assert sorted(spark_rows(spark, f"SELECT id, category, name FROM {name}"), key=repr) == before
+    files = spark_rows(spark, f"SELECT content, file_path, sort_order_id FROM {name}.files")
+    assert [(content, sort_order) for content, _, sort_order in files] == [(0, order_id)], files
+    # The one output records the table's sort order and holds the rows in the table's order: category ascending, nulls first, then
+    # id descending.
+    written = pq.read_table(files[0][1].removeprefix("file:")).to_pylist()
+    keys = [(row["category"] is not None, row["category"] or "", -row["id"]) for row in written]
+    assert keys == sorted(keys), keys
