@@ -10,6 +10,16 @@
 //! than [`MIN_ORPHAN_AGE`]): a writer may have written a file it has not committed yet, and that
 //! file must outlive the writer's commit. A writer slower than the floor loses its files, so the
 //! floor must exceed the longest write job.
+//!
+//! # Two phases
+//!
+//! With [`OrphanOptions::delete_after_marked`] (what the scheduler uses, as S3 Tables does) a file
+//! past the floor is first only *marked* in the metadata store; it is deleted by a later run once
+//! its mark is older than that delay, and only if it is still unreferenced and still there. A
+//! file referenced again meanwhile (a rollback, a `register`) loses its mark. Deleting thus needs
+//! the file to have stayed unreferenced for the whole delay, seen by two runs, not just to be old.
+//! Without it (`floe maintain --remove-orphans`, an operator's explicit act) old unreferenced
+//! files are deleted at once.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +39,9 @@ pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(60 * 60);
 pub struct OrphanOptions {
     /// Only files last modified longer ago than this are removed.
     pub older_than: Duration,
+    /// Two-phase removal: mark unreferenced files past the floor, delete them only once marked
+    /// this long ago (see the module docs). `None`: delete at once.
+    pub delete_after_marked: Option<Duration>,
     /// Report, delete nothing.
     pub dry_run: bool,
     /// Told how many files and bytes are deleted so far.
@@ -39,6 +52,7 @@ impl Default for OrphanOptions {
     fn default() -> Self {
         Self {
             older_than: DEFAULT_ORPHAN_AGE,
+            delete_after_marked: None,
             dry_run: false,
             progress: crate::ProgressSink::default(),
         }
@@ -56,6 +70,9 @@ pub struct OrphanReport {
     pub deleted_bytes: u64,
     /// Unreferenced files kept because they are younger than the floor.
     pub too_young: usize,
+    /// Two-phase runs: unreferenced files marked and waiting for their delay (in a dry run, also
+    /// those a real run would mark now).
+    pub marked_pending: usize,
     /// Files that could not be deleted (logged).
     pub failed_deletes: Vec<String>,
 }
@@ -130,6 +147,14 @@ async fn run(
         .into_iter()
         .partition(|object| object.last_modified >= floor);
     report.too_young = young.len();
+    let old = match options.delete_after_marked {
+        None => old,
+        Some(delay) => {
+            let (due, pending) = two_phase(catalog, &location, old, delay, options.dry_run).await?;
+            report.marked_pending = pending;
+            due
+        }
+    };
     if !options.dry_run {
         options.progress.start(
             "deleting unreferenced files",
@@ -159,6 +184,12 @@ async fn run(
         }
     }
     options.progress.finish();
+    if options.delete_after_marked.is_some() && !options.dry_run {
+        catalog
+            .store()
+            .unmark_files(&location, &report.deleted_files)
+            .await?;
+    }
     if !options.dry_run {
         info!(
             %table,
@@ -168,4 +199,45 @@ async fn run(
         );
     }
     Ok(report)
+}
+
+/// The first phase: marks `old` (unreferenced files past the floor), forgets the marks of files
+/// that are no longer among them, and returns the files whose mark is at least `delay` old — the
+/// ones to delete now — and how many wait. A dry run changes no mark.
+async fn two_phase(
+    catalog: &Catalog,
+    location: &str,
+    old: Vec<floe_storage::ListedObject>,
+    delay: Duration,
+    dry_run: bool,
+) -> Result<(Vec<floe_storage::ListedObject>, usize)> {
+    let store = catalog.store();
+    let paths: Vec<String> = old.iter().map(|object| object.location.clone()).collect();
+    let wanted: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let before = store.marked_files(location).await?;
+    let stale: Vec<String> = before
+        .keys()
+        .filter(|path| !wanted.contains(path.as_str()))
+        .cloned()
+        .collect();
+    let marks = if dry_run {
+        before
+    } else {
+        store.unmark_files(location, &stale).await?;
+        store.mark_files(location, &paths).await?
+    };
+    let now_ms = i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    let due_before = now_ms.saturating_sub(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+    let (due, pending): (Vec<_>, Vec<_>) = old.into_iter().partition(|object| {
+        marks
+            .get(&object.location)
+            .is_some_and(|marked_at| *marked_at <= due_before)
+    });
+    Ok((due, pending.len()))
 }

@@ -2,7 +2,8 @@
 //!
 //! Every table is maintained by default, with settings like S3 Tables': compaction to 512 MiB
 //! files (64–512 MiB allowed), at least 1 snapshot kept and snapshots older than 120 hours
-//! expired, unreferenced files removed once 3 days old. Each setting is a property named
+//! expired, unreferenced files marked once 3 days old and deleted 10 days after being marked. Each
+//! setting is a property named
 //! `floe.maintenance.<key>` ([`KEYS`]) and may be set on the warehouse (its properties), on a
 //! namespace (namespace properties) or on the table (table properties); the most specific wins:
 //!
@@ -33,6 +34,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("snapshot-expiry.max-snapshot-age-hours", "120"),
     ("unreferenced-files.enabled", "true"),
     ("unreferenced-files.unreferenced-days", "3"),
+    ("unreferenced-files.non-current-days", "10"),
     ("unreferenced-files.interval-hours", "24"),
     ("manifest-rewrite.enabled", "true"),
     ("manifest-rewrite.min-manifests", "100"),
@@ -98,6 +100,8 @@ pub struct MaintenancePolicy {
     pub max_snapshot_age_hours: u64,
     pub unreferenced_files: bool,
     pub unreferenced_days: u64,
+    /// Days a file stays marked (and unreferenced) before it is deleted.
+    pub non_current_days: u64,
     pub orphan_interval_hours: u64,
     pub manifest_rewrite: bool,
     pub min_manifests: usize,
@@ -162,6 +166,7 @@ pub fn resolve(
         max_snapshot_age_hours: number("snapshot-expiry.max-snapshot-age-hours")?,
         unreferenced_files: flag("unreferenced-files.enabled")?,
         unreferenced_days: number("unreferenced-files.unreferenced-days")?.max(1),
+        non_current_days: number("unreferenced-files.non-current-days")?,
         orphan_interval_hours: number("unreferenced-files.interval-hours")?.max(1),
         manifest_rewrite: flag("manifest-rewrite.enabled")?,
         min_manifests: to_usize(number("manifest-rewrite.min-manifests")?).max(2),
@@ -252,6 +257,7 @@ mod tests {
         assert_eq!(policy.min_snapshots_to_keep, 1);
         assert_eq!(policy.max_snapshot_age_hours, 120);
         assert_eq!(policy.unreferenced_days, 3);
+        assert_eq!(policy.non_current_days, 10);
         assert!(
             policy
                 .settings

@@ -13,7 +13,9 @@
 //! 3. **manifest rewrite** when the current snapshot has at least
 //!    `manifest-rewrite.min-manifests` data manifests;
 //! 4. **unreferenced-file removal** at most every `unreferenced-files.interval-hours`, judged by
-//!    the last successful run in the job records (shared by all replicas).
+//!    the last successful run in the job records (shared by all replicas), in two phases: a file
+//!    unreferenced for `unreferenced-days` is marked, and deleted by a later run once marked for
+//!    `non-current-days`.
 //!
 //! Tables are maintained [`SchedulerOptions::concurrency`] at a time, which bounds the memory and
 //! object-store traffic a pass takes. Each job holds the table's maintenance lease, so across all
@@ -451,8 +453,12 @@ async fn run_orphan_removal(
     if last.is_some_and(|job| now_ms().saturating_sub(job.started_at_ms) < interval_ms) {
         return Ok(None);
     }
+    // Two phases, as S3 Tables: marked once past the floor, deleted after the delay.
     let options = OrphanOptions {
         older_than: Duration::from_secs(policy.unreferenced_days.saturating_mul(24 * 3600)),
+        delete_after_marked: Some(Duration::from_secs(
+            policy.non_current_days.saturating_mul(24 * 3600),
+        )),
         ..OrphanOptions::default()
     };
     let report = remove_orphan_files(catalog, table, &options).await?;
@@ -462,6 +468,7 @@ async fn run_orphan_removal(
         ("files-deleted", report.deleted_files.len() as u64),
         ("bytes-deleted", report.deleted_bytes),
         ("files-too-young", report.too_young as u64),
+        ("files-marked-pending", report.marked_pending as u64),
     ])))
 }
 

@@ -398,3 +398,71 @@ async fn expiry_racing_appends_never_loses_one() {
     let data_files = files.iter().filter(|f| f.ends_with(".parquet")).count();
     assert_eq!(data_files, 9, "{files:#?}");
 }
+
+#[tokio::test]
+async fn two_phase_removal_marks_first_and_deletes_only_after_the_delay() {
+    let t = table().await;
+    t.insert(1).await;
+    let location = t.location().await;
+    let referenced = t.files().await;
+    for file in &referenced {
+        age(file, Duration::from_secs(5 * 24 * 3600));
+    }
+    let plant = |name: &str| {
+        let file = format!("{location}/data/{name}");
+        let path = local_path(&file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"orphan").unwrap();
+        age(&file, Duration::from_secs(4 * 24 * 3600));
+        file
+    };
+    let crashed = plant("crashed-writer.parquet");
+    let vanishing = plant("deleted-by-hand.parquet");
+    let delay = Duration::from_millis(600);
+    let two_phase = |dry_run: bool| OrphanOptions {
+        delete_after_marked: Some(delay),
+        dry_run,
+        ..OrphanOptions::default()
+    };
+    let scope = location.trim_end_matches('/').to_string();
+    let store = t.catalog.store().clone();
+
+    // A dry run marks nothing; the first real run marks both and deletes neither.
+    let dry = remove_orphan_files(&t.catalog, &t.table, &two_phase(true))
+        .await
+        .unwrap();
+    assert!(dry.deleted_files.is_empty());
+    assert_eq!(dry.marked_pending, 2);
+    assert!(store.marked_files(&scope).await.unwrap().is_empty());
+    let first = remove_orphan_files(&t.catalog, &t.table, &two_phase(false))
+        .await
+        .unwrap();
+    assert!(first.deleted_files.is_empty(), "{first:?}");
+    assert_eq!(first.marked_pending, 2);
+    let marks = store.marked_files(&scope).await.unwrap();
+    assert_eq!(
+        marks.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([crashed.clone(), vanishing.clone()])
+    );
+
+    // Before the delay: still only marked. A file gone meanwhile loses its mark.
+    std::fs::remove_file(local_path(&vanishing)).unwrap();
+    let second = remove_orphan_files(&t.catalog, &t.table, &two_phase(false))
+        .await
+        .unwrap();
+    assert!(second.deleted_files.is_empty());
+    assert_eq!(second.marked_pending, 1);
+    let marks = store.marked_files(&scope).await.unwrap();
+    assert_eq!(marks.keys().collect::<Vec<_>>(), [&crashed]);
+
+    // After the delay: deleted, and its mark forgotten; the table's files all stay.
+    tokio::time::sleep(delay + Duration::from_millis(100)).await;
+    let third = remove_orphan_files(&t.catalog, &t.table, &two_phase(false))
+        .await
+        .unwrap();
+    assert_eq!(third.deleted_files, vec![crashed.clone()]);
+    assert!(!local_path(&crashed).exists());
+    assert!(store.marked_files(&scope).await.unwrap().is_empty());
+    assert_eq!(t.files().await, referenced);
+    assert_eq!(t.ids().await, vec![1]);
+}

@@ -381,6 +381,17 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Deletes job records that started more than `older_than` ago; returns how many.
     async fn expire_jobs(&self, older_than: Duration) -> Result<u64>;
+
+    /// Marks `paths`, files found unreferenced under `scope` (a table's location), as of now by
+    /// the store's clock; a path already marked keeps its first mark. Returns the mark time
+    /// (Unix ms) of every given path. The first phase of two-phase unreferenced-file removal.
+    async fn mark_files(&self, scope: &str, paths: &[String]) -> Result<BTreeMap<String, i64>>;
+
+    /// Every marked file under `scope`, with its mark time.
+    async fn marked_files(&self, scope: &str) -> Result<BTreeMap<String, i64>>;
+
+    /// Forgets the marks of `paths` under `scope` (deleted, or referenced again).
+    async fn unmark_files(&self, scope: &str, paths: &[String]) -> Result<()>;
 }
 
 /// One run of a maintenance job on one table (see `floe-maintenance`).

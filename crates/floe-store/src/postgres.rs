@@ -49,6 +49,7 @@
 //! Lease expiry and idempotency key ages use the database server's clock (`statement_timestamp()`),
 //! one clock for every replica (see *Leases* in the crate docs).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -961,6 +962,63 @@ impl MetadataStore for PostgresStore {
             .execute(&mut *conn)
             .await?
             .rows_affected())
+        })
+        .await
+    }
+
+    async fn mark_files(&self, scope: &str, paths: &[String]) -> Result<BTreeMap<String, i64>> {
+        let rows = self
+            .run(Mode::Write, async |conn| {
+                for path in paths {
+                    sqlx::query(&format!(
+                        "INSERT INTO file_marks (scope, path, marked_at) VALUES ($1, $2, {NOW_MS}) \
+                         ON CONFLICT (scope, path) DO NOTHING"
+                    ))
+                    .bind(scope)
+                    .bind(path)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(sqlx::query(
+                    "SELECT path, marked_at FROM file_marks WHERE scope = $1 AND path = ANY($2)",
+                )
+                .bind(scope)
+                .bind(paths)
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("path"), row.get("marked_at")))
+            .collect())
+    }
+
+    async fn marked_files(&self, scope: &str) -> Result<BTreeMap<String, i64>> {
+        let rows = self
+            .run(Mode::Autocommit, async |conn| {
+                Ok(
+                    sqlx::query("SELECT path, marked_at FROM file_marks WHERE scope = $1")
+                        .bind(scope)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                )
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("path"), row.get("marked_at")))
+            .collect())
+    }
+
+    async fn unmark_files(&self, scope: &str, paths: &[String]) -> Result<()> {
+        self.run(Mode::Autocommit, async |conn| {
+            sqlx::query("DELETE FROM file_marks WHERE scope = $1 AND path = ANY($2)")
+                .bind(scope)
+                .bind(paths)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         })
         .await
     }

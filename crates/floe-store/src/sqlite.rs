@@ -25,6 +25,7 @@
 //! busy timeout is left for other processes holding the file (e.g. a backup). A wait that outlasts
 //! its timeout becomes [`StoreError::Unavailable`], which callers may retry.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -911,6 +912,63 @@ impl MetadataStore for SqliteStore {
                     .map_err(db_error)?
                     .rows_affected(),
             )
+        })
+        .await
+    }
+
+    async fn mark_files(&self, scope: &str, paths: &[String]) -> Result<BTreeMap<String, i64>> {
+        self.write(async |conn| {
+            let now = unix_millis(SystemTime::now());
+            let mut marks = BTreeMap::new();
+            for path in paths {
+                sqlx::query(
+                    "INSERT INTO file_marks (scope, path, marked_at) VALUES (?, ?, ?) \
+                     ON CONFLICT (scope, path) DO NOTHING",
+                )
+                .bind(scope)
+                .bind(path)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                let marked_at: i64 = sqlx::query_scalar(
+                    "SELECT marked_at FROM file_marks WHERE scope = ? AND path = ?",
+                )
+                .bind(scope)
+                .bind(path)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                marks.insert(path.clone(), marked_at);
+            }
+            Ok(marks)
+        })
+        .await
+    }
+
+    async fn marked_files(&self, scope: &str) -> Result<BTreeMap<String, i64>> {
+        let rows = sqlx::query("SELECT path, marked_at FROM file_marks WHERE scope = ?")
+            .bind(scope)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("path"), row.get("marked_at")))
+            .collect())
+    }
+
+    async fn unmark_files(&self, scope: &str, paths: &[String]) -> Result<()> {
+        self.write(async |conn| {
+            for path in paths {
+                sqlx::query("DELETE FROM file_marks WHERE scope = ? AND path = ?")
+                    .bind(scope)
+                    .bind(path)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            }
+            Ok(())
         })
         .await
     }

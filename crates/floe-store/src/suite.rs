@@ -59,6 +59,7 @@ macro_rules! metadata_store_suite {
             warehouses_keep_names_apart,
             namespaces_need_their_warehouse,
             job_records_are_kept_and_listed,
+            file_marks_keep_their_first_time,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
@@ -2078,4 +2079,38 @@ pub async fn job_records_are_kept_and_listed(store: Arc<dyn MetadataStore>) {
         store.record_job(&bad).await,
         Err(StoreError::InvalidInput(_))
     ));
+}
+
+pub async fn file_marks_keep_their_first_time(store: Arc<dyn MetadataStore>) {
+    let table = "s3://b/sales/orders-1";
+    let other = "s3://b/sales/items-2";
+    let paths = strings(&[
+        "s3://b/sales/orders-1/data/a.parquet",
+        "s3://b/sales/orders-1/data/b.parquet",
+    ]);
+    let first = store.mark_files(table, &paths[..1]).await.unwrap();
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let both = store.mark_files(table, &paths).await.unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[&paths[0]], first[&paths[0]],
+        "a mark keeps its first time"
+    );
+    assert!(both[&paths[1]] > first[&paths[0]], "{both:?}");
+    store
+        .mark_files(other, &strings(&["s3://b/sales/items-2/x"]))
+        .await
+        .unwrap();
+    assert_eq!(store.marked_files(table).await.unwrap(), both);
+    store.unmark_files(table, &paths[..1]).await.unwrap();
+    let left = store.marked_files(table).await.unwrap();
+    assert_eq!(left.keys().collect::<Vec<_>>(), [&paths[1]]);
+    assert_eq!(
+        store.marked_files(other).await.unwrap().len(),
+        1,
+        "scopes apart"
+    );
+    store.unmark_files(table, &[]).await.unwrap();
+    assert!(store.mark_files(table, &[]).await.unwrap().is_empty());
 }

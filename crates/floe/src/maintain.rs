@@ -240,8 +240,10 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
             );
             failures(&report.failed_deletes)
         } else {
+            // By hand, one phase: the operator asked for it now (the scheduler marks first).
             let options = OrphanOptions {
                 older_than: args.older_than.unwrap_or(DEFAULT_ORPHAN_AGE),
+                delete_after_marked: None,
                 dry_run: args.dry_run,
                 progress,
             };
