@@ -1,16 +1,21 @@
 """Fixtures for Floe's compatibility harness: one real `floe serve` and real clients on it.
 
-- `floe_server` (session): the server, started by tests/python/floe_server.py's `FloeServer` on a free
-  loopback port with a temporary data dir; its log is `floe-compat.log` in `$FLOE_TEST_LOG_DIR`
-  (scripts/test.sh sets it) or a pytest temp dir. `FLOE_LOG=debug` in the environment reaches it.
+- `floe_server` (session): the server, `embedded_floe`, started by tests/python/floe_server.py's
+  `FloeServer` on a free loopback port with a temporary data dir; its log is `floe-compat.log` in
+  `$FLOE_TEST_LOG_DIR` (scripts/test.sh sets it) or a pytest temp dir. `FLOE_LOG=debug` in the
+  environment reaches it.
 - `catalog`: a PyIceberg `RestCatalog`; `namespace`: a fresh namespace for one test.
 - `spark` (session): ONE SparkSession (local[2], UI off) for the whole run, with the Iceberg REST
   catalog `floe` (and `floe_refs`: the same server with `snapshot-loading-mode=refs`); the runtime
-  jar is `$FLOE_ICEBERG_SPARK_JAR` (scripts/test.sh extracts it).
+  jar is `$FLOE_ICEBERG_SPARK_JAR` (scripts/test.sh extracts it). `spark_session_on(spark, uri)`:
+  another session of that JVM whose catalogs are the Floe at `uri` (e.g. a replica).
 - `duck`: a DuckDB connection with Floe attached as `ice`; the extensions are the files the
   duckdb-extension-* wheels ship (nothing is downloaded).
 - `floe_sql_rows(floe_server, sql, columns)`, `floe_sql_results(...)`: the rows of queries run by the real `floe sql` binary
   (`--catalog <server> --format json`), the same binary the server runs.
+
+The PostgreSQL set-up (two replicas on a throwaway PostgreSQL, tests/compat/postgres.py) overrides these
+fixtures in its own module, test_postgres_setup.py, and runs test_spark.py's tests again through them.
 
 The engine x feature matrix is the plugin in matrix.py; `--compat-doc PATH` writes it as Markdown.
 """
@@ -60,8 +65,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Spark's module first (its features head the matrix), the cross-engine reads last; daft's and
     polars' module after those: it adds the `floe sql` reader and writer to the cross-engine table,
-    as rows and a column after the ones test_cross_engine.py makes. Other modules in between."""
-    order = {"test_spark.py": 0, "test_duckdb.py": 1, "test_cross_engine.py": 3, "test_daft_polars.py": 4}
+    as rows and a column after the ones test_cross_engine.py makes. Other modules in between; the
+    PostgreSQL set-up at the very end (its tables close the report)."""
+    order = {
+        "test_spark.py": 0,
+        "test_duckdb.py": 1,
+        "test_cross_engine.py": 3,
+        "test_daft_polars.py": 4,
+        "test_postgres_setup.py": 5,
+    }
     items.sort(key=lambda item: order.get(item.path.name, 2))  # stable: test order within a module kept
 
 
@@ -74,7 +86,8 @@ def unique_name(prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def floe_server(tmp_path_factory: pytest.TempPathFactory) -> Generator[FloeServer, None, None]:
+def embedded_floe(tmp_path_factory: pytest.TempPathFactory) -> Generator[FloeServer, None, None]:
+    """The harness's Floe: the embedded metadata store, a `file://` warehouse."""
     log_dir = Path(os.environ.get("FLOE_TEST_LOG_DIR") or tmp_path_factory.mktemp("floe-logs"))
     server = FloeServer(tmp_path_factory.mktemp("floe-data"), log_dir / "floe-compat.log")
     server.start()
@@ -82,6 +95,12 @@ def floe_server(tmp_path_factory: pytest.TempPathFactory) -> Generator[FloeServe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def floe_server(embedded_floe: FloeServer) -> FloeServer:
+    """The Floe the tests talk to (a module of another set-up overrides it)."""
+    return embedded_floe
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +137,10 @@ def iceberg_spark_jar() -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark(floe_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Generator[Any, None, None]:
-    """One SparkSession for the run: a JVM start costs ~6 s and CI has 2 cores."""
+def spark(embedded_floe: FloeServer, tmp_path_factory: pytest.TempPathFactory) -> Generator[Any, None, None]:
+    """One SparkSession for the run: a JVM start costs ~6 s and CI has 2 cores. Its catalogs are the
+    embedded Floe (not `floe_server`, which another set-up's module overrides: it overrides `spark`
+    too, with `spark_session_on`)."""
     from pyspark.sql import SparkSession
 
     jar = iceberg_spark_jar()
@@ -131,7 +152,7 @@ def spark(floe_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Generator[
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.catalog.floe": "org.apache.iceberg.spark.SparkCatalog",
         "spark.sql.catalog.floe.type": "rest",
-        "spark.sql.catalog.floe.uri": floe_uri,
+        "spark.sql.catalog.floe.uri": embedded_floe.uri,
         # Other engines change the tables between Spark's reads: always load them from the catalog.
         "spark.sql.catalog.floe.cache-enabled": "false",
         "spark.ui.enabled": "false",
@@ -158,6 +179,16 @@ def spark(floe_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Generator[
         yield session
     finally:
         session.stop()
+
+
+def spark_session_on(spark: Any, uri: str) -> Any:
+    """A new session of `spark`'s JVM (its own SQL conf and catalogs, the same SparkContext) whose
+    catalogs `floe` and `floe_refs` are the Floe at `uri`: Spark loads a catalog from the session's conf
+    on first use, so the new session's settings apply to it."""
+    session = spark.newSession()
+    for catalog in ("floe", "floe_refs"):
+        session.conf.set(f"spark.sql.catalog.{catalog}.uri", uri)
+    return session
 
 
 def spark_rows(spark: Any, sql: str) -> list[tuple[Any, ...]]:
