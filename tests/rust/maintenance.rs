@@ -246,14 +246,38 @@ async fn floe_maintain_rewrites_manifests_with_progress_and_a_summary() {
         "{stderr}"
     );
 
-    // Compaction reports its summary too.
-    let (ok, stdout, stderr) = maintain(
-        &server,
-        &["ns.t", "--compact", "--target-file-size", "67108864"],
+    // On a terminal (a pseudo-terminal from util-linux's script(1)) compaction draws a bar
+    // instead of plain lines, and still ends with its summary.
+    let command = format!(
+        "exec {} maintain ns.t --compact --target-file-size 67108864 --data-dir {}",
+        floe_testkit::floe_binary().display(),
+        server.data_dir().display()
     );
-    assert!(ok, "{stderr}");
-    assert!(stdout.contains("ns.t: summary: 8 file(s), "), "{stdout}");
-    assert!(stderr.contains("compacting: 8/8 file(s)"), "{stderr}");
+    let output = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script(1)");
+    let terminal = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("compacting 0/8 file(s) ["),
+        "{terminal:?}"
+    );
+    assert!(
+        terminal.contains("\u{1b}[2K"),
+        "the bar is redrawn in place: {terminal:?}"
+    );
+    assert!(
+        !terminal.contains("compacting: "),
+        "no plain lines: {terminal:?}"
+    );
+    assert!(
+        terminal.contains("ns.t: summary: 8 file(s), "),
+        "{terminal:?}"
+    );
 
     server.restart();
     let catalog = rest_catalog(&server).await;
