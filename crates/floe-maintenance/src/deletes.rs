@@ -140,13 +140,18 @@ impl TableFiles {
             };
             files.targets.insert(path, targets);
         }
-        files.index = DeleteIndex::default();
-        for (i, delete) in files.deletes.iter().enumerate() {
+        files.build_index();
+        Ok(files)
+    }
+
+    /// Indexes the deletes by the paths they name and the partitions they cover.
+    fn build_index(&mut self) {
+        self.index = DeleteIndex::default();
+        for (i, delete) in self.deletes.iter().enumerate() {
             match delete.file.content_type() {
                 DataContentType::PositionDeletes => {
-                    for target in files.targets.get(delete.path()).into_iter().flatten() {
-                        files
-                            .index
+                    for target in self.targets.get(delete.path()).into_iter().flatten() {
+                        self.index
                             .by_path
                             .entry(target.clone())
                             .or_default()
@@ -154,11 +159,11 @@ impl TableFiles {
                     }
                 }
                 DataContentType::EqualityDeletes
-                    if files.unpartitioned_specs.contains(&delete.spec_id) =>
+                    if self.unpartitioned_specs.contains(&delete.spec_id) =>
                 {
-                    files.index.global.push(i)
+                    self.index.global.push(i)
                 }
-                DataContentType::EqualityDeletes => files
+                DataContentType::EqualityDeletes => self
                     .index
                     .by_partition
                     .entry((delete.spec_id, delete.file.partition().clone()))
@@ -167,7 +172,6 @@ impl TableFiles {
                 DataContentType::Data => {}
             }
         }
-        Ok(files)
     }
 
     /// Whether delete file `delete` applies to data file `data` (see the module docs).
@@ -304,4 +308,141 @@ async fn position_delete_targets(file_io: &FileIO, path: &str) -> Result<HashSet
         targets.extend(paths.iter().flatten().map(str::to_string));
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use iceberg::spec::{DataFileBuilder, DataFileFormat, Literal};
+
+    use super::*;
+
+    fn file(content: DataContentType, path: &str, spec_id: i32, part: Option<i64>) -> DataFile {
+        let mut builder = DataFileBuilder::default();
+        builder
+            .content(content)
+            .file_path(path.to_string())
+            .file_format(DataFileFormat::Parquet)
+            .partition(match part {
+                Some(p) => Struct::from_iter([Some(Literal::long(p))]),
+                None => Struct::empty(),
+            })
+            .partition_spec_id(spec_id)
+            .record_count(1)
+            .file_size_in_bytes(1);
+        if content == DataContentType::EqualityDeletes {
+            builder.equality_ids(Some(vec![1]));
+        }
+        builder.build().unwrap()
+    }
+
+    fn live(
+        content: DataContentType,
+        path: &str,
+        sequence_number: i64,
+        spec_id: i32,
+        part: Option<i64>,
+    ) -> LiveFile {
+        LiveFile {
+            file: file(content, path, spec_id, part),
+            sequence_number,
+            spec_id,
+        }
+    }
+
+    /// Spec 0 unpartitioned, spec 1 partitioned; data `a` (seq 2) and `b` (seq 4) in partition 7
+    /// of spec 1, `c` (seq 2) in partition 8, `u` (seq 2) of spec 0.
+    fn table(deletes: Vec<LiveFile>, targets: &[(&str, &[&str])]) -> TableFiles {
+        let data = vec![
+            live(DataContentType::Data, "a", 2, 1, Some(7)),
+            live(DataContentType::Data, "b", 4, 1, Some(7)),
+            live(DataContentType::Data, "c", 2, 1, Some(8)),
+            live(DataContentType::Data, "u", 2, 0, None),
+        ];
+        let mut files = TableFiles {
+            data,
+            deletes,
+            targets: targets
+                .iter()
+                .map(|(d, t)| (d.to_string(), t.iter().map(|p| p.to_string()).collect()))
+                .collect(),
+            unpartitioned_specs: HashSet::from([0]),
+            index: DeleteIndex::default(),
+        };
+        files.build_index();
+        files
+    }
+
+    fn applying<'a>(files: &'a TableFiles, data: &str) -> Vec<&'a str> {
+        let data = files.data.iter().find(|d| d.path() == data).unwrap();
+        let mut paths: Vec<&str> = files.deletes_for(data).map(LiveFile::path).collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn position_deletes_apply_by_path_partition_and_sequence_number_inclusive() {
+        let files = table(
+            vec![
+                // Same sequence number as `a` (committed with it): applies.
+                live(DataContentType::PositionDeletes, "p2", 2, 1, Some(7)),
+                // Older than `b`: does not apply to it though it names it.
+                live(DataContentType::PositionDeletes, "p3", 3, 1, Some(7)),
+                // Names `c` but is filed under partition 7: a partition mismatch never applies.
+                live(DataContentType::PositionDeletes, "p9", 9, 1, Some(7)),
+            ],
+            &[("p2", &["a"]), ("p3", &["a", "b"]), ("p9", &["c"])],
+        );
+        assert_eq!(applying(&files, "a"), vec!["p2", "p3"]);
+        assert!(applying(&files, "b").is_empty());
+        assert!(applying(&files, "c").is_empty());
+        // Without `a`, p2 and p3 have nothing left; p9 never had anything.
+        let gone = HashSet::from(["a"]);
+        let mut unneeded: Vec<&str> = files
+            .unneeded_without(&gone)
+            .into_iter()
+            .map(LiveFile::path)
+            .collect();
+        unneeded.sort();
+        assert_eq!(unneeded, vec!["p2", "p3", "p9"]);
+        assert!(
+            files
+                .unneeded_without(&HashSet::new())
+                .iter()
+                .all(|d| d.path() == "p9")
+        );
+    }
+
+    #[test]
+    fn equality_deletes_apply_to_older_data_of_their_partition_or_globally() {
+        let files = table(
+            vec![
+                // Same sequence number as `a`: does not apply (strictly older data only).
+                live(DataContentType::EqualityDeletes, "e2", 2, 1, Some(7)),
+                // Applies to `a` (seq 2), not to `b` (seq 4) nor to partition 8.
+                live(DataContentType::EqualityDeletes, "e3", 3, 1, Some(7)),
+                // Unpartitioned spec: global, to every older data file of every spec.
+                live(DataContentType::EqualityDeletes, "g3", 3, 0, None),
+            ],
+            &[],
+        );
+        assert_eq!(applying(&files, "a"), vec!["e3", "g3"]);
+        assert!(applying(&files, "b").is_empty());
+        assert_eq!(applying(&files, "c"), vec!["g3"]);
+        assert_eq!(applying(&files, "u"), vec!["g3"]);
+        // Without `a` nothing older is left in partition 7: e2 and e3 can go; g3 still has `c`.
+        let unneeded: BTreeSet<&str> = files
+            .unneeded_without(&HashSet::from(["a"]))
+            .into_iter()
+            .map(LiveFile::path)
+            .collect();
+        assert_eq!(unneeded, BTreeSet::from(["e2", "e3"]));
+        let unneeded: BTreeSet<&str> = files
+            .unneeded_without(&HashSet::from(["a", "c", "u"]))
+            .into_iter()
+            .map(LiveFile::path)
+            .collect();
+        assert_eq!(unneeded, BTreeSet::from(["e2", "e3", "g3"]));
+    }
 }
