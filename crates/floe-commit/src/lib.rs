@@ -27,6 +27,7 @@
 mod cache;
 mod create;
 mod error;
+pub mod file_io;
 mod locks;
 pub mod open;
 mod partition_specs;
@@ -153,6 +154,12 @@ impl Catalog {
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
         &self.store
+    }
+
+    /// An iceberg `FileIO` over this warehouse's object store (local, S3, ...), for reading and
+    /// writing table files server-side; it refuses paths outside the warehouse.
+    pub fn file_io(&self) -> iceberg::io::FileIO {
+        file_io::warehouse_file_io(&self.warehouse)
     }
 
     // ---- namespaces: the store does all the work; they have no files.

@@ -46,7 +46,7 @@ use floe_commit::{Catalog, CommitError, LoadedTable, SnapshotChange, produce};
 use floe_store::TableName;
 use futures::TryStreamExt;
 use iceberg::arrow::{ArrowReaderBuilder, FieldMatchMode};
-use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
+use iceberg::io::FileIO;
 use iceberg::scan::{FileScanTask, FileScanTaskDeleteFile};
 use iceberg::spec::{
     DEFAULT_SCHEMA_NAME_MAPPING, DataContentType, DataFile, DataFileFormat, NameMapping, NullOrder,
@@ -190,7 +190,8 @@ pub async fn prepare(
     table: &TableName,
     options: &CompactOptions,
 ) -> Result<PreparedCompaction> {
-    let file_io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
+    // The warehouse's own object store: local directories and S3 alike.
+    let file_io = catalog.file_io();
     let loaded = catalog.load_table(table).await?;
     let target = target_size(&loaded, options)?;
     let sort = match options.strategy {
@@ -202,12 +203,6 @@ pub async fn prepare(
         target_file_size_bytes: target,
         ..CompactReport::default()
     };
-    let location = loaded.metadata().location();
-    if !location.starts_with("file:") && !location.starts_with('/') {
-        return Err(MaintenanceError::InvalidRequest(format!(
-            "compaction supports local warehouses only for now; {table} is at {location}"
-        )));
-    }
     let files = TableFiles::read(loaded.metadata(), &file_io, None).await?;
     let mut prepared = PreparedCompaction {
         table: table.clone(),

@@ -22,7 +22,6 @@
 //! it is produced again from the new state. 10 commit attempts in all; a concurrent append's
 //! manifest is always kept.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use floe_commit::producer::{
@@ -31,7 +30,7 @@ use floe_commit::producer::{
 };
 use floe_commit::{Catalog, CommitError};
 use floe_store::TableName;
-use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
+use iceberg::io::FileIO;
 use iceberg::spec::{ManifestContentType, ManifestFile, ManifestList, TableMetadata};
 use tracing::{info, warn};
 
@@ -84,7 +83,7 @@ async fn run(
     table: &TableName,
     options: &ManifestRewriteOptions,
 ) -> Result<ManifestRewriteReport> {
-    let file_io = FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build();
+    let file_io = catalog.file_io();
     let mut report = ManifestRewriteReport {
         dry_run: options.dry_run,
         ..ManifestRewriteReport::default()
@@ -111,12 +110,6 @@ async fn run(
             }
         }
         if pending.is_none() {
-            let location = metadata.location();
-            if !location.starts_with("file:") && !location.starts_with('/') {
-                return Err(MaintenanceError::InvalidRequest(format!(
-                    "manifest rewrite supports local warehouses only for now; {table} is at {location}"
-                )));
-            }
             let target = target_size(metadata, options)?;
             report.target_size_bytes = target;
             let manifests = current_manifests(metadata, &file_io).await?;

@@ -3,8 +3,8 @@
 //!
 //! Every change goes through [`floe_commit::Catalog`] — table updates through
 //! [`floe_commit::Catalog::commit`], the same protocol the REST server runs — so a table written
-//! here is exactly what the server would have written. Table files are read and written with
-//! iceberg's local-file [`FileIO`]: embedded mode is for local warehouses.
+//! here is exactly what the server would have written. Table files are read and written through
+//! the warehouse's own object store ([`floe_commit::Catalog::file_io`]), local or S3.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use floe_commit::{CommitError, CreateTable, LoadedTable, TableChange};
 use floe_store::{PageRequest, TableName};
-use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory};
+use iceberg::io::FileIO;
 use iceberg::spec::FormatVersion;
 use iceberg::table::Table;
 use iceberg::{
@@ -36,10 +36,8 @@ impl std::fmt::Debug for EmbeddedCatalog {
 
 impl EmbeddedCatalog {
     pub fn new(inner: Arc<floe_commit::Catalog>) -> Self {
-        Self {
-            inner,
-            file_io: FileIOBuilder::new(Arc::new(LocalFsStorageFactory)).build(),
-        }
+        let file_io = inner.file_io();
+        Self { inner, file_io }
     }
 
     /// The commit engine underneath.
