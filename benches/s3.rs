@@ -23,19 +23,11 @@ use floe_testkit::FloeServer;
 use floe_testkit::iceberg_s3::S3StorageFactory;
 use floe_testkit::seaweedfs::{self, TestS3};
 use iceberg::io::{LocalFsStorageFactory, StorageFactory};
-use iceberg::spec::{DataFileFormat, NestedField, PrimitiveType, Schema, Type};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
-use parquet::file::properties::WriterProperties;
 
 // Shared with the other benches; this one does not load tables.
 #[allow(dead_code)]
@@ -135,22 +127,7 @@ async fn append(catalog: &RestCatalog, table: &Table, first: i64, rows: usize) -
         )),
     ];
     let batch = RecordBatch::try_new(arrow_schema, columns).expect("batch");
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        ParquetWriterBuilder::new(WriterProperties::default(), schema),
-        table.file_io().clone(),
-        DefaultLocationGenerator::new(table.metadata()).expect("location generator"),
-        DefaultFileNameGenerator::new(
-            format!("data-{}", uuid::Uuid::new_v4()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(None)
-        .await
-        .expect("data file writer");
-    writer.write(batch).await.expect("write batch");
-    let files = writer.close().await.expect("close writer");
+    let files = floe_testkit::iceberg_data::write_data_files(table, batch).await;
     let bytes = files.iter().map(|file| file.file_size_in_bytes()).sum();
     let tx = Transaction::new(table);
     let tx = tx

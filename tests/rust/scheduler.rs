@@ -3,25 +3,12 @@
 //! did (listed by the management API and `floe maintenance history`), and the settings API (and
 //! `floe maintenance show/set`) reads and changes each table's settings with their sources.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use iceberg::Catalog;
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-fn floe(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(floe_testkit::floe_binary())
-        .args(args)
-        .output()
-        .expect("run floe");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// The current snapshot's summary in a LoadTableResult.
 fn current_summary(result: &Value) -> Value {

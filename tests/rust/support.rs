@@ -7,21 +7,11 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use iceberg::io::LocalFsStorageFactory;
-use iceberg::spec::{
-    DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, TableMetadata, Type,
-};
+use iceberg::spec::{DataFile, NestedField, PrimitiveType, Schema, TableMetadata, Type};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
-use parquet::file::properties::WriterProperties;
 
 pub use floe_testkit::FloeServer;
 
@@ -105,22 +95,7 @@ pub async fn write_data_file(table: &Table, ids: &[i64]) -> Vec<DataFile> {
         )),
     ];
     let batch = RecordBatch::try_new(arrow_schema, columns).expect("batch");
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        ParquetWriterBuilder::new(WriterProperties::default(), schema),
-        table.file_io().clone(),
-        DefaultLocationGenerator::new(table.metadata()).expect("location generator"),
-        DefaultFileNameGenerator::new(
-            format!("data-{}", uuid::Uuid::new_v4()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(None)
-        .await
-        .expect("data file writer");
-    writer.write(batch).await.expect("write batch");
-    writer.close().await.expect("close writer")
+    floe_testkit::iceberg_data::write_data_files(table, batch).await
 }
 
 /// Appends `ids` through iceberg-rust's fast-append transaction (which retries on conflicts).
@@ -389,4 +364,17 @@ pub fn metadata_location_of(result: &Value) -> String {
         .as_str()
         .expect("metadata-location")
         .to_string()
+}
+
+/// Runs the real `floe` binary with `args`: (succeeded, stdout, stderr).
+pub fn floe(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(floe_testkit::floe_binary())
+        .args(args)
+        .output()
+        .expect("run floe");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

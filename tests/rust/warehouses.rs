@@ -5,7 +5,6 @@
 //! serves a warehouse created on any of them; and `floe warehouse` manages them from the shell.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 
 use floe_testkit::postgres::TestPostgres;
@@ -289,18 +288,6 @@ async fn a_warehouse_created_on_one_replica_is_served_by_every_replica() {
         .await
         .unwrap();
     assert_eq!(main["namespaces"], json!([]));
-}
-
-fn floe(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(floe_testkit::floe_binary())
-        .args(args)
-        .output()
-        .expect("run floe");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
