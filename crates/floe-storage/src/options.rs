@@ -193,7 +193,8 @@ impl RetryOptions {
 }
 
 impl Warehouse {
-    /// Opens the warehouse at `url`: `file:///dir` (created if missing), `s3://bucket[/prefix]` or
+    /// Opens the warehouse at `url`: `file:///dir` (created if missing), `s3://bucket[/prefix]`,
+    /// `gs://bucket[/prefix]`, `az://container[/prefix]` (or `abfss://container@account...`) or
     /// `memory://name`. Nothing is contacted yet; [`Warehouse::check`] does that.
     pub fn open(name: &str, url: &str, options: &StoreOptions) -> Result<Self> {
         let config_error = |reason: String| StorageError::Config {
@@ -213,8 +214,12 @@ impl Warehouse {
             "s3" | "s3a" => {
                 s3_warehouse(name, parsed, &options.s3, &options.retry).map_err(config_error)
             }
+            "gs" | "az" | "abfs" | "abfss" => {
+                cloud_warehouse(name, parsed, &options.retry).map_err(config_error)
+            }
             other => Err(config_error(format!(
-                "unsupported warehouse URL scheme {other:?} in {url} (expected file://, s3:// or memory://)"
+                "unsupported warehouse URL scheme {other:?} in {url} (expected file://, s3://, \
+                 gs://, az:// (or abfss://) or memory://)"
             ))),
         }
     }
@@ -318,6 +323,51 @@ fn s3_warehouse(
     Ok(Warehouse::new(name, url, store).with_client_config(client_config))
 }
 
+/// A Google Cloud Storage or Azure Blob Storage warehouse. Settings and credentials come from
+/// object_store's environment variables (`GOOGLE_SERVICE_ACCOUNT` / `GOOGLE_APPLICATION_CREDENTIALS`,
+/// `AZURE_STORAGE_ACCOUNT_NAME` / `AZURE_STORAGE_ACCOUNT_KEY`, ..., or instance credentials);
+/// both stores honour `PutMode::Create` natively, which metadata files need. Clients get no
+/// storage config: they bring their own credentials.
+fn cloud_warehouse(name: &str, url: Url, retry: &RetryOptions) -> Result<Warehouse, String> {
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::gcp::GoogleCloudStorageBuilder;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{url}: a warehouse URL has no query or fragment"));
+    }
+    let client = ClientOptions::new()
+        .with_timeout(retry.request_timeout)
+        .with_connect_timeout(retry.connect_timeout);
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "gs" => Arc::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.retry_config())
+                .with_client_options(client)
+                .build()
+                .map_err(|err| format!("cannot configure Google Cloud Storage for {url}: {err}"))?,
+        ),
+        _ => Arc::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.retry_config())
+                .with_client_options(client)
+                .build()
+                .map_err(|err| format!("cannot configure Azure Blob Storage for {url}: {err}"))?,
+        ),
+    };
+    // The bucket or container is the URL's host (for abfss://container@account..., its user);
+    // the rest of the path is the warehouse's prefix inside it.
+    let prefix = url.path().trim_matches('/');
+    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+        store
+    } else {
+        let prefix =
+            Path::from_url_path(prefix).map_err(|err| format!("invalid prefix in {url}: {err}"))?;
+        Arc::new(PrefixStore::new(store, prefix))
+    };
+    Ok(Warehouse::new(name, url, store))
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -330,6 +380,28 @@ fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gcs_and_azure_warehouses_open_from_their_urls() {
+        let options = StoreOptions::default();
+        let gcs = Warehouse::open("g", "gs://bucket/lake/", &options).unwrap();
+        assert_eq!(gcs.root(), "gs://bucket/lake");
+        assert!(gcs.contains("gs://bucket/lake/ns/t/metadata/00000.metadata.json"));
+        assert!(!gcs.contains("gs://other/lake/x"));
+        assert!(gcs.client_config().is_empty(), "no credentials handed out");
+        // An Azure URL that names its account needs nothing from the environment to be built.
+        let azure = Warehouse::open(
+            "a",
+            "abfss://lake@account.dfs.core.windows.net/tables",
+            &options,
+        )
+        .unwrap();
+        assert!(azure.contains("abfss://lake@account.dfs.core.windows.net/tables/ns/t/x"));
+        let err = Warehouse::open("a", "gs://bucket/x?y=1", &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no query"), "{err}");
+    }
 
     #[test]
     fn registered_warehouse_settings_are_read_and_secrets_hidden() {
