@@ -19,9 +19,11 @@ use iceberg::io::{
     StorageConfig, StorageFactory,
 };
 use iceberg::{Error, ErrorKind, Result};
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 /// A `FileIO` whose files are `warehouse`'s.
 pub fn warehouse_file_io(warehouse: &Warehouse) -> FileIO {
@@ -115,11 +117,8 @@ impl Storage for WarehouseStorage {
 
     async fn writer(&self, path: &str) -> Result<Box<dyn FileWrite>> {
         let (store, key) = self.locate(path)?;
-        Ok(Box::new(WholeWrite {
-            store,
-            key,
-            buffer: Vec::new(),
-            closed: false,
+        Ok(Box::new(StreamingWrite {
+            writer: Some(BufWriter::new(store, key).with_max_concurrency(4)),
         }))
     }
 
@@ -174,33 +173,27 @@ impl FileRead for RangeRead {
     }
 }
 
-/// Buffers the file and puts it whole on close: data files from compaction are bounded by the
-/// target size, and one PUT is what makes a file appear complete or not at all.
-struct WholeWrite {
-    store: Arc<dyn ObjectStore>,
-    key: Path,
-    buffer: Vec<u8>,
-    closed: bool,
+/// Streams the file up: a small file is one PUT on close, a large one (past 10 MiB, e.g. a
+/// compaction output) a multipart upload with a few parts in flight, completed on close — so
+/// memory stays bounded and the object appears whole or not at all.
+struct StreamingWrite {
+    writer: Option<BufWriter>,
 }
 
 #[async_trait]
-impl FileWrite for WholeWrite {
+impl FileWrite for StreamingWrite {
     async fn write(&mut self, bs: Bytes) -> Result<()> {
-        self.buffer.extend_from_slice(&bs);
-        Ok(())
+        match &mut self.writer {
+            Some(writer) => writer.put(bs).await.map_err(error),
+            None => Err(error("file already closed")),
+        }
     }
 
     async fn close(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(error("file already closed"));
+        match self.writer.take() {
+            Some(mut writer) => writer.shutdown().await.map_err(error),
+            None => Err(error("file already closed")),
         }
-        self.closed = true;
-        let bytes = Bytes::from(std::mem::take(&mut self.buffer));
-        self.store
-            .put(&self.key, PutPayload::from(bytes))
-            .await
-            .map_err(error)?;
-        Ok(())
     }
 }
 
@@ -231,6 +224,18 @@ mod tests {
             Bytes::from_static(b"world")
         );
         assert!(file_io.exists(&inside).await.unwrap());
+        // Past the multipart threshold, written in pieces: read back whole.
+        let large = format!("{}/ns/t/data/large.parquet", warehouse.root());
+        let mut writer = file_io.new_output(&large).unwrap().writer().await.unwrap();
+        let chunk = Bytes::from(vec![7u8; 3 * 1024 * 1024]);
+        for _ in 0..5 {
+            writer.write(chunk.clone()).await.unwrap();
+        }
+        writer.close().await.unwrap();
+        assert!(writer.close().await.is_err());
+        let back = file_io.new_input(&large).unwrap().read().await.unwrap();
+        assert_eq!(back.len(), 15 * 1024 * 1024);
+        assert!(back.iter().all(|byte| *byte == 7));
         file_io.delete(&inside).await.unwrap();
         assert!(!file_io.exists(&inside).await.unwrap());
 
