@@ -402,8 +402,14 @@ async fn the_scheduler_compacts_a_table_on_s3() {
     let server = floe_on_s3(&s3, "lake", &["--maintenance-interval-ms", "300"]).await;
     let catalog = s3_catalog(&server).await;
     let namespace = create_namespace(&catalog, "events").await;
-    create_table(&catalog, &namespace, "clicks").await;
-    let clicks = ident(&namespace, "clicks");
+    // Off while appending, so that no pass compacts half-way through; turned on after.
+    let clicks = create_table_with(
+        &catalog,
+        &namespace,
+        "clicks",
+        &[("floe.maintenance.enabled", "false")],
+    )
+    .await;
     let mut expected = Vec::new();
     for round in 0..6 {
         let ids = [round * 10, round * 10 + 1];
@@ -412,6 +418,13 @@ async fn the_scheduler_compacts_a_table_on_s3() {
         let table = catalog.load_table(&clicks).await.unwrap();
         append(&catalog, &table, &ids).await.expect("append");
     }
+    Api::new(&server)
+        .set_properties(
+            &["events"],
+            "clicks",
+            json!({ "floe.maintenance.enabled": "true" }),
+        )
+        .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let compacted = loop {
         let table = catalog.load_table(&clicks).await.unwrap();

@@ -34,7 +34,14 @@ async fn the_scheduler_compacts_small_files_by_itself_and_records_it() {
     let catalog = rest_catalog(&server).await;
     let api = Api::new(&server);
     let namespace = create_namespace(&catalog, "events").await;
-    let busy = create_table(&catalog, &namespace, "clicks").await;
+    // Created with maintenance off, so that no pass compacts half-way through the appends.
+    let busy = create_table_with(
+        &catalog,
+        &namespace,
+        "clicks",
+        &[("floe.maintenance.enabled", "false")],
+    )
+    .await;
     let off = create_table_with(
         &catalog,
         &namespace,
@@ -46,13 +53,21 @@ async fn the_scheduler_compacts_small_files_by_itself_and_records_it() {
     for round in 0..6 {
         let ids = [round * 10, round * 10 + 1];
         expected.extend(ids);
-        let table = catalog.load_table(busy.identifier()).await.unwrap();
+        let table = catalog.load_table(&busy).await.unwrap();
         append(&catalog, &table, &ids).await.expect("append");
         let frozen = catalog.load_table(&off).await.unwrap();
         append(&catalog, &frozen, &ids).await.expect("append");
     }
 
-    // No request of ours starts it: the scheduler finds six small files and compacts them.
+    // Turned on through the settings API; no request of ours starts the job itself: the
+    // scheduler finds six small files and compacts them.
+    let response = floe_testkit::http()
+        .post(settings_url(&server, "events", "clicks"))
+        .json(&json!({ "removals": ["floe.maintenance.enabled"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(60);
     let compacted = loop {
         let loaded = api.load_table(&["events"], "clicks").await;
@@ -68,7 +83,7 @@ async fn the_scheduler_compacts_small_files_by_itself_and_records_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(compacted["total-data-files"], "1", "{compacted}");
-    let table = catalog.load_table(busy.identifier()).await.unwrap();
+    let table = catalog.load_table(&busy).await.unwrap();
     expected.sort_unstable();
     assert_eq!(read_ids(&table).await, expected, "the same rows after");
 

@@ -271,6 +271,11 @@ impl Scheduler {
                     outcome.skipped = true;
                     break;
                 }
+                // A writer changed what the job was replacing: the writer wins, nothing was
+                // committed, and the next pass plans again from the new state. Not a failure.
+                Err(MaintenanceError::Conflict(message)) => {
+                    info!(warehouse, %table, job, %message, "maintenance job yielded to a concurrent writer");
+                }
                 Err(err) => {
                     let delay = self.failed(key);
                     outcome.jobs_failed += 1;
