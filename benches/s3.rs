@@ -9,7 +9,7 @@
 //!   warehouse and swaps the pointer);
 //! - append throughput (rows/s, MB/s of Parquet): 8 clients, each on its own table, write Parquet
 //!   data files with iceberg-rust's writers straight to the warehouse (S3 through
-//!   `floe_testkit::iceberg_s3`) and commit each with a fast-append transaction (manifest and
+//!   `floe_commit::file_io::ClientStorageFactory`) and commit each with a fast-append transaction (manifest and
 //!   manifest list written by the client, metadata by Floe).
 //!
 //! The local run is the baseline: ratio S3/local. Set `FLOE_BENCH_QUICK=1` for a short smoke run.
@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use floe_commit::file_io::ClientStorageFactory;
 use floe_testkit::FloeServer;
-use floe_testkit::iceberg_s3::S3StorageFactory;
 use floe_testkit::seaweedfs::{self, TestS3};
 use iceberg::io::{LocalFsStorageFactory, StorageFactory};
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
@@ -80,7 +80,7 @@ async fn s3_target(s3: &TestS3) -> Target {
     let catalog = Arc::new(
         catalog(
             &server,
-            Arc::new(S3StorageFactory),
+            Arc::new(ClientStorageFactory),
             &[
                 ("s3.endpoint", s3.endpoint()),
                 ("s3.region", seaweedfs::REGION.to_string()),

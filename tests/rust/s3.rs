@@ -19,7 +19,7 @@ use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use serde_json::json;
 
 use crate::support::*;
-use floe_testkit::iceberg_s3::S3StorageFactory;
+use floe_commit::file_io::ClientStorageFactory;
 
 /// A Floe server whose warehouse is `s3://<bucket>/warehouse` on `s3`, with `extra` flags.
 async fn floe_on_s3(s3: &TestS3, bucket: &str, extra: &[&str]) -> FloeServer {
@@ -33,7 +33,7 @@ async fn floe_on_s3(s3: &TestS3, bucket: &str, extra: &[&str]) -> FloeServer {
 /// iceberg-rust's REST client with S3 file I/O; its own keys, the rest from the table config.
 async fn s3_catalog(server: &FloeServer) -> RestCatalog {
     RestCatalogBuilder::default()
-        .with_storage_factory(Arc::new(S3StorageFactory))
+        .with_storage_factory(Arc::new(ClientStorageFactory))
         .load(
             "floe",
             HashMap::from([
@@ -286,7 +286,7 @@ async fn table_config_carries_what_clients_need_and_keys_only_when_shared() {
 
     // A client with no keys of its own reads and writes with the shared ones.
     let catalog = RestCatalogBuilder::default()
-        .with_storage_factory(Arc::new(S3StorageFactory))
+        .with_storage_factory(Arc::new(ClientStorageFactory))
         .load("floe", HashMap::from([("uri".to_string(), sharing.uri())]))
         .await
         .unwrap();
@@ -459,4 +459,21 @@ async fn the_scheduler_compacts_a_table_on_s3() {
         7,
         "six inputs (kept for time travel) and one output: {data_files:?}"
     );
+
+    // `floe sql` over REST reads the S3 table like any client: the catalog's table config and
+    // its own keys from the environment.
+    let output = Command::new(floe_testkit::floe_binary())
+        .args(["sql", "--catalog", &server.uri(), "--format", "csv", "-e"])
+        .arg("SELECT count(*) AS n, sum(id) AS total FROM events.clicks")
+        .envs(TestS3::credentials_env())
+        .output()
+        .expect("run floe sql");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total: i64 = expected.iter().sum();
+    assert_eq!(stdout.trim(), format!("n,total\n12,{total}"));
 }

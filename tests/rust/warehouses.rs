@@ -14,7 +14,7 @@ use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use serde_json::{Value, json};
 
 use crate::support::*;
-use floe_testkit::iceberg_s3::S3StorageFactory;
+use floe_commit::file_io::ClientStorageFactory;
 
 fn management(server: &FloeServer) -> String {
     format!("{}/management/v1/warehouses", server.uri())
@@ -37,7 +37,7 @@ async fn create_warehouse(server: &FloeServer, body: Value) -> Value {
 /// iceberg-rust's REST client for warehouse `warehouse`, with S3 file I/O.
 async fn s3_catalog(server: &FloeServer, warehouse: &str) -> RestCatalog {
     RestCatalogBuilder::default()
-        .with_storage_factory(Arc::new(S3StorageFactory))
+        .with_storage_factory(Arc::new(ClientStorageFactory))
         .load(
             "floe",
             HashMap::from([

@@ -1,13 +1,21 @@
-//! iceberg-rust's `FileIO` over a warehouse's own object store, for the server-side work that reads
-//! and writes table files (maintenance jobs, SQL on a data dir): it reaches every warehouse the
-//! server reaches — local directory, S3, memory — with the server's own settings and credentials,
-//! where iceberg 0.10 alone only has local and in-memory storage.
+//! iceberg-rust `FileIO`s over object_store, where iceberg 0.10 alone only has local and
+//! in-memory storage. One [`ObjectStorage`] serves two ways of reaching table files:
 //!
-//! Every path is checked to be inside the warehouse ([`Warehouse::object_path`]) before it is
-//! touched, so no job can read, write or delete outside it, whatever a manifest says.
+//! - **a warehouse** ([`warehouse_file_io`]): server-side work (maintenance jobs, SQL on a data
+//!   dir) through the warehouse's own object store — local directory, S3, GCS, Azure, memory —
+//!   with the server's settings and credentials. Every path is checked to be inside the warehouse
+//!   ([`Warehouse::object_path`]) before it is touched, so no job can read, write or delete
+//!   outside it, whatever a manifest says;
+//! - **a client** ([`ClientStorageFactory`]): `floe sql --catalog` and tests, like any Iceberg
+//!   client: `file://` tables on this machine, and `s3://` tables with the FileIO properties a
+//!   catalog hands out (`s3.endpoint`, `s3.region`, `s3.path-style-access`) plus the client's own
+//!   keys (`s3.access-key-id`, ... or object_store's `AWS_*` variables).
+//!
+//! Reads are ranged GETs; writes stream up (one PUT, or a multipart upload past 10 MiB).
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,11 +23,13 @@ use floe_storage::Warehouse;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use iceberg::io::{
-    FileIO, FileIOBuilder, FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage,
-    StorageConfig, StorageFactory,
+    FileIO, FileIOBuilder, FileMetadata, FileRead, FileWrite, InputFile, OutputFile, S3Config,
+    Storage, StorageConfig, StorageFactory,
 };
 use iceberg::{Error, ErrorKind, Result};
+use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -33,8 +43,8 @@ pub fn warehouse_file_io(warehouse: &Warehouse) -> FileIO {
     .build()
 }
 
-/// Builds [`WarehouseStorage`]. (De)serializable only because iceberg's storage registry asks for
-/// it; a deserialized factory has no warehouse and refuses every path.
+/// Builds the [`ObjectStorage`] of one warehouse. (De)serializable only because iceberg's storage
+/// registry asks for it; a deserialized factory has no warehouse and refuses every path.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WarehouseStorageFactory {
     #[serde(skip)]
@@ -44,40 +54,133 @@ pub struct WarehouseStorageFactory {
 #[typetag::serde]
 impl StorageFactory for WarehouseStorageFactory {
     fn build(&self, _config: &StorageConfig) -> Result<Arc<dyn Storage>> {
-        Ok(Arc::new(WarehouseStorage {
-            warehouse: self.warehouse.clone(),
+        Ok(Arc::new(ObjectStorage {
+            locator: self.warehouse.clone().map(Locator::Warehouse),
         }))
     }
 }
 
-/// Files inside one warehouse, through its object store.
+/// Builds a client's [`ObjectStorage`] from FileIO properties (see the module docs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WarehouseStorage {
+pub struct ClientStorageFactory;
+
+#[typetag::serde]
+impl StorageFactory for ClientStorageFactory {
+    fn build(&self, config: &StorageConfig) -> Result<Arc<dyn Storage>> {
+        Ok(Arc::new(ObjectStorage {
+            locator: Some(Locator::Client {
+                s3: S3Config::try_from(config)?,
+                buckets: Arc::default(),
+            }),
+        }))
+    }
+}
+
+/// Where an [`ObjectStorage`]'s paths lead.
+#[derive(Debug, Clone)]
+enum Locator {
+    Warehouse(Warehouse),
+    Client {
+        s3: S3Config,
+        /// One S3 client per bucket, made on first use.
+        buckets: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+    },
+}
+
+/// Table files through object_store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObjectStorage {
     #[serde(skip)]
-    warehouse: Option<Warehouse>,
+    locator: Option<Locator>,
 }
 
 fn error(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, what.to_string())
 }
 
-impl WarehouseStorage {
-    /// The store and the key of `location`, which must be inside the warehouse.
+impl ObjectStorage {
+    /// The store and the key of `location`.
     fn locate(&self, location: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
-        let warehouse = self
-            .warehouse
-            .as_ref()
-            .ok_or_else(|| error("this FileIO was deserialized and reaches no warehouse"))?;
-        let path = warehouse
-            .object_path(location)
-            .map_err(|err| Error::new(ErrorKind::DataInvalid, err.to_string()))?;
-        Ok((warehouse.store().clone(), path))
+        match &self.locator {
+            None => Err(error("this FileIO was deserialized and reaches no store")),
+            Some(Locator::Warehouse(warehouse)) => {
+                let path = warehouse
+                    .object_path(location)
+                    .map_err(|err| Error::new(ErrorKind::DataInvalid, err.to_string()))?;
+                Ok((warehouse.store().clone(), path))
+            }
+            Some(Locator::Client { s3, buckets }) => client_locate(s3, buckets, location),
+        }
     }
+}
+
+/// A client's view: local files by absolute path, S3 objects by bucket and key.
+fn client_locate(
+    s3: &S3Config,
+    buckets: &Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    location: &str,
+) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let url = url::Url::parse(location).map_err(error)?;
+    match url.scheme() {
+        "file" => {
+            let file = url
+                .to_file_path()
+                .map_err(|()| error(format!("not a local file: {location}")))?;
+            let path = Path::from_absolute_path(&file).map_err(error)?;
+            Ok((Arc::new(LocalFileSystem::new()), path))
+        }
+        "s3" | "s3a" => {
+            let bucket = url
+                .host_str()
+                .filter(|bucket| !bucket.is_empty())
+                .ok_or_else(|| error(format!("no bucket in {location}")))?;
+            let key = Path::from_url_path(url.path().trim_start_matches('/')).map_err(error)?;
+            let mut buckets = buckets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(store) = buckets.get(bucket) {
+                return Ok((store.clone(), key));
+            }
+            let store = s3_client(s3, bucket)?;
+            buckets.insert(bucket.to_string(), store.clone());
+            Ok((store, key))
+        }
+        other => Err(error(format!(
+            "floe cannot reach {other}:// table files from a client yet: {location}"
+        ))),
+    }
+}
+
+/// An S3 client for `bucket`: object_store's `AWS_*` environment first, the catalog's and the
+/// client's FileIO properties over it.
+fn s3_client(s3: &S3Config, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(s3.enable_virtual_host_style);
+    if let Some(endpoint) = &s3.endpoint {
+        // A plain-http endpoint is the catalog's word (e.g. a test or on-premises server).
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(region) = &s3.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &s3.session_token {
+        builder = builder.with_token(token);
+    }
+    Ok(Arc::new(builder.build().map_err(error)?))
 }
 
 #[async_trait]
 #[typetag::serde]
-impl Storage for WarehouseStorage {
+impl Storage for ObjectStorage {
     async fn exists(&self, path: &str) -> Result<bool> {
         let (store, key) = self.locate(path)?;
         match store.head(&key).await {
@@ -200,6 +303,32 @@ impl FileWrite for StreamingWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_client_reaches_local_files_and_refuses_other_schemes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_io = FileIOBuilder::new(Arc::new(ClientStorageFactory)).build();
+        let location = url::Url::from_file_path(dir.path().join("t/data/a.parquet"))
+            .unwrap()
+            .to_string();
+        file_io
+            .new_output(&location)
+            .unwrap()
+            .write(Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(
+            file_io.new_input(&location).unwrap().read().await.unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        let err = file_io
+            .new_input("ftp://host/x")
+            .unwrap()
+            .read()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot reach ftp://"), "{err}");
+    }
 
     #[tokio::test]
     async fn files_round_trip_inside_the_warehouse_only() {

@@ -120,14 +120,16 @@ impl Session {
     }
 
     /// A session on the Iceberg REST catalog at `uri` (e.g. `http://127.0.0.1:8181`), optionally
-    /// on a named warehouse. Table files are read and written locally (`file://` warehouses).
+    /// on a named warehouse. Table files are read and written as any Iceberg client does: local
+    /// `file://` tables directly, `s3://` ones with the table's FileIO config from the catalog
+    /// and this process's own credentials (`AWS_*`).
     pub async fn connect(uri: &str, warehouse: Option<&str>) -> Result<Self, SqlError> {
         let mut properties = HashMap::from([("uri".to_string(), uri.to_string())]);
         if let Some(warehouse) = warehouse {
             properties.insert("warehouse".to_string(), warehouse.to_string());
         }
         let catalog = RestCatalogBuilder::default()
-            .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
+            .with_storage_factory(Arc::new(floe_commit::file_io::ClientStorageFactory))
             .load(CATALOG, properties)
             .await
             .map_err(|err| {

@@ -14,8 +14,6 @@
 
 #[cfg(feature = "iceberg")]
 pub mod iceberg_data;
-#[cfg(feature = "iceberg")]
-pub mod iceberg_s3;
 pub mod postgres;
 pub mod seaweedfs;
 
