@@ -180,6 +180,34 @@ async fn floe_maintain_compacts_small_files_on_a_data_dir() {
             .await
             .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
+
+    // The run by hand is in the job history (the refused one too; the dry run is not).
+    let (ok, out, err) = floe(&[
+        "maintenance",
+        "history",
+        "--table",
+        "ns.t",
+        "--json",
+        "--catalog",
+        &server.uri(),
+    ]);
+    assert!(ok, "{err}");
+    let jobs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0]["trigger"], "manual");
+    assert_eq!(jobs[0]["kind"], "compaction");
+    assert_eq!(jobs[0]["outcome"], "succeeded");
+    assert_eq!(jobs[0]["stats"]["files-in"], "8");
+    assert_eq!(jobs[0]["stats"]["files-out"], "1");
+    assert_eq!(jobs[1]["outcome"], "failed");
+    assert!(
+        jobs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("must be within"),
+        "{jobs:?}"
+    );
 }
 
 #[tokio::test]

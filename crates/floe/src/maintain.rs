@@ -112,7 +112,32 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
         if options.metastore.is_none() && !options.catalog_db().exists() {
             return Err(format!("no catalog in {}", options.data_dir.display()));
         }
-        let catalog = floe_commit::open::open(&options).await?;
+        let catalog = floe_commit::open::open_catalog(&options, args.warehouse.as_deref()).await?;
+        let started_ms = unix_ms();
+        let job = run_job(&args, &catalog, &table, progress).await;
+        let outcome = match &job {
+            Ok((totals, outcome)) => {
+                summary(&table, totals, started);
+                outcome.as_ref().err().cloned()
+            }
+            Err(err) => Some(err.clone()),
+        };
+        if !args.dry_run {
+            record(&catalog, &table, &args, started_ms, &job, outcome).await;
+        }
+        job.and_then(|(_, outcome)| outcome)
+    })
+}
+
+/// Runs the one job `args` asks for; its totals, and whether it ended with files it could not
+/// delete.
+async fn run_job(
+    args: &MaintainArgs,
+    catalog: &floe_commit::Catalog,
+    table: &TableName,
+    progress: ProgressSink,
+) -> Result<(Totals, Result<(), String>), String> {
+    {
         let (verb, would) = if args.dry_run {
             ("would delete", "would expire")
         } else {
@@ -129,7 +154,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 progress,
                 ..CompactOptions::default()
             };
-            let report = compact(&catalog, &table, &options)
+            let report = compact(catalog, table, &options)
                 .await
                 .map_err(|err| err.to_string())?;
             let snapshot = match report.snapshot_id {
@@ -142,7 +167,11 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                     "; {} delete file(s) applied, {} {}",
                     report.applied_delete_files,
                     report.removed_delete_files,
-                    if report.dry_run { "would go" } else { "removed" }
+                    if report.dry_run {
+                        "would go"
+                    } else {
+                        "removed"
+                    }
                 )
             } else {
                 String::new()
@@ -156,8 +185,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.output_files,
                 report.output_bytes,
             );
-            summary(
-                &table,
+            Ok((
                 Totals {
                     files_in: report.input_files + report.removed_delete_files,
                     bytes_in: report.input_bytes + report.removed_delete_bytes,
@@ -165,16 +193,15 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                     bytes_out: report.output_bytes,
                     snapshots_expired: 0,
                 },
-                started,
-            );
-            Ok(())
+                Ok(()),
+            ))
         } else if args.rewrite_manifests {
             let options = ManifestRewriteOptions {
                 target_size_bytes: args.target_manifest_size,
                 dry_run: args.dry_run,
                 progress,
             };
-            let report = rewrite_manifests(&catalog, &table, &options)
+            let report = rewrite_manifests(catalog, table, &options)
                 .await
                 .map_err(|err| err.to_string())?;
             let outcome = match report.snapshot_id {
@@ -198,8 +225,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 "{table}: {} data manifest(s), target {} bytes; {outcome}",
                 report.data_manifests, report.target_size_bytes
             );
-            summary(
-                &table,
+            Ok((
                 Totals {
                     files_in: report.manifests_replaced,
                     bytes_in: report.bytes_replaced,
@@ -207,9 +233,8 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                     bytes_out: report.bytes_created,
                     snapshots_expired: 0,
                 },
-                started,
-            );
-            Ok(())
+                Ok(()),
+            ))
         } else if args.expire_snapshots {
             let options = ExpireOptions {
                 older_than: args.older_than,
@@ -217,7 +242,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 dry_run: args.dry_run,
                 progress,
             };
-            let report = expire_snapshots(&catalog, &table, &options)
+            let report = expire_snapshots(catalog, table, &options)
                 .await
                 .map_err(|err| err.to_string())?;
             print_files(args.dry_run, &report.deleted_files);
@@ -228,17 +253,15 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.deleted_files.len(),
                 report.deleted_bytes
             );
-            summary(
-                &table,
+            Ok((
                 Totals {
                     files_in: report.deleted_files.len(),
                     bytes_in: report.deleted_bytes,
                     snapshots_expired: report.expired_snapshots.len(),
                     ..Totals::default()
                 },
-                started,
-            );
-            failures(&report.failed_deletes)
+                failures(&report.failed_deletes),
+            ))
         } else {
             // By hand, one phase: the operator asked for it now (the scheduler marks first).
             let options = OrphanOptions {
@@ -247,7 +270,7 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 dry_run: args.dry_run,
                 progress,
             };
-            let report = remove_orphan_files(&catalog, &table, &options)
+            let report = remove_orphan_files(catalog, table, &options)
                 .await
                 .map_err(|err| err.to_string())?;
             print_files(args.dry_run, &report.deleted_files);
@@ -259,18 +282,78 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
                 report.too_young,
                 show_duration(options.older_than)
             );
-            summary(
-                &table,
+            Ok((
                 Totals {
                     files_in: report.deleted_files.len(),
                     bytes_in: report.deleted_bytes,
                     ..Totals::default()
                 },
-                started,
-            );
-            failures(&report.failed_deletes)
+                failures(&report.failed_deletes),
+            ))
         }
-    })
+    }
+}
+
+/// Records the run in the metadata store's job history (`floe maintenance history`), as the
+/// scheduler records its own; a failure to record is reported, not fatal.
+async fn record(
+    catalog: &floe_commit::Catalog,
+    table: &TableName,
+    args: &MaintainArgs,
+    started_at_ms: i64,
+    job: &Result<(Totals, Result<(), String>), String>,
+    error: Option<String>,
+) {
+    let kind = if args.compact {
+        "compaction"
+    } else if args.rewrite_manifests {
+        "manifest-rewrite"
+    } else if args.expire_snapshots {
+        "snapshot-expiry"
+    } else {
+        "orphan-removal"
+    };
+    let stats = match job {
+        Ok((totals, _)) => [
+            ("files-in", totals.files_in as u64),
+            ("bytes-in", totals.bytes_in),
+            ("files-out", totals.files_out as u64),
+            ("bytes-out", totals.bytes_out),
+            ("snapshots-expired", totals.snapshots_expired as u64),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect(),
+        Err(_) => Default::default(),
+    };
+    let record = floe_store::JobRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        warehouse: catalog.warehouse().name().to_string(),
+        table: table.clone(),
+        kind: kind.to_string(),
+        trigger: "manual".to_string(),
+        started_at_ms,
+        finished_at_ms: Some(unix_ms()),
+        outcome: if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        }
+        .to_string(),
+        error,
+        stats,
+    };
+    if let Err(err) = catalog.store().record_job(&record).await {
+        eprintln!("floe: could not record the run in the job history: {err}");
+    }
+}
+
+fn unix_ms() -> i64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    i64::try_from(millis).unwrap_or(i64::MAX)
 }
 
 /// What the closing summary line counts: files and bytes a job read or removed (in) and wrote
@@ -284,7 +367,7 @@ struct Totals {
     snapshots_expired: usize,
 }
 
-fn summary(table: &TableName, totals: Totals, started: Instant) {
+fn summary(table: &TableName, totals: &Totals, started: Instant) {
     println!(
         "{table}: summary: {} file(s), {} in; {} file(s), {} out; {} snapshot(s) expired; {:.2}s",
         totals.files_in,
