@@ -88,11 +88,18 @@ pub struct CompactOptions {
     pub delete_file_threshold: Option<usize>,
     /// How rows are laid out in the outputs [default bin-pack].
     pub strategy: Strategy,
+    /// Partial progress: commit after at most this many input bytes (whole bins; at least one
+    /// bin per commit), then plan the rest again, so that a big table's compaction keeps what it
+    /// did when a later chunk fails or a writer wins. `None`: one commit for everything.
+    pub max_commit_bytes: Option<u64>,
     /// Plan and report; write and commit nothing.
     pub dry_run: bool,
     /// Told how many files and bytes are rewritten so far.
     pub progress: ProgressSink,
 }
+
+/// Rounds of partial progress one run makes at most (each commits at least one bin).
+const MAX_CHUNKS: usize = 1000;
 
 /// What a run compacted (or, in a dry run, would have).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +126,30 @@ pub struct CompactReport {
     pub snapshot_id: Option<i64>,
     /// Commits attempted (more than one when concurrent writers moved the table).
     pub attempts: u32,
+    /// Snapshots committed: more than one with [`CompactOptions::max_commit_bytes`].
+    pub commits: usize,
+}
+
+impl CompactReport {
+    /// Adds one chunk's report to a run's.
+    fn absorb(&mut self, chunk: &CompactReport) {
+        self.target_file_size_bytes = chunk.target_file_size_bytes;
+        self.bins += chunk.bins;
+        self.input_files += chunk.input_files;
+        self.input_bytes += chunk.input_bytes;
+        self.input_records += chunk.input_records;
+        self.applied_delete_files += chunk.applied_delete_files;
+        self.output_files += chunk.output_files;
+        self.output_bytes += chunk.output_bytes;
+        self.output_records += chunk.output_records;
+        self.removed_delete_files += chunk.removed_delete_files;
+        self.removed_delete_bytes += chunk.removed_delete_bytes;
+        self.attempts += chunk.attempts;
+        if chunk.snapshot_id.is_some() {
+            self.snapshot_id = chunk.snapshot_id;
+            self.commits += 1;
+        }
+    }
 }
 
 /// Compacts `table`'s small data files; see the module docs.
@@ -128,10 +159,21 @@ pub async fn compact(
     options: &CompactOptions,
 ) -> Result<CompactReport> {
     crate::with_lease(catalog, table, async {
-        prepare(catalog, table, options)
-            .await?
-            .commit(catalog)
-            .await
+        let mut run = CompactReport {
+            dry_run: options.dry_run,
+            ..CompactReport::default()
+        };
+        for _ in 0..MAX_CHUNKS {
+            let prepared = prepare(catalog, table, options).await?;
+            let remaining = prepared.remaining_bins;
+            let chunk = prepared.commit(catalog).await?;
+            run.absorb(&chunk);
+            if chunk.snapshot_id.is_none() || remaining == 0 {
+                break;
+            }
+            info!(%table, committed = run.commits, remaining, "compaction chunk committed; planning the rest");
+        }
+        Ok(run)
     })
     .await
 }
@@ -150,6 +192,8 @@ pub struct PreparedCompaction {
     added: Vec<DataFile>,
     removed_deletes: Vec<String>,
     report: CompactReport,
+    /// Bins planned but left for a later chunk ([`CompactOptions::max_commit_bytes`]).
+    remaining_bins: usize,
 }
 
 impl PreparedCompaction {
@@ -214,11 +258,17 @@ pub async fn prepare(
         added: Vec::new(),
         removed_deletes: Vec::new(),
         report: report.clone(),
+        remaining_bins: 0,
     };
     if loaded.metadata().current_snapshot().is_none() {
         return Ok(prepared);
     }
-    let bins = plan(loaded.metadata(), &prepared.files, target, options);
+    let mut bins = plan(loaded.metadata(), &prepared.files, target, options);
+    if let Some(limit) = options.max_commit_bytes.filter(|_| !options.dry_run) {
+        let chunk = chunk_len(&bins, limit);
+        prepared.remaining_bins = bins.len() - chunk;
+        bins.truncate(chunk);
+    }
     report.bins = bins.len();
     for input in bins.iter().flat_map(|b| &b.inputs) {
         report.input_files += 1;
@@ -276,6 +326,22 @@ pub async fn prepare(
     Ok(prepared)
 }
 
+/// How many of `bins`, in order, fit in `limit` input bytes; at least one, so every chunk
+/// makes progress.
+fn chunk_len(bins: &[Bin], limit: u64) -> usize {
+    let mut bytes = 0;
+    let mut count = 0;
+    for bin in bins {
+        let size: u64 = bin.inputs.iter().map(Input::size).sum();
+        if count > 0 && bytes + size > limit {
+            break;
+        }
+        bytes += size;
+        count += 1;
+    }
+    count
+}
+
 /// The live delete files that apply to no data file left once `inputs` are gone.
 fn removable_deletes<'a>(files: &'a TableFiles, inputs: &[LiveFile]) -> Vec<&'a LiveFile> {
     files.unneeded_without(&inputs.iter().map(LiveFile::path).collect())
@@ -296,6 +362,7 @@ impl PreparedCompaction {
             added,
             mut removed_deletes,
             mut report,
+            remaining_bins: _,
         } = self;
         let table = &table;
         if added.is_empty() && inputs.is_empty() {

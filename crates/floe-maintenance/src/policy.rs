@@ -29,6 +29,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("compaction.enabled", "true"),
     ("compaction.target-file-size-bytes", "536870912"),
     ("compaction.min-input-files", "5"),
+    ("compaction.max-commit-bytes", "10737418240"),
     ("snapshot-expiry.enabled", "true"),
     ("snapshot-expiry.min-snapshots-to-keep", "1"),
     ("snapshot-expiry.max-snapshot-age-hours", "120"),
@@ -95,6 +96,8 @@ pub struct MaintenancePolicy {
     pub compaction: bool,
     pub target_file_size_bytes: u64,
     pub min_input_files: usize,
+    /// Partial progress: input bytes per compaction commit.
+    pub max_commit_bytes: u64,
     pub snapshot_expiry: bool,
     pub min_snapshots_to_keep: u32,
     pub max_snapshot_age_hours: u64,
@@ -159,6 +162,7 @@ pub fn resolve(
         compaction: flag("compaction.enabled")?,
         target_file_size_bytes,
         min_input_files: to_usize(number("compaction.min-input-files")?).max(2),
+        max_commit_bytes: number("compaction.max-commit-bytes")?.max(1),
         snapshot_expiry: flag("snapshot-expiry.enabled")?,
         min_snapshots_to_keep: u32::try_from(number("snapshot-expiry.min-snapshots-to-keep")?)
             .unwrap_or(u32::MAX)

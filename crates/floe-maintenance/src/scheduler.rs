@@ -369,6 +369,7 @@ async fn run_compaction(
     let options = CompactOptions {
         target_file_size_bytes: Some(policy.target_file_size_bytes),
         min_input_files: Some(policy.min_input_files),
+        max_commit_bytes: Some(policy.max_commit_bytes),
         ..CompactOptions::default()
     };
     let report = compact(catalog, table, &options).await?;
@@ -378,6 +379,7 @@ async fn run_compaction(
     Ok(Some(stats(&[
         ("files-in", report.input_files as u64),
         ("bytes-in", report.input_bytes),
+        ("commits", report.commits as u64),
         ("files-out", report.output_files as u64),
         ("bytes-out", report.output_bytes),
         ("delete-files-removed", report.removed_delete_files as u64),

@@ -321,3 +321,43 @@ async fn sort_compaction_writes_each_partition_in_the_tables_sort_order() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partial_progress_commits_one_chunk_of_bins_at_a_time() {
+    let t = table(true).await;
+    for i in 0..8 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    let checksum = t.checksum("s.t").await;
+    let before = t.current_snapshot().await;
+    // Any limit below one partition's bin: one bin (one partition) per commit.
+    let report = compact(
+        &t.catalog,
+        &t.table,
+        &CompactOptions {
+            max_commit_bytes: Some(1),
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.commits, 3, "{report:?}");
+    assert_eq!(report.bins, 3);
+    assert_eq!(report.input_files, 24);
+    assert_eq!(report.output_files, 3);
+    assert_eq!(t.live_files().await.len(), 3);
+    assert_eq!(t.checksum("s.t").await, checksum);
+    // Three replace snapshots on top of the last append, each its own commit.
+    let loaded = t.catalog.load_table(&t.table).await.unwrap();
+    let metadata = loaded.metadata();
+    let mut snapshot = metadata.current_snapshot().unwrap().clone();
+    for _ in 0..3 {
+        assert_eq!(
+            snapshot.summary().operation,
+            iceberg::spec::Operation::Replace
+        );
+        let parent = snapshot.parent_snapshot_id().unwrap();
+        snapshot = metadata.snapshot_by_id(parent).unwrap().clone();
+    }
+    assert_eq!(snapshot.snapshot_id(), before);
+}

@@ -53,6 +53,10 @@ pub struct MaintainArgs {
     /// else 512 MiB; 64-512 MiB].
     #[arg(long, value_name = "BYTES")]
     target_file_size: Option<u64>,
+    /// With --compact: partial progress, committing after at most BYTES of input (whole bins),
+    /// so that a big table keeps what was done if a later chunk fails [default: one commit].
+    #[arg(long, value_name = "BYTES")]
+    max_commit_bytes: Option<u64>,
     /// Report what would go; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -91,6 +95,9 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
     }
     if !args.compact && args.target_file_size.is_some() {
         return Err("--target-file-size only applies to --compact".into());
+    }
+    if !args.compact && args.max_commit_bytes.is_some() {
+        return Err("--max-commit-bytes only applies to --compact".into());
     }
     if !args.compact && args.strategy.is_some() {
         return Err("--strategy only applies to --compact".into());
@@ -150,6 +157,7 @@ async fn run_job(
                     Some(CompactStrategy::Sort) => Strategy::Sort,
                     Some(CompactStrategy::Binpack) | None => Strategy::BinPack,
                 },
+                max_commit_bytes: args.max_commit_bytes,
                 dry_run: args.dry_run,
                 progress,
                 ..CompactOptions::default()
@@ -158,6 +166,9 @@ async fn run_job(
                 .await
                 .map_err(|err| err.to_string())?;
             let snapshot = match report.snapshot_id {
+                Some(id) if report.commits > 1 => {
+                    format!("; committed {} snapshots, the last {id}", report.commits)
+                }
                 Some(id) => format!("; committed snapshot {id}"),
                 None if report.dry_run => "; dry run, nothing written".to_string(),
                 None => "; nothing to compact".to_string(),
