@@ -60,6 +60,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use tracing::{info, warn};
 
 use crate::deletes::{LiveFile, TableFiles, task_delete};
+use crate::zorder::{ZOrderPlan, zordered};
 use crate::{MaintenanceError, ProgressSink, Result};
 
 pub const TARGET_FILE_SIZE: &str = "write.target-file-size-bytes";
@@ -88,6 +89,8 @@ pub struct CompactOptions {
     pub delete_file_threshold: Option<usize>,
     /// How rows are laid out in the outputs [default bin-pack].
     pub strategy: Strategy,
+    /// With [`Strategy::ZOrder`]: the top-level columns to interleave (two or more).
+    pub zorder_columns: Vec<String>,
     /// Partial progress: commit after at most this many input bytes (whole bins; at least one
     /// bin per commit), then plan the rest again, so that a big table's compaction keeps what it
     /// did when a later chunk fails or a writer wins. `None`: one commit for everything.
@@ -240,7 +243,12 @@ pub async fn prepare(
     let target = target_size(&loaded, options)?;
     let sort = match options.strategy {
         Strategy::BinPack => None,
-        Strategy::Sort => Some(sort_plan(table, loaded.metadata())?),
+        Strategy::Sort => Some(Layout::Sort(sort_plan(table, loaded.metadata())?)),
+        Strategy::ZOrder => Some(Layout::ZOrder(zorder_plan(
+            table,
+            loaded.metadata(),
+            &options.zorder_columns,
+        )?)),
     };
     let mut report = CompactReport {
         dry_run: options.dry_run,
@@ -626,6 +634,44 @@ pub enum Strategy {
     /// Rows sorted by the table's default sort order (identity transforms of top-level columns);
     /// the outputs record that sort order's id.
     Sort,
+    /// Rows in z-order over [`CompactOptions::zorder_columns`] (see [`crate::zorder`]).
+    ZOrder,
+}
+
+/// How a bin's rows are ordered before they are written.
+enum Layout {
+    Sort(SortPlan),
+    ZOrder(ZOrderPlan),
+}
+
+/// The z-order columns as columns of the compaction reader's batches.
+fn zorder_plan(
+    table: &TableName,
+    metadata: &TableMetadata,
+    names: &[String],
+) -> Result<ZOrderPlan> {
+    if names.len() < 2 {
+        return Err(MaintenanceError::InvalidRequest(
+            "z-order needs two or more columns (for one, sort by it)".into(),
+        ));
+    }
+    let fields = metadata.current_schema().as_struct().fields();
+    let columns = names
+        .iter()
+        .map(|name| {
+            fields.iter().position(|f| &f.name == name).ok_or_else(|| {
+                MaintenanceError::InvalidRequest(format!(
+                    "{table} has no top-level column {name:?} to z-order by (columns: {})",
+                    fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ZOrderPlan { columns })
 }
 
 /// The sort order to write a bin in: its id and the sort columns of the reader's batches.
@@ -703,7 +749,7 @@ async fn write_bins(
     file_io: &FileIO,
     bins: &[Bin],
     target: u64,
-    sort: Option<&SortPlan>,
+    sort: Option<&Layout>,
     progress: &ProgressSink,
     added: &mut Vec<DataFile>,
 ) -> Result<()> {
@@ -713,13 +759,13 @@ async fn write_bins(
     let properties = metadata.table_properties().map_err(iceberg_error)?;
     let runtime = iceberg::Runtime::try_current().map_err(iceberg_error)?;
     let sort_order_id = match sort {
-        Some(plan) => Some(i32::try_from(plan.order_id).map_err(|_| {
+        Some(Layout::Sort(plan)) => Some(i32::try_from(plan.order_id).map_err(|_| {
             MaintenanceError::InvalidRequest(format!(
                 "sort order id {} is too large",
                 plan.order_id
             ))
         })?),
-        None => None,
+        Some(Layout::ZOrder(_)) | None => None,
     };
     for bin in bins {
         let tasks = bin
@@ -742,8 +788,10 @@ async fn write_bins(
                 .map_err(|err| {
                     MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
                 })?;
-        if let Some(plan) = sort {
-            batches = sorted(batches, plan)?;
+        match sort {
+            Some(Layout::Sort(plan)) => batches = sorted(batches, plan)?,
+            Some(Layout::ZOrder(plan)) => batches = zordered(batches, plan)?,
+            None => {}
         }
         let partition_key = bin
             .partition

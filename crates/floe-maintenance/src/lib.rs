@@ -38,6 +38,7 @@ pub mod policy;
 mod reachable;
 mod rewrite_manifests;
 pub mod scheduler;
+mod zorder;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -45,10 +45,14 @@ pub struct MaintainArgs {
     /// commit.manifest.target-size-bytes, else 8 MiB].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     target_manifest_size: Option<u64>,
-    /// With --compact: how rows are laid out in the outputs: `binpack` (input order) or `sort`
-    /// (the table's sort order; identity fields only) [default: binpack].
+    /// With --compact: how rows are laid out in the outputs: `binpack` (input order), `sort`
+    /// (the table's sort order; identity fields only) or `zorder` (interleaved over
+    /// --zorder-by's columns) [default: binpack].
     #[arg(long, value_enum, value_name = "STRATEGY")]
     strategy: Option<CompactStrategy>,
+    /// With --strategy zorder: the columns to interleave, e.g. `--zorder-by lat,lon`.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    zorder_by: Vec<String>,
     /// With --compact: the output file size [default: the table's write.target-file-size-bytes,
     /// else 512 MiB; 64-512 MiB].
     #[arg(long, value_name = "BYTES")]
@@ -86,6 +90,7 @@ pub struct MaintainArgs {
 enum CompactStrategy {
     Binpack,
     Sort,
+    Zorder,
 }
 
 pub fn run(args: MaintainArgs) -> Result<(), String> {
@@ -98,6 +103,9 @@ pub fn run(args: MaintainArgs) -> Result<(), String> {
     }
     if !args.compact && args.max_commit_bytes.is_some() {
         return Err("--max-commit-bytes only applies to --compact".into());
+    }
+    if !args.zorder_by.is_empty() && !matches!(args.strategy, Some(CompactStrategy::Zorder)) {
+        return Err("--zorder-by only applies to --strategy zorder".into());
     }
     if !args.compact && args.strategy.is_some() {
         return Err("--strategy only applies to --compact".into());
@@ -155,8 +163,10 @@ async fn run_job(
                 target_file_size_bytes: args.target_file_size,
                 strategy: match args.strategy {
                     Some(CompactStrategy::Sort) => Strategy::Sort,
+                    Some(CompactStrategy::Zorder) => Strategy::ZOrder,
                     Some(CompactStrategy::Binpack) | None => Strategy::BinPack,
                 },
+                zorder_columns: args.zorder_by.clone(),
                 max_commit_bytes: args.max_commit_bytes,
                 dry_run: args.dry_run,
                 progress,
