@@ -777,22 +777,14 @@ async fn write_bins(
                 })
             })
             .collect::<Vec<_>>();
-        let mut batches: Vec<RecordBatch> =
-            ArrowReaderBuilder::new(file_io.clone(), runtime.clone())
-                .build()
-                .read(Box::pin(futures::stream::iter(tasks)))
-                .map_err(iceberg_error)?
-                .stream()
-                .try_collect()
-                .await
-                .map_err(|err| {
-                    MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
-                })?;
-        match sort {
-            Some(Layout::Sort(plan)) => batches = sorted(batches, plan)?,
-            Some(Layout::ZOrder(plan)) => batches = zordered(batches, plan)?,
-            None => {}
-        }
+        let read_error = |err: iceberg::Error| {
+            MaintenanceError::Iceberg(format!("cannot read the inputs of {table}: {err}"))
+        };
+        let mut rows = ArrowReaderBuilder::new(file_io.clone(), runtime.clone())
+            .build()
+            .read(Box::pin(futures::stream::iter(tasks)))
+            .map_err(iceberg_error)?
+            .stream();
         let partition_key = bin
             .partition
             .clone()
@@ -807,7 +799,26 @@ async fn write_bins(
             DefaultFileNameGenerator::new(prefix(), None, DataFileFormat::Parquet),
         )
         .build();
-        for batch in batches {
+        // Bin-pack streams: a batch is written as soon as it is read, so memory stays at a few
+        // batches whatever the bin's size. Sort and z-order need the whole bin first.
+        let ordered = match sort {
+            None => None,
+            Some(layout) => {
+                let batches: Vec<RecordBatch> =
+                    (&mut rows).try_collect().await.map_err(read_error)?;
+                Some(match layout {
+                    Layout::Sort(plan) => sorted(batches, plan)?,
+                    Layout::ZOrder(plan) => zordered(batches, plan)?,
+                })
+            }
+        };
+        let mut ordered = ordered.map(Vec::into_iter);
+        loop {
+            let batch = match &mut ordered {
+                Some(batches) => batches.next(),
+                None => rows.try_next().await.map_err(read_error)?,
+            };
+            let Some(batch) = batch else { break };
             // Deletes can leave a whole file empty: nothing to write for it.
             if batch.num_rows() > 0 {
                 writer
