@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn bad_warehouse_urls_are_refused_with_a_message() {
         for (url, expected) in [
-            ("gs://bucket/x", "unsupported warehouse URL scheme"),
+            ("ftp://host/x", "unsupported warehouse URL scheme"),
             ("s3:///prefix", "names no bucket"),
             ("not a url", "is not a URL"),
             ("s3://bucket/x?versionId=1", "nothing more"),
