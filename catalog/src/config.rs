@@ -82,6 +82,11 @@ pub struct ServerConfig {
     pub maintenance_interval_ms: u64,
     /// Tables maintained at once by this replica.
     pub maintenance_concurrency: usize,
+    /// The default warehouse's maintenance defaults, as `floe.maintenance.*` properties
+    /// (registered warehouses carry theirs in their own properties). TOML only:
+    /// `[maintenance-defaults]` then `"floe.maintenance.compaction.min-input-files" = "10"`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub maintenance_defaults: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
@@ -114,6 +119,7 @@ impl Default for ServerConfig {
             maintenance: true,
             maintenance_interval_ms: 300_000,
             maintenance_concurrency: 2,
+            maintenance_defaults: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -209,6 +209,17 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    floe_maintenance::policy::validate(&config.maintenance_defaults)
+        .map_err(|err| format!("maintenance-defaults: {err}"))?;
+    if let Some(other) = config
+        .maintenance_defaults
+        .keys()
+        .find(|name| !name.starts_with(floe_maintenance::policy::PREFIX))
+    {
+        return Err(
+            format!("maintenance-defaults: {other:?} is not a floe.maintenance.* setting").into(),
+        );
+    }
     let warehouses = Arc::new(open_warehouses(&config).await?);
     let catalog = warehouses.default_catalog().clone();
     let address = SocketAddr::new(config.host, config.port);
@@ -221,6 +232,7 @@ pub async fn serve(
         let options = SchedulerOptions {
             interval: Duration::from_millis(config.maintenance_interval_ms),
             concurrency: config.maintenance_concurrency,
+            default_warehouse_properties: config.maintenance_defaults.clone(),
             ..SchedulerOptions::default()
         };
         tokio::spawn(Arc::new(Scheduler::new(warehouses.clone(), options)).run())

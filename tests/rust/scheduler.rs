@@ -143,7 +143,20 @@ async fn the_scheduler_compacts_small_files_by_itself_and_records_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_are_inherited_shown_and_checked() {
-    let server = FloeServer::start_with_args(&["--maintenance", "false"]);
+    // The default warehouse's own defaults come from the server's configuration.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("floe.toml");
+    std::fs::write(
+        &config,
+        "[maintenance-defaults]\n\"floe.maintenance.manifest-rewrite.min-manifests\" = \"50\"\n",
+    )
+    .unwrap();
+    let server = FloeServer::start_with_args(&[
+        "--maintenance",
+        "false",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let api = Api::new(&server);
     api.create_namespace(&["sales"]).await;
     api.create_table(
@@ -199,6 +212,10 @@ async fn settings_are_inherited_shown_and_checked() {
     assert_eq!(
         setting("snapshot-expiry.min-snapshots-to-keep"),
         json!({ "value": "1", "source": "default" })
+    );
+    assert_eq!(
+        setting("manifest-rewrite.min-manifests"),
+        json!({ "value": "50", "source": "warehouse" })
     );
     // The table setting is an ordinary table property: engines see it.
     let loaded = api.load_table(&["sales"], "orders").await;

@@ -269,7 +269,7 @@ async fn effective(
 
 async fn warehouse_properties(state: &AppState, warehouse: &str) -> ApiResult<Properties> {
     if warehouse == state.warehouses.default_name() {
-        return Ok(Properties::new());
+        return Ok(state.config.maintenance_defaults.clone());
     }
     let store = state.default_catalog().store();
     Ok(store

@@ -64,6 +64,9 @@ pub struct SchedulerOptions {
     pub concurrency: usize,
     /// The first back-off after a failed job; doubles per consecutive failure.
     pub failure_backoff: Duration,
+    /// The default warehouse's `floe.maintenance.*` defaults (from the server's configuration;
+    /// registered warehouses carry theirs in their own properties).
+    pub default_warehouse_properties: Properties,
 }
 
 impl Default for SchedulerOptions {
@@ -72,6 +75,7 @@ impl Default for SchedulerOptions {
             interval: Duration::from_secs(300),
             concurrency: 2,
             failure_backoff: Duration::from_secs(60),
+            default_warehouse_properties: Properties::new(),
         }
     }
 }
@@ -193,7 +197,7 @@ impl Scheduler {
     /// none for the configured default warehouse.
     async fn warehouse_properties(&self, name: &str, default: bool) -> Properties {
         if default {
-            return Properties::new();
+            return self.options.default_warehouse_properties.clone();
         }
         let store = self.warehouses.default_catalog().store();
         match store.load_warehouse(name).await {
