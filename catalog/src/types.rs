@@ -69,6 +69,23 @@ pub struct ListTablesResponse {
     pub next_page_token: Option<String>,
 }
 
+impl ListTablesResponse {
+    /// One page of names in `namespace` (tables or views: the spec lists both this way).
+    pub fn of(namespace: &[String], page: floe_store::Page<String>) -> Self {
+        Self {
+            identifiers: page
+                .items
+                .into_iter()
+                .map(|name| TableIdentifier {
+                    namespace: namespace.to_vec(),
+                    name,
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct CreateTableRequest {

@@ -16,7 +16,7 @@ use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
 use crate::types::{
     CommitTableRequest, CommitTransactionRequest, CreateTableRequest, ListTablesResponse,
-    RegisterTableRequest, RenameTableRequest, TableIdentifier,
+    RegisterTableRequest, RenameTableRequest,
 };
 
 type TablePath = Path<(String, String, String)>;
@@ -129,17 +129,7 @@ pub async fn list(
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
     let page = catalog.list_tables(&namespace, &query.page()?).await?;
-    Ok(Json(ListTablesResponse {
-        identifiers: page
-            .items
-            .into_iter()
-            .map(|name| TableIdentifier {
-                namespace: namespace.clone(),
-                name,
-            })
-            .collect(),
-        next_page_token: page.next_page_token,
-    }))
+    Ok(Json(ListTablesResponse::of(&namespace, page)))
 }
 
 pub async fn create(

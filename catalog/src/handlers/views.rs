@@ -15,9 +15,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
-use crate::types::{
-    CommitViewRequest, CreateViewRequest, ListTablesResponse, RenameTableRequest, TableIdentifier,
-};
+use crate::types::{CommitViewRequest, CreateViewRequest, ListTablesResponse, RenameTableRequest};
 
 type ViewPath = Path<(String, String, String)>;
 
@@ -53,17 +51,7 @@ pub async fn list(
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
     let page = catalog.list_views(&namespace, &query.page()?).await?;
-    Ok(Json(ListTablesResponse {
-        identifiers: page
-            .items
-            .into_iter()
-            .map(|name| TableIdentifier {
-                namespace: namespace.clone(),
-                name,
-            })
-            .collect(),
-        next_page_token: page.next_page_token,
-    }))
+    Ok(Json(ListTablesResponse::of(&namespace, page)))
 }
 
 pub async fn create(
