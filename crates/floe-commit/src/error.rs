@@ -65,7 +65,10 @@ impl From<StoreError> for CommitError {
             | StoreError::ViewAlreadyExists(_) => CommitError::AlreadyExists(message),
             StoreError::NamespaceNotEmpty { .. } => CommitError::NamespaceNotEmpty(message),
             StoreError::WarehouseNotFound(_) => CommitError::WarehouseNotFound(message),
-            StoreError::WarehouseAlreadyExists(_) => CommitError::AlreadyExists(message),
+            StoreError::WarehouseAlreadyExists(_) | StoreError::AlreadyExists(_) => {
+                CommitError::AlreadyExists(message)
+            }
+            StoreError::NotFound(_) => CommitError::NotFound(message),
             StoreError::WarehouseNotEmpty(_) => CommitError::WarehouseNotEmpty(message),
             StoreError::TableNotFound(_) => CommitError::TableNotFound(message),
             StoreError::ViewNotFound(_) => CommitError::ViewNotFound(message),

@@ -76,6 +76,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use access::{
+    AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
+    Securable, SigningKeyRecord,
+};
+
+pub mod access;
 mod input;
 mod kind;
 pub mod postgres;
@@ -235,6 +241,13 @@ pub enum StoreError {
     WarehouseAlreadyExists(String),
     #[error("warehouse {0} is not empty: drop its namespaces first")]
     WarehouseNotEmpty(String),
+    /// An access-control record (principal, role, signing key) that does not exist; the message
+    /// names it.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// An access-control record whose name (or client id, kid) is taken; the message names it.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// A swap found a pointer other than the one the committer read: someone else committed first.
     /// `table` names the table, or the view for [`MetadataStore::swap_view_pointer`].
     #[error("{table} was changed by a concurrent commit")]
