@@ -87,6 +87,8 @@ pub struct ServerConfig {
     /// `[maintenance-defaults]` then `"floe.maintenance.compaction.min-input-files" = "10"`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub maintenance_defaults: std::collections::BTreeMap<String, String>,
+    /// Identities, grants and the audit log (`[auth]` in TOML).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +122,7 @@ impl Default for ServerConfig {
             maintenance_interval_ms: 300_000,
             maintenance_concurrency: 2,
             maintenance_defaults: std::collections::BTreeMap::new(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! a request id), the body size limit, and [`idempotency`] keys. Outside the REST API, `/health`
 //! and `/ready` ([`handlers::health`]) answer load balancers' probes.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 mod extract;
@@ -43,6 +44,7 @@ pub use config::ServerConfig;
 pub struct AppState {
     pub warehouses: Arc<Warehouses>,
     pub config: Arc<ServerConfig>,
+    pub auth: auth::AuthState,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
 
 /// The REST API, with its layers.
 pub fn router(state: AppState) -> Router {
+    use auth::management as access;
     use handlers::{config, health, maintenance, namespaces, tables, views, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
@@ -83,6 +86,35 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/management/v1/maintenance/jobs", get(maintenance::jobs))
         .route("/management/v1/openapi.yaml", get(management_openapi))
+        .route("/v1/oauth/tokens", post(auth::token::issue))
+        .route(
+            "/management/v1/principals",
+            get(access::list_principals).post(access::create_principal_route),
+        )
+        .route(
+            "/management/v1/principals/{principal}",
+            axum::routing::delete(access::delete_principal),
+        )
+        .route(
+            "/management/v1/principals/{principal}/rotate-secret",
+            post(access::rotate_principal_secret),
+        )
+        .route(
+            "/management/v1/roles",
+            get(access::list_roles).post(access::create_role),
+        )
+        .route("/management/v1/roles/{role}", axum::routing::delete(access::delete_role))
+        .route("/management/v1/roles/{role}/principals", post(access::assign_role))
+        .route(
+            "/management/v1/roles/{role}/principals/{principal}",
+            axum::routing::delete(access::unassign_role),
+        )
+        .route(
+            "/management/v1/grants",
+            get(access::list_grants).post(access::grant),
+        )
+        .route("/management/v1/grants/revoke", post(access::revoke))
+        .route("/management/v1/audit", get(access::audit))
         .route(
             "/v1/{prefix}/namespaces",
             get(namespaces::list).post(namespaces::create),
@@ -137,21 +169,40 @@ pub fn router(state: AppState) -> Router {
         // After every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed);
 
+    // Layers wrap what was added before them: the request id is set first, then traced; the
+    // auth middleware decides (and audits) before an idempotency key can replay anything.
+    let request_id = axum::http::HeaderName::from_static(auth::REQUEST_ID);
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         idempotency::middleware,
     ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::middleware,
+    ))
     .layer(DefaultBodyLimit::max(state.config.max_request_bytes))
     .layer(
         TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request
+                .headers()
+                .get(auth::REQUEST_ID)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
             tracing::info_span!(
                 "request",
-                id = %uuid::Uuid::now_v7(),
+                id = %id,
                 method = %request.method(),
                 path = %request.uri().path(),
             )
         }),
     )
+    .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+        request_id.clone(),
+    ))
+    .layer(tower_http::request_id::SetRequestIdLayer::new(
+        request_id,
+        tower_http::request_id::MakeRequestUuid,
+    ))
     .with_state(state)
 }
 
@@ -220,8 +271,10 @@ pub async fn serve(
             format!("maintenance-defaults: {other:?} is not a floe.maintenance.* setting").into(),
         );
     }
+    config.auth.validate(config.host)?;
     let warehouses = Arc::new(open_warehouses(&config).await?);
     let catalog = warehouses.default_catalog().clone();
+    let (auth, auth_tasks) = auth::start(&config, catalog.store().clone()).await?;
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)
         .await
@@ -240,6 +293,7 @@ pub async fn serve(
     let state = AppState {
         warehouses,
         config: Arc::new(config),
+        auth,
     };
     tracing::info!(address = %local, warehouse = catalog.warehouse().root(), "floe catalog listening");
     // Tests and scripts wait for this exact line on stdout.
@@ -249,6 +303,7 @@ pub async fn serve(
         .await
         .map_err(|err| err.to_string())?;
     expiry.abort();
+    auth_tasks.stop().await;
     if let Some(maintenance) = maintenance {
         // A job cut short commits nothing half-way (a commit is one swap); files it wrote but did
         // not commit are unreferenced, and the next orphan removal collects them.

@@ -3,6 +3,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
@@ -10,17 +11,25 @@ use crate::types::{
     CreateNamespaceRequest, ListNamespacesResponse, NamespaceResponse,
     UpdateNamespacePropertiesRequest, UpdateNamespacePropertiesResponse,
 };
+use floe_auth::Securable;
 
 pub async fn list(
     State(state): State<AppState>,
     Path(prefix): Path<String>,
     query: QueryParams,
+    caller: Caller,
 ) -> ApiResult<Json<ListNamespacesResponse>> {
     let catalog = state.catalog(&prefix).await?;
     let parent = query.get("parent").map(parse_namespace).transpose()?;
-    let page = catalog
+    let mut page = catalog
         .list_namespaces(parent.as_deref(), &query.page()?)
         .await?;
+    page.items.retain(|namespace| {
+        caller.can_see(&Securable::Namespace {
+            warehouse: prefix.clone(),
+            namespace: namespace.clone(),
+        })
+    });
     Ok(Json(ListNamespacesResponse {
         namespaces: page.items,
         next_page_token: page.next_page_token,

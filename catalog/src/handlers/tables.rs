@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
@@ -18,6 +19,7 @@ use crate::types::{
     CommitTableRequest, CommitTransactionRequest, CreateTableRequest, ListTablesResponse,
     RegisterTableRequest, RenameTableRequest,
 };
+use floe_auth::{Privilege, Securable};
 
 type TablePath = Path<(String, String, String)>;
 
@@ -125,10 +127,21 @@ pub async fn list(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
     query: QueryParams,
+    caller: Caller,
 ) -> ApiResult<Json<ListTablesResponse>> {
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let page = catalog.list_tables(&namespace, &query.page()?).await?;
+    let mut page = catalog.list_tables(&namespace, &query.page()?).await?;
+    page.items.retain(|name| {
+        caller.may(
+            Privilege::Read,
+            &Securable::Table {
+                warehouse: prefix.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+        )
+    });
     Ok(Json(ListTablesResponse::of(&namespace, page)))
 }
 

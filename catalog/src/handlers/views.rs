@@ -12,10 +12,12 @@ use floe_store::ViewName;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
 use crate::types::{CommitViewRequest, CreateViewRequest, ListTablesResponse, RenameTableRequest};
+use floe_auth::{Privilege, Securable};
 
 type ViewPath = Path<(String, String, String)>;
 
@@ -47,10 +49,21 @@ pub async fn list(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
     query: QueryParams,
+    caller: Caller,
 ) -> ApiResult<Json<ListTablesResponse>> {
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let page = catalog.list_views(&namespace, &query.page()?).await?;
+    let mut page = catalog.list_views(&namespace, &query.page()?).await?;
+    page.items.retain(|name| {
+        caller.may(
+            Privilege::Read,
+            &Securable::View {
+                warehouse: prefix.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+        )
+    });
     Ok(Json(ListTablesResponse::of(&namespace, page)))
 }
 

@@ -82,6 +82,7 @@ pub use access::{
 };
 
 pub mod access;
+mod access_stub;
 mod input;
 mod kind;
 pub mod postgres;
@@ -276,6 +277,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not
     /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>>;
+
+    /// TEMPORARY stub until the accessstore branch lands.
+    fn access(&self) -> &dyn AccessStore;
 
     /// Registers a warehouse; [`StoreError::WarehouseAlreadyExists`] if the name is taken.
     /// `created_at_ms` is ignored: the store sets it.

@@ -344,6 +344,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
+    fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         Ok(Arc::new(Self {
             pool: self.pool.clone(),

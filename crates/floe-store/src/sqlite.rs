@@ -293,6 +293,10 @@ async fn finish<T>(
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         Ok(Arc::new(Self {
             pool: self.pool.clone(),

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use floe_catalog::ServerConfig;
 
+mod access;
+mod auth_args;
 mod maintain;
 mod maintenance;
 mod sql;
@@ -43,6 +45,16 @@ enum Command {
     Warehouse(warehouse::WarehouseArgs),
     /// What the server's automatic maintenance did, and each table's maintenance settings.
     Maintenance(maintenance::MaintenanceArgs),
+    /// Principals of the oauth2 auth mode: create (prints the secret once), list, delete, rotate.
+    Principal(access::PrincipalArgs),
+    /// Roles: create, delete, list, assign to and unassign from principals.
+    Role(access::RoleArgs),
+    /// Grant a privilege on a securable to a role.
+    Grant(access::GrantArgs),
+    /// Revoke a privilege on a securable from a role.
+    Revoke(access::GrantArgs),
+    /// The audit log: every mutation and every denied request.
+    Audit(access::AuditArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -147,6 +159,8 @@ struct ConfigArgs {
     /// Tables this replica maintains at once [default: 2].
     #[arg(long, env = "FLOE_MAINTENANCE_CONCURRENCY", value_name = "N")]
     maintenance_concurrency: Option<usize>,
+    #[command(flatten)]
+    auth: auth_args::AuthArgs,
 }
 
 impl ConfigArgs {
@@ -193,7 +207,9 @@ impl ConfigArgs {
         config.maintenance_concurrency = self
             .maintenance_concurrency
             .unwrap_or(config.maintenance_concurrency);
+        self.auth.apply(&mut config.auth);
         validate(&config)?;
+        config.auth.validate(config.host)?;
         Ok(config)
     }
 }
@@ -355,6 +371,11 @@ fn main() -> ExitCode {
         }
         Command::Warehouse(args) => warehouse::run(args),
         Command::Maintenance(args) => maintenance::run(args),
+        Command::Principal(args) => access::run_principal(args),
+        Command::Role(args) => access::run_role(args),
+        Command::Grant(args) => access::run_grant(args, false),
+        Command::Revoke(args) => access::run_grant(args, true),
+        Command::Audit(args) => access::run_audit(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
