@@ -82,7 +82,6 @@ pub use access::{
 };
 
 pub mod access;
-mod access_stub;
 mod input;
 mod kind;
 pub mod postgres;
