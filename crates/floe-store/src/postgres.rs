@@ -63,10 +63,12 @@ use crate::input::{
 };
 use crate::kind::Kind;
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    AccessStore, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
     PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
     TablePointer, ViewName, WarehouseRecord,
 };
+
+mod access;
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
 const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)";
@@ -121,7 +123,7 @@ enum Mode {
 }
 
 /// Why an attempt failed: an answer for the caller, or a database error that may be worth a retry.
-enum Failure {
+pub(crate) enum Failure {
     Store(StoreError),
     Db(sqlx::Error),
 }
@@ -344,6 +346,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
+    fn access(&self) -> &dyn AccessStore {
+        self
+    }
+
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         Ok(Arc::new(Self {
             pool: self.pool.clone(),

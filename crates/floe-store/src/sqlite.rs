@@ -44,10 +44,12 @@ use crate::input::{
 };
 use crate::kind::Kind;
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    AccessStore, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
     PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
     TablePointer, ViewName, WarehouseRecord,
 };
+
+mod access;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -293,6 +295,10 @@ async fn finish<T>(
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    fn access(&self) -> &dyn AccessStore {
+        self
+    }
+
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         Ok(Arc::new(Self {
             pool: self.pool.clone(),
