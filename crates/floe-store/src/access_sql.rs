@@ -269,7 +269,12 @@ impl<'a> SecurableColumns<'a> {
     }
 
     /// Reads the columns back; the schema's CHECK allows no other kind.
-    fn securable(kind: &str, warehouse: String, namespace: &str, name: String) -> Result<Securable> {
+    fn securable(
+        kind: &str,
+        warehouse: String,
+        namespace: &str,
+        name: String,
+    ) -> Result<Securable> {
         let namespace = || {
             namespace
                 .split(LEVEL_SEPARATOR)
@@ -310,7 +315,9 @@ fn check_grant(grant: &GrantRecord) -> Result<SecurableColumns<'_>> {
 
 /// Ages are capped far beyond any retention, so that `now - age` cannot overflow.
 fn age_millis(age: Duration) -> i64 {
-    i64::try_from(age.as_millis()).unwrap_or(i64::MAX).min(1 << 50)
+    i64::try_from(age.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(1 << 50)
 }
 
 async fn bump_policy_version<C: AccessConn>(conn: &mut C) -> Result<(), C::Error> {
@@ -541,7 +548,10 @@ pub(crate) async fn unassign_role<C: AccessConn>(
     apply_change(conn, delete, &assignment.role).await
 }
 
-pub(crate) async fn grant<C: AccessConn>(conn: &mut C, grant: &GrantRecord) -> Result<(), C::Error> {
+pub(crate) async fn grant<C: AccessConn>(
+    conn: &mut C,
+    grant: &GrantRecord,
+) -> Result<(), C::Error> {
     let on = check_grant(grant)?;
     let mut args = vec![Arg::Text(&grant.role), Arg::Text(&grant.privilege)];
     args.extend(on.args());

@@ -63,7 +63,7 @@ use crate::input::{
 };
 use crate::kind::Kind;
 use crate::{
-    AccessStore, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
     PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
     TablePointer, ViewName, WarehouseRecord,
 };
@@ -346,7 +346,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
-    fn access(&self) -> &dyn AccessStore {
+    fn access(&self) -> &dyn crate::AccessStore {
         self
     }
 

@@ -44,7 +44,7 @@ use crate::input::{
 };
 use crate::kind::Kind;
 use crate::{
-    AccessStore, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
+    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
     PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
     TablePointer, ViewName, WarehouseRecord,
 };
@@ -295,7 +295,7 @@ async fn finish<T>(
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
-    fn access(&self) -> &dyn AccessStore {
+    fn access(&self) -> &dyn crate::AccessStore {
         self
     }
 

@@ -109,8 +109,10 @@ impl AccessStore for PostgresStore {
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>> {
-        self.run(Mode::Autocommit, async |conn| ops::list_principals(conn).await)
-            .await
+        self.run(Mode::Autocommit, async |conn| {
+            ops::list_principals(conn).await
+        })
+        .await
     }
 
     async fn delete_principal(&self, name: &str) -> Result<()> {
@@ -162,8 +164,10 @@ impl AccessStore for PostgresStore {
     }
 
     async fn policy_version(&self) -> Result<i64> {
-        self.run(Mode::Autocommit, async |conn| ops::policy_version(conn).await)
-            .await
+        self.run(Mode::Autocommit, async |conn| {
+            ops::policy_version(conn).await
+        })
+        .await
     }
 
     async fn load_policy(&self) -> Result<Policy> {

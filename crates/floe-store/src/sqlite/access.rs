@@ -38,9 +38,7 @@ impl AccessConn for SqliteConnection {
     async fn execute(&mut self, stmt: &Stmt<'_>) -> Result<Executed> {
         match query(stmt).execute(&mut *self).await {
             Ok(done) => Ok(Executed::Rows(done.rows_affected())),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Ok(Executed::Duplicate)
-            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(Executed::Duplicate),
             Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 Ok(Executed::MissingReference)
             }

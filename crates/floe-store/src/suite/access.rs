@@ -86,7 +86,11 @@ pub async fn principals_life_cycle(store: Arc<dyn MetadataStore>) {
     let before = now_ms();
     for (name, client_id) in [("zoë", "c-zoe"), ("alice", "c-alice"), ("Bob", "c-bob")] {
         access
-            .create_principal(&principal(name, client_id, &format!("$argon2id$v=19${name}")))
+            .create_principal(&principal(
+                name,
+                client_id,
+                &format!("$argon2id$v=19${name}"),
+            ))
             .await
             .unwrap();
     }
@@ -148,7 +152,10 @@ pub async fn principals_life_cycle(store: Arc<dyn MetadataStore>) {
     assert_eq!(other.access().list_principals().await.unwrap().len(), 3);
 
     access.delete_principal("alice").await.unwrap();
-    assert_eq!(access.principal_by_client_id("c-alice").await.unwrap(), None);
+    assert_eq!(
+        access.principal_by_client_id("c-alice").await.unwrap(),
+        None
+    );
     assert_not_found(access.delete_principal("alice").await, "principal alice");
     let names: Vec<String> = access
         .list_principals()
@@ -238,7 +245,7 @@ pub async fn grants_are_idempotent(store: Arc<dyn MetadataStore>) {
     access.assign_role(&member("ana", "readers")).await.unwrap();
     access.assign_role(&member("ana", "readers")).await.unwrap();
     let policy = access.load_policy().await.unwrap();
-    assert_eq!(policy.grants, [grant.clone()]);
+    assert_eq!(policy.grants, std::slice::from_ref(&grant));
     assert_eq!(policy.assignments, [member("ana", "readers")]);
 
     assert!(access.revoke(&grant).await.unwrap());
@@ -291,7 +298,11 @@ pub async fn policy_version_moves_with_every_change(store: Arc<dyn MetadataStore
     step!("create role", true, access.create_role("readers"));
     step!("grant", true, access.grant(&grant));
     step!("grant again", false, access.grant(&grant));
-    step!("assign", true, access.assign_role(&member("ana", "readers")));
+    step!(
+        "assign",
+        true,
+        access.assign_role(&member("ana", "readers"))
+    );
     step!(
         "assign again",
         false,
@@ -455,7 +466,8 @@ pub async fn concurrent_grants(store: Arc<dyn MetadataStore>) {
             granted_here
         });
     }
-    let mut expected: BTreeSet<GrantRecord> = tasks.join_all().await.into_iter().flatten().collect();
+    let mut expected: BTreeSet<GrantRecord> =
+        tasks.join_all().await.into_iter().flatten().collect();
     expected.insert(granted("readers", "read", Securable::Server));
     let policy = access.load_policy().await.unwrap();
     assert!(policy.version > start);
@@ -499,7 +511,10 @@ pub async fn signing_keys_newest_first(store: Arc<dyn MetadataStore>) {
     read_back.created_at_ms = 0;
     assert_eq!(read_back, key("k-a", &[0, 159, 255, b'a']), "bytes kept");
     assert!(keys[0].created_at_ms > keys[1].created_at_ms);
-    assert!(!format!("{:?}", keys[0]).contains("159"), "Debug shows the key");
+    assert!(
+        !format!("{:?}", keys[0]).contains("159"),
+        "Debug shows the key"
+    );
 
     // Young keys stay; old ones go, except the newest, which still signs.
     assert_eq!(
@@ -510,10 +525,7 @@ pub async fn signing_keys_newest_first(store: Arc<dyn MetadataStore>) {
         0
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        access.expire_signing_keys(Duration::ZERO).await.unwrap(),
-        2
-    );
+    assert_eq!(access.expire_signing_keys(Duration::ZERO).await.unwrap(), 2);
     let kids: Vec<String> = access
         .signing_keys()
         .await
@@ -522,10 +534,7 @@ pub async fn signing_keys_newest_first(store: Arc<dyn MetadataStore>) {
         .map(|key| key.kid)
         .collect();
     assert_eq!(kids, ["k-a"]);
-    assert_eq!(
-        access.expire_signing_keys(Duration::ZERO).await.unwrap(),
-        0
-    );
+    assert_eq!(access.expire_signing_keys(Duration::ZERO).await.unwrap(), 0);
     // Every warehouse handle signs with the same keys.
     assert_eq!(
         store
@@ -570,7 +579,10 @@ pub async fn audit_log_lists_and_expires(store: Arc<dyn MetadataStore>) {
         .await
         .unwrap();
     access
-        .record_audit(&[audit("a4", now - 1_000, "ana"), audit("a0", now - 40 * day, "ana")])
+        .record_audit(&[
+            audit("a4", now - 1_000, "ana"),
+            audit("a0", now - 40 * day, "ana"),
+        ])
         .await
         .unwrap();
     // A batch sent again records nothing twice.
