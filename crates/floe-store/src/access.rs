@@ -6,7 +6,10 @@
 //!
 //! - **One policy version.** Every change that can alter a decision (a grant or revoke, a role
 //!   created, deleted, assigned or unassigned, a principal deleted) bumps one global counter in the
-//!   same transaction. A server caches the whole [`Policy`] and re-reads it only when
+//!   same transaction. A change that changes nothing (granting what is granted, assigning again,
+//!   revoking or unassigning what is not there) and everything else (principals' creation and
+//!   secrets, signing keys, the audit log) leaves it, so an unchanged version means an unchanged
+//!   policy. A server caches the whole [`Policy`] and re-reads it only when
 //!   [`AccessStore::policy_version`] moved; that one cheap query per second per replica is what lets
 //!   a revoke on one replica take effect on every other within a second, whatever the number of
 //!   grants or tables.
@@ -98,7 +101,9 @@ pub struct Policy {
     pub version: i64,
     /// Every role, in name order (a role may hold no grant and no member yet).
     pub roles: Vec<String>,
+    /// Every grant once, in role order.
     pub grants: Vec<GrantRecord>,
+    /// Every assignment once, in principal order.
     pub assignments: Vec<RoleAssignment>,
 }
 
@@ -189,14 +194,15 @@ pub trait AccessStore: Send + Sync + 'static {
     /// Assigning it again changes nothing.
     async fn assign_role(&self, assignment: &RoleAssignment) -> Result<()>;
 
-    /// Takes the role away; returns whether the principal held it.
+    /// Takes the role away; returns whether the principal held it (`false` too when the role does
+    /// not exist).
     async fn unassign_role(&self, assignment: &RoleAssignment) -> Result<bool>;
 
     /// Records a grant; its role must exist ([`crate::StoreError::NotFound`]). Granting it again
     /// changes nothing.
     async fn grant(&self, grant: &GrantRecord) -> Result<()>;
 
-    /// Removes a grant; returns whether it existed.
+    /// Removes a grant; returns whether it existed (`false` too when the role does not exist).
     async fn revoke(&self, grant: &GrantRecord) -> Result<bool>;
 
     /// The current policy version: one indexed read, for the freshness check.
@@ -206,6 +212,8 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn load_policy(&self) -> Result<Policy>;
 
     /// Adds a signing key; [`crate::StoreError::AlreadyExists`] if the kid is taken.
+    /// `created_at_ms` is ignored: the store sets it by its clock, but always later than every
+    /// key already there, so that the key added last is the newest.
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
 
     /// Every signing key, newest first.
@@ -215,12 +223,15 @@ pub trait AccessStore: Send + Sync + 'static {
     /// returns how many.
     async fn expire_signing_keys(&self, older_than: Duration) -> Result<u64>;
 
-    /// Appends audit records (a batch, in one transaction).
+    /// Appends audit records (a batch, in one transaction: all or none). A record whose id is
+    /// already there is skipped, so a batch whose outcome was lost can be sent again. Ids,
+    /// principals, routes and outcomes are names; no field holds U+0000.
     async fn record_audit(&self, records: &[AuditRecord]) -> Result<()>;
 
     /// The most recent records matching `filter`, newest first, at most `limit`.
     async fn list_audit(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditRecord>>;
 
-    /// Deletes records older than `older_than`; returns how many.
+    /// Deletes records older than `older_than` (their `at_ms` against the store's clock); returns
+    /// how many.
     async fn expire_audit(&self, older_than: Duration) -> Result<u64>;
 }

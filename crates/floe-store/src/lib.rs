@@ -1,5 +1,7 @@
 //! Floe's metadata store: the strongly consistent record of which namespaces exist, which tables
-//! exist, and where each table's *current* metadata file is.
+//! exist, and where each table's *current* metadata file is; beside them, the service's own
+//! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
+//! access-control records: principals, roles, grants, signing keys, the audit log).
 //!
 //! # The model
 //!
@@ -46,6 +48,16 @@
 //! settings, so that every replica serves them. A foreign key from each namespace to its warehouse
 //! makes dropping a warehouse that still has namespaces impossible, even racing a create.
 //!
+//! # Access control
+//!
+//! Principals, roles, grants, token-signing keys and the audit log are kept here for `floe-auth`,
+//! behind their own trait, [`AccessStore`], reached with [`MetadataStore::access`]. They are global:
+//! every warehouse handle sees the same ones. Every change that can alter an authorization
+//! decision bumps one policy version in its own transaction, and the whole policy is read in one
+//! snapshot; the [`access`] module says what that buys. Both backends run one implementation of
+//! these operations, with only placeholders, the clock and constraint errors told apart per
+//! dialect.
+//!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
@@ -82,6 +94,7 @@ pub use access::{
 };
 
 pub mod access;
+mod access_sql;
 mod input;
 mod kind;
 pub mod postgres;
@@ -272,6 +285,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// warehouse, idempotency-key and lease methods are global.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// The access-control records (see *Access control* in the crate docs): global, so a handle
+    /// from [`MetadataStore::in_warehouse`] sees the same ones.
+    fn access(&self) -> &dyn AccessStore;
+
     /// A handle on the same database (same pool) working in the registered warehouse `name`. It
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not
     /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.

@@ -68,6 +68,8 @@ use crate::{
     TablePointer, ViewName, WarehouseRecord,
 };
 
+mod access;
+
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
 const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)";
 
@@ -121,7 +123,7 @@ enum Mode {
 }
 
 /// Why an attempt failed: an answer for the caller, or a database error that may be worth a retry.
-enum Failure {
+pub(crate) enum Failure {
     Store(StoreError),
     Db(sqlx::Error),
 }

@@ -49,6 +49,8 @@ use crate::{
     TablePointer, ViewName, WarehouseRecord,
 };
 
+mod access;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Tuning of a [`SqliteStore`]. Durability settings are not here on purpose: they are not optional.

@@ -23,6 +23,9 @@ use crate::{
     WarehouseRecord,
 };
 
+mod access;
+pub use access::*;
+
 /// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
 ///
 /// `$fresh` is an expression evaluated anew for every test; it is a future yielding the store and a
@@ -60,6 +63,18 @@ macro_rules! metadata_store_suite {
             namespaces_need_their_warehouse,
             job_records_are_kept_and_listed,
             file_marks_keep_their_first_time,
+        );
+        // The access-control records (suite/access.rs).
+        $crate::metadata_store_suite!(@checks $fresh;
+            principals_life_cycle,
+            roles_cascade,
+            grants_are_idempotent,
+            policy_version_moves_with_every_change,
+            policy_holds_every_securable,
+            concurrent_grants,
+            signing_keys_newest_first,
+            audit_log_lists_and_expires,
+            invalid_access_names_are_refused,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
