@@ -310,7 +310,7 @@ async fn needs(
     rule: Rule,
     request: Request,
 ) -> Result<(Request, Vec<Need>), ApiError> {
-    let params = path_params(&request).await?;
+    let params = path_params(head_of(&request)).await?;
     let param = |name: &str| -> Result<String, ApiError> {
         params
             .iter()
@@ -387,11 +387,17 @@ async fn needs(
     Ok((request, needs))
 }
 
-async fn path_params(request: &Request) -> Result<Vec<(String, String)>, ApiError> {
+/// A copy of the request's head: the path parameters are read from it while the request
+/// itself (whose body is not `Sync`) stays out of the await.
+fn head_of(request: &Request) -> Parts {
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = request.method().clone();
     parts.uri = request.uri().clone();
     parts.extensions = request.extensions().clone();
+    parts
+}
+
+async fn path_params(mut parts: Parts) -> Result<Vec<(String, String)>, ApiError> {
     let raw = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .map_err(|err| {

@@ -294,9 +294,6 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>>;
 
-    /// TEMPORARY stub until the accessstore branch lands.
-    fn access(&self) -> &dyn AccessStore;
-
     /// Registers a warehouse; [`StoreError::WarehouseAlreadyExists`] if the name is taken.
     /// `created_at_ms` is ignored: the store sets it.
     async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()>;
