@@ -50,7 +50,9 @@ pub async fn list(
 ) -> ApiResult<Json<ListTablesResponse>> {
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let page = catalog.list_views(&namespace, &query.page()?).await?;
+    let page = catalog
+        .list_views(&namespace, &query.page(state.config.max_page_size)?)
+        .await?;
     Ok(Json(ListTablesResponse::of(&namespace, page)))
 }
 
