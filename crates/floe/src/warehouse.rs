@@ -106,7 +106,7 @@ pub fn run(args: WarehouseArgs) -> Result<(), String> {
                 let roots = config
                     .allowed_storage_roots()
                     .map_err(|err| format!("--allowed-storage-root: {err}"))?;
-                Target::Store(warehouses.with_allowed_roots(roots))
+                Target::Store(Box::new(warehouses.with_allowed_roots(roots)))
             }
         };
         match args.command {
@@ -152,7 +152,7 @@ pub fn run(args: WarehouseArgs) -> Result<(), String> {
 /// is the same either way.
 enum Target {
     Server(Server),
-    Store(Warehouses),
+    Store(Box<Warehouses>),
 }
 
 impl Target {
