@@ -10,9 +10,10 @@
 //!   more gets a 503 with `Retry-After` at once rather than waiting in a queue that only grows
 //!   under overload. `/health` is exempt, so that a busy server is not taken for a dead one.
 //! - **Request timeout.** A request (its body upload included) that runs longer than
-//!   `request-timeout-ms` is cut short with a 503. It sits inside the idempotency layer, which
-//!   so sees the 503 and releases the request's key for a retry. A commit cut short is either
-//!   made or not: the pointer swap is one step.
+//!   `request-timeout-ms` is cut short with a 503. The deadline is set as the request arrives
+//!   ([`Deadline`]); the handler runs inside the idempotency layer, which so sees the 503 and
+//!   releases the request's key for a retry, and which bounds its own read of the body by the
+//!   same deadline. A commit cut short is either made or not: the pointer swap is one step.
 //! - **Header-read timeout** (slowloris). A connection that does not deliver a request's headers
 //!   within `header-read-timeout-ms` is closed ([`serve`]); this also bounds how long an idle
 //!   keep-alive connection stays open.
@@ -26,46 +27,76 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Extensions, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 
+/// When a request must be answered by: set as it arrives (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// The request's deadline; `request-timeout-ms` from now if no layer set one.
+    pub fn of(extensions: &Extensions, config: &ServerConfig) -> Instant {
+        extensions
+            .get::<Deadline>()
+            .map_or_else(|| Instant::now() + config.request_timeout(), |d| d.0)
+    }
+}
+
+/// The 503 of a request that ran past its deadline.
+pub fn timed_out(config: &ServerConfig) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+        format!(
+            "the request did not complete within {} ms (request-timeout-ms)",
+            config.request_timeout_ms
+        ),
+    )
+    .into_response()
+}
+
 /// The layers that go inside the idempotency layer: the request timeout.
 pub fn inner_layers<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
-    config: &ServerConfig,
+    config: &Arc<ServerConfig>,
 ) -> Router<S> {
-    let timeout = config.request_timeout();
-    router.layer(middleware::from_fn(
-        move |request: Request, next: Next| async move {
-            match tokio::time::timeout(timeout, next.run(request)).await {
+    let config = config.clone();
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let config = config.clone();
+        async move {
+            let deadline = Deadline::of(request.extensions(), &config);
+            match tokio::time::timeout_at(deadline, next.run(request)).await {
                 Ok(response) => response,
-                Err(_) => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailableException",
-                    format!(
-                        "the request did not complete within {} ms (request-timeout-ms)",
-                        timeout.as_millis()
-                    ),
-                )
-                .into_response(),
+                Err(_) => timed_out(&config),
             }
-        },
-    ))
+        }
+    }))
 }
 
 /// The layers that go outside everything but request tracing: the host check, then the
-/// concurrency limit.
+/// concurrency limit, then the request's [`Deadline`].
 pub fn outer_layers<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     config: &ServerConfig,
 ) -> Router<S> {
+    let timeout = config.request_timeout();
+    let router = router.layer(middleware::from_fn(
+        move |mut request: Request, next: Next| async move {
+            request
+                .extensions_mut()
+                .insert(Deadline(Instant::now() + timeout));
+            next.run(request).await
+        },
+    ));
     let limit = Limit {
         permits: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
         max: config.max_concurrent_requests.max(1),

@@ -178,11 +178,18 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 
 /// Starts a namespace-creating POST that promises a body it never finishes sending.
 async fn slow_upload(server: &FloeServer) -> TcpStream {
+    slow_upload_with(server, "").await
+}
+
+/// [`slow_upload`] with more header lines (each ending in CRLF).
+async fn slow_upload_with(server: &FloeServer, headers: &str) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
         .await
         .unwrap();
-    let head = "POST /v1/main/namespaces HTTP/1.1\r\nHost: localhost\r\n\
-                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"namespace\":";
+    let head = format!(
+        "POST /v1/main/namespaces HTTP/1.1\r\nHost: localhost\r\n{headers}\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"namespace\":"
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream
 }
@@ -233,23 +240,42 @@ async fn requests_beyond_the_concurrency_limit_get_a_503_with_retry_after() {
     );
 }
 
-#[tokio::test]
-async fn a_request_running_past_the_request_timeout_gets_a_503() {
-    let server = FloeServer::start_with_args(&["--request-timeout-ms", "300"]);
-    let mut stream = slow_upload(&server).await;
+/// Reads until the whole ErrorModel body is in (or the server closes); returns it as text.
+async fn read_error_response(stream: &mut TcpStream) -> String {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
-    // Until the whole error body is in (or the server closes).
     while !String::from_utf8_lossy(&received).contains("}}") {
         match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer)).await {
             Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buffer[..n]),
             _ => break,
         }
     }
-    let text = String::from_utf8_lossy(&received);
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_running_past_the_request_timeout_gets_a_503() {
+    let server = FloeServer::start_with_args(&["--request-timeout-ms", "300"]);
+    let mut stream = slow_upload(&server).await;
+    let text = read_error_response(&mut stream).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("ServiceUnavailableException"), "{text}");
     assert!(text.contains("request-timeout-ms"), "{text}");
+
+    // With an Idempotency-Key too (that layer reads the body itself); the key stays usable.
+    let mut stream = slow_upload_with(&server, "Idempotency-Key: slow-1\r\n").await;
+    let text = read_error_response(&mut stream).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("request-timeout-ms"), "{text}");
+    let retried = floe_testkit::http()
+        .post(namespaces_url(&server))
+        .header("idempotency-key", "slow-1")
+        .json(&json!({"namespace": ["slow"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::OK);
+    assert!(namespace_exists(&server, "slow").await);
 }
 
 async fn list_page(server: &FloeServer, query: &str) -> Value {
