@@ -130,6 +130,18 @@ async fn a_loopback_server_answers_only_to_loopback_and_allowed_host_names() {
         let response = with_host(host.clone()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{host}");
     }
+
+    // HTTP/1.0 without any Host header.
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /v1/config HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut stream).await.expect("a response");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
 }
 
 /// Reads until the server closes the connection; what it sent, or `None` if it is still open
