@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use floe_storage::{RetryOptions, S3Options, StoreOptions};
+use floe_storage::{AllowedRoots, RetryOptions, S3Options, StoreOptions};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Everything `floe serve` needs.
@@ -69,6 +69,27 @@ pub struct ServerConfig {
     pub s3_connect_timeout_ms: u64,
     /// Requests with larger bodies are refused before they are read.
     pub max_request_bytes: usize,
+    /// A connection that has not sent a request's complete headers this long after it started
+    /// sending them is closed (slow clients must not hold connections open for free).
+    pub header_read_timeout_ms: u64,
+    /// Bound on one request, its body upload included; a request still running then gets a 503
+    /// (a commit it was making either happened whole or not at all).
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more get a 503 with `Retry-After` at once instead of waiting in
+    /// an unbounded queue.
+    pub max_concurrent_requests: usize,
+    /// Largest page of a listing. A client that asks for pages (`pageSize` or `pageToken`) never
+    /// gets more items than this in one; a client that does not page gets every item.
+    pub max_page_size: usize,
+    /// When the server listens on a loopback address, requests must name it by a loopback name
+    /// (`localhost`, `*.localhost`, `127.x.x.x`, `[::1]`) or one of these (`Host` header, port
+    /// optional), so that a web page cannot reach it through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Where registered warehouses may keep their files: a warehouse's storage URL must be one of
+    /// these URLs or under one (whole path segments; `file://` paths with symlinks resolved).
+    /// Empty: only `file://<data-dir>/warehouse`. The default warehouse (`warehouse-url`) is the
+    /// operator's own choice and needs no entry.
+    pub allowed_storage_roots: Vec<String>,
     /// How many times a commit that lost a race is re-checked and retried before a 409.
     pub commit_max_attempts: u32,
     /// Memory budget of the parsed-metadata cache, in bytes of metadata JSON (roughly a third of
@@ -116,6 +137,12 @@ impl Default for ServerConfig {
             s3_request_timeout_ms: retry.request_timeout.as_millis() as u64,
             s3_connect_timeout_ms: retry.connect_timeout.as_millis() as u64,
             max_request_bytes: 32 * 1024 * 1024,
+            header_read_timeout_ms: 30_000,
+            request_timeout_ms: 120_000,
+            max_concurrent_requests: 256,
+            max_page_size: 1000,
+            allowed_hosts: Vec::new(),
+            allowed_storage_roots: Vec::new(),
             commit_max_attempts: 10,
             metadata_cache_bytes: 256 * 1024 * 1024,
             maintenance: true,
@@ -161,7 +188,27 @@ impl ServerConfig {
                 connect_timeout: Duration::from_millis(self.s3_connect_timeout_ms),
                 ..defaults
             },
+            // The default warehouse is the operator's: it may use the server's credentials.
+            use_environment: true,
         }
+    }
+
+    /// Where registered warehouses may keep their files: `allowed-storage-roots`, or the data
+    /// dir's `warehouse/` directory when none are configured.
+    pub fn allowed_storage_roots(&self) -> Result<AllowedRoots, String> {
+        if self.allowed_storage_roots.is_empty() {
+            AllowedRoots::local_dir(&self.warehouse_dir())
+        } else {
+            AllowedRoots::new(&self.allowed_storage_roots)
+        }
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     /// `None` when the database's own setting applies.

@@ -46,9 +46,13 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     };
 
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, state.config.max_request_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
+    // Read before the key is claimed, so a slow upload cut short leaves no claim behind.
+    let deadline = crate::limits::Deadline::of(&parts.extensions, &state.config);
+    let read = to_bytes(body, state.config.max_request_bytes);
+    let bytes = match tokio::time::timeout_at(deadline, read).await {
+        Err(_) => return crate::limits::timed_out(&state.config),
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "BadRequestException",

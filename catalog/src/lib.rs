@@ -13,7 +13,8 @@
 //! Handlers are thin: they turn the spec's JSON into calls on [`floe_commit::Catalog`] and its
 //! results back into JSON. Errors become the spec's `ErrorModel` in one place, [`error::ApiError`].
 //! Cross-cutting concerns are layers around the router: request tracing (one span per request with
-//! a request id), the body size limit, and [`idempotency`] keys. Outside the REST API, `/health`
+//! a request id), the body size limit, [`idempotency`] keys, and the [`limits`] that keep clients
+//! and web pages from misusing the server (host check, concurrency limit, timeouts). Outside the REST API, `/health`
 //! and `/ready` ([`handlers::health`]) answer load balancers' probes.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod error;
 mod extract;
 pub mod handlers;
 pub mod idempotency;
+pub mod limits;
 pub mod names;
 pub mod types;
 
@@ -172,15 +174,19 @@ pub fn router(state: AppState) -> Router {
     // Layers wrap what was added before them: the request id is set first, then traced; the
     // auth middleware decides (and audits) before an idempotency key can replay anything.
     let request_id = axum::http::HeaderName::from_static(auth::REQUEST_ID);
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::middleware,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::middleware,
-    ))
-    .layer(DefaultBodyLimit::max(state.config.max_request_bytes))
+    let api = limits::inner_layers(api, &state.config)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ));
+    limits::outer_layers(
+        api.layer(DefaultBodyLimit::max(state.config.max_request_bytes)),
+        &state.config,
+    )
     .layer(
         TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
@@ -252,7 +258,9 @@ pub async fn open_warehouses(config: &ServerConfig) -> Result<Warehouses, StartE
         settings: settings.clone(),
     };
     let default = floe_commit::open::open(&options).await?;
-    Ok(Warehouses::new(default, store.retry, settings))
+    // After opening, which creates the data dir: the default root is resolved on disk.
+    let roots = config.allowed_storage_roots()?;
+    Ok(Warehouses::new(default, store.retry, settings).with_allowed_roots(roots))
 }
 
 /// Runs the server until `shutdown` resolves, then drains in-flight requests.
@@ -290,18 +298,16 @@ pub async fn serve(
         };
         tokio::spawn(Arc::new(Scheduler::new(warehouses.clone(), options)).run())
     });
+    let config = Arc::new(config);
     let state = AppState {
         warehouses,
-        config: Arc::new(config),
+        config: config.clone(),
         auth,
     };
     tracing::info!(address = %local, warehouse = catalog.warehouse().root(), "floe catalog listening");
     // Tests and scripts wait for this exact line on stdout.
     println!("floe catalog listening on {local}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| err.to_string())?;
+    limits::serve(listener, router(state), &config, shutdown).await;
     expiry.abort();
     auth_tasks.stop().await;
     if let Some(maintenance) = maintenance {

@@ -6,8 +6,9 @@ The same namespace and table names exist in both with different rows; each catal
 files, every location is under its own warehouse's root, and a table location in the other warehouse is
 refused (400 BadRequestException) on create. See docs/operations.md, "Several warehouses".
 
-The server signs S3 requests with the `AWS_*` keys in its environment (SeaweedFS's); PyIceberg brings the
-same keys as its own (`s3.access-key-id`...) and takes the endpoint from each table's `config`.
+`lake` is registered with its own keys (a registered warehouse never uses the server's `AWS_*` environment),
+under the storage root the server allows (`--allowed-storage-root s3://second`); PyIceberg brings the same keys
+as its own (`s3.access-key-id`...) and takes the endpoint from each table's `config`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pyiceberg.exceptions import BadRequestError
 
 from conftest import HTTP_TIMEOUT_SECONDS, s3_client_properties, unique_name
 from floe_server import FloeServer
-from seaweedfs import REGION, SeaweedFS
+from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
 
 BUCKET = "second"  # the session SeaweedFS's `lake` bucket backs conftest's s3 server
 LAKE = "lake"
@@ -36,12 +37,12 @@ ARROW_SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string
 def server(
     seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory, floe_log_dir: Path
 ) -> Generator[FloeServer, None, None]:
-    """A Floe with a local default warehouse and SeaweedFS's keys in its environment (for registered ones)."""
+    """A Floe with a local default warehouse that lets warehouses be registered in the `second` bucket."""
     seaweedfs.create_bucket(BUCKET)
     floe = FloeServer(
         tmp_path_factory.mktemp("floe-warehouses-data"),
         floe_log_dir / "floe-pytest-warehouses.log",
-        env=SeaweedFS.credentials_env(),
+        extra_args=["--allowed-storage-root", f"s3://{BUCKET}"],
     )
     floe.start()
     try:
@@ -56,7 +57,13 @@ def register_lake(server: FloeServer, seaweedfs: SeaweedFS, storage_url: str = L
         json={
             "name": LAKE,
             "storage-url": storage_url,
-            "properties": {"s3.endpoint": seaweedfs.endpoint, "s3.region": REGION, "s3.path-style-access": "true"},
+            "properties": {
+                "s3.endpoint": seaweedfs.endpoint,
+                "s3.region": REGION,
+                "s3.path-style-access": "true",
+                "s3.access-key-id": ACCESS_KEY,
+                "s3.secret-access-key": SECRET_KEY,
+            },
         },
         timeout=HTTP_TIMEOUT_SECONDS,
     )

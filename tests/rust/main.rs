@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod etag;
+mod hardening;
 mod idempotency;
 mod lifecycle;
 mod maintenance;

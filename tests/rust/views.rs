@@ -671,10 +671,12 @@ async fn bad_input_is_400_and_changes_nothing() {
 /// in another warehouse, and may be a table there.
 #[tokio::test]
 async fn views_stay_in_their_warehouse() {
-    let server = FloeServer::start();
-    let lake_root = server.data_dir().join("lake");
+    let lakes = tempfile::tempdir().unwrap();
+    let lake_root = lakes.path().canonicalize().unwrap().join("lake");
     std::fs::create_dir_all(&lake_root).unwrap();
     let lake_url = format!("file://{}", lake_root.display());
+    // Registered warehouses must lie under a root the operator allows.
+    let server = FloeServer::start_with_args(&["--allowed-storage-root", &lake_url]);
     let response = floe_testkit::http()
         .post(format!("{}/management/v1/warehouses", server.uri()))
         .json(&json!({"name": "lake", "storage-url": lake_url}))

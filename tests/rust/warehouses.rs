@@ -68,7 +68,7 @@ fn api_for(server: &FloeServer, prefix: &str) -> Api {
 async fn two_warehouses_on_different_storage_keep_their_tables_apart() {
     let s3 = TestS3::start();
     s3.create_bucket("lake").await;
-    let server = FloeServer::start_with_env(&[], &TestS3::credentials_env());
+    let server = FloeServer::start_with_args(&["--allowed-storage-root", "s3://lake"]);
     let created = create_warehouse(
         &server,
         json!({
@@ -78,6 +78,8 @@ async fn two_warehouses_on_different_storage_keep_their_tables_apart() {
                 "s3.endpoint": s3.endpoint(),
                 "s3.region": "us-east-1",
                 "s3.path-style-access": "true",
+                "s3.access-key-id": seaweedfs::ACCESS_KEY_ID,
+                "s3.secret-access-key": seaweedfs::SECRET_ACCESS_KEY,
             }
         }),
     )
@@ -239,9 +241,10 @@ async fn a_warehouse_created_on_one_replica_is_served_by_every_replica() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let first = FloeServer::start_replica(&metastore, &dir.path().join("data"), &[]);
-    let second = FloeServer::start_replica(&metastore, &dir.path().join("data"), &[]);
     let storage = url::Url::from_directory_path(dir.path().join("archive")).unwrap();
+    let allowed = ["--allowed-storage-root", storage.as_str()];
+    let first = FloeServer::start_replica(&metastore, &dir.path().join("data"), &allowed);
+    let second = FloeServer::start_replica(&metastore, &dir.path().join("data"), &allowed);
     create_warehouse(
         &first,
         json!({ "name": "archive", "storage-url": storage.as_str() }),
@@ -306,6 +309,8 @@ async fn floe_warehouse_manages_warehouses_with_or_without_a_server() {
         archive.as_str(),
         "--data-dir",
         data_dir,
+        "--allowed-storage-root",
+        archive.as_str(),
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("created warehouse archive"), "{out}");

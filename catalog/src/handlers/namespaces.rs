@@ -22,7 +22,7 @@ pub async fn list(
     let catalog = state.catalog(&prefix).await?;
     let parent = query.get("parent").map(parse_namespace).transpose()?;
     let mut page = catalog
-        .list_namespaces(parent.as_deref(), &query.page()?)
+        .list_namespaces(parent.as_deref(), &query.page(state.config.max_page_size)?)
         .await?;
     page.items.retain(|namespace| {
         caller.can_see(&Securable::Namespace {

@@ -53,7 +53,9 @@ pub async fn list(
 ) -> ApiResult<Json<ListTablesResponse>> {
     let catalog = state.catalog(&prefix).await?;
     let namespace = parse_namespace(&namespace)?;
-    let mut page = catalog.list_views(&namespace, &query.page()?).await?;
+    let mut page = catalog
+        .list_views(&namespace, &query.page(state.config.max_page_size)?)
+        .await?;
     page.items.retain(|name| {
         caller.may(
             Privilege::Read,

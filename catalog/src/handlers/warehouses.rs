@@ -2,8 +2,8 @@
 //!
 //! - `GET /management/v1/warehouses`: every warehouse, the default first;
 //! - `POST /management/v1/warehouses` `{"name", "storage-url", "properties"}`: registers one after
-//!   reaching its storage once (400 with the reason if it cannot be used, 409 if the name is
-//!   taken);
+//!   reaching its storage once (400 with the reason if it lies outside the server's allowed
+//!   storage roots or cannot be used, 409 if the name is taken);
 //! - `GET /management/v1/warehouses/{name}`: one (404 `NoSuchWarehouseException`);
 //! - `DELETE /management/v1/warehouses/{name}`: unregisters an empty one (409 while it has
 //!   namespaces; the default warehouse cannot be dropped).

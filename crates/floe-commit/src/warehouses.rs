@@ -11,6 +11,10 @@
 //! load) and reopens it if the record changed — a warehouse dropped and re-created elsewhere with
 //! another storage URL must never be written at its old place.
 //!
+//! Bounds: a registered warehouse's storage URL must lie under one of the operator's allowed
+//! storage roots ([`Warehouses::with_allowed_roots`]; none by default), and its object store is
+//! built from its own settings only, never from the server's environment credentials.
+//!
 //! Isolation: a warehouse's tables live under its root ([`Warehouse::contains`] is checked for
 //! every location a client names), and no two warehouses' roots may overlap, so that no table
 //! location can be inside two warehouses.
@@ -18,7 +22,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use floe_storage::{RetryOptions, S3Options, StoreOptions, Warehouse, redact_properties};
+use floe_storage::{
+    AllowedRoots, RetryOptions, S3Options, StoreOptions, Warehouse, redact_properties,
+};
 use floe_store::{MetadataStore, StoreError, WarehouseRecord};
 
 use crate::{Catalog, CommitError, CommitSettings, Result};
@@ -59,12 +65,15 @@ pub struct Warehouses {
     store: Arc<dyn MetadataStore>,
     retry: RetryOptions,
     settings: CommitSettings,
+    /// Where new warehouses may keep their files.
+    allowed_roots: AllowedRoots,
     opened: RwLock<HashMap<String, Opened>>,
 }
 
 impl Warehouses {
     /// Hosts `default` and every warehouse registered in its store. `retry` and `settings` apply
-    /// to the registered ones too.
+    /// to the registered ones too. No new warehouse can be created until
+    /// [`Warehouses::with_allowed_roots`] says where.
     pub fn new(default: Catalog, retry: RetryOptions, settings: CommitSettings) -> Self {
         let store = default.store().clone();
         Self {
@@ -72,8 +81,16 @@ impl Warehouses {
             store,
             retry,
             settings,
+            allowed_roots: AllowedRoots::default(),
             opened: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Where [`Warehouses::create`] lets new warehouses keep their files. Warehouses registered
+    /// before keep working: the bound is checked when one is registered.
+    pub fn with_allowed_roots(mut self, roots: AllowedRoots) -> Self {
+        self.allowed_roots = roots;
+        self
     }
 
     pub fn default_catalog(&self) -> &Arc<Catalog> {
@@ -136,7 +153,15 @@ impl Warehouses {
             Err(StoreError::WarehouseNotFound(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        // Before opening, which creates a local directory, and again after, on the canonical root.
+        // Settings first: a typo is worth naming whatever the URL.
+        S3Options::from_properties(&record.properties).map_err(|reason| {
+            CommitError::InvalidRequest(format!("warehouse {}: {reason}", record.name))
+        })?;
+        // Before opening, which creates a local directory (or contacts a remote store).
+        self.allowed_roots
+            .check(&record.storage_url)
+            .map_err(CommitError::InvalidRequest)?;
+        // Before opening, and again after, on the canonical root.
         self.check_no_overlap(&record.name, &record.storage_url)
             .await?;
         let warehouse = self.open_storage(&record)?;
@@ -220,6 +245,9 @@ impl Warehouses {
         let options = StoreOptions {
             s3,
             retry: self.retry.clone(),
+            // Only the settings it was registered with: the server's own credentials are for
+            // the default warehouse, which the operator configured.
+            use_environment: false,
         };
         Warehouse::open(&record.name, &record.storage_url, &options)
             .map_err(|err| CommitError::InvalidRequest(err.to_string()))
@@ -309,6 +337,12 @@ mod tests {
             RetryOptions::default(),
             CommitSettings::default(),
         )
+        .with_allowed_roots(roots(dir))
+    }
+
+    /// The test's directory, and two remote roots so that checks after the roots' are reached.
+    fn roots(dir: &std::path::Path) -> AllowedRoots {
+        AllowedRoots::new(&[dir_url(dir).as_str(), "s3://bucket", "ftp://host"]).unwrap()
     }
 
     fn new(name: &str, url: &str) -> NewWarehouse {
@@ -424,6 +458,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn warehouses_outside_the_allowed_roots_are_refused_before_anything_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir_all(&allowed).unwrap();
+        let warehouses = hosted(dir.path())
+            .await
+            .with_allowed_roots(AllowedRoots::local_dir(&allowed).unwrap());
+        for url in [
+            dir_url(&dir.path().join("outside")),
+            format!("{}../outside", dir_url(&allowed)),
+            "s3://bucket/x".to_string(),
+        ] {
+            let err = warehouses.create(new("lake", &url)).await.unwrap_err();
+            assert!(
+                matches!(&err, CommitError::InvalidRequest(message)
+                    if message.contains("allowed storage root")
+                        && message.contains(allowed.to_str().unwrap())),
+                "{url}: {err}"
+            );
+        }
+        assert!(!dir.path().join("outside").exists());
+        let created = warehouses
+            .create(new("lake", &dir_url(&allowed.join("lake"))))
+            .await
+            .unwrap();
+        assert!(
+            created.storage_url.ends_with("/allowed/lake"),
+            "{created:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_warehouse_recreated_elsewhere_is_reopened() {
         let dir = tempfile::tempdir().unwrap();
         let warehouses = hosted(dir.path()).await;
@@ -441,7 +507,8 @@ mod tests {
             ),
             RetryOptions::default(),
             CommitSettings::default(),
-        );
+        )
+        .with_allowed_roots(roots(dir.path()));
         other.drop_warehouse("lake").await.unwrap();
         assert!(matches!(
             warehouses.catalog("lake").await,

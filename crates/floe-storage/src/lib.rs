@@ -25,9 +25,14 @@
 //! [`StorageError::Refused`], and needs an operator. Both name the warehouse, the operation and the
 //! location.
 //!
+//! Which storage a *registered* warehouse may use at all is the operator's choice:
+//! [`AllowedRoots`] (see [`roots`]) bounds it; such warehouses never borrow the server's own
+//! environment credentials ([`StoreOptions::use_environment`]).
+//!
 //! The `testing` module (feature `fault-injection`) wraps any store to inject failures in tests.
 
 pub mod options;
+pub mod roots;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
 
@@ -42,6 +47,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use url::Url;
 
 pub use options::{RetryOptions, S3Options, StoreOptions, redact_properties};
+pub use roots::AllowedRoots;
 
 /// Errors from the object-store layer, by what a caller can do about them.
 #[derive(Debug, thiserror::Error)]

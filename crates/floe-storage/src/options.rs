@@ -19,9 +19,13 @@
 //!   [`RetryOptions::retry_timeout`]. Each request is bounded by [`RetryOptions::request_timeout`].
 //!   Timed-out requests are retried only when safe (GET, HEAD, and idempotent puts): a
 //!   conditional put that timed out is reported, and the commit fails with a retryable 503.
-//! - **Credentials** come from the `AWS_*` environment variables object_store reads
-//!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...), overridden by explicit
-//!   settings. They never reach clients unless [`S3Options::share_credentials`] is set.
+//! - **Credentials.** The server's own default warehouse ([`StoreOptions::use_environment`]) also
+//!   reads the `AWS_*` environment variables object_store knows (`AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...) and the machine's instance credentials,
+//!   overridden by explicit settings. A registered warehouse never does: it has exactly the
+//!   settings it was registered with, and without keys its requests go unsigned — it must not
+//!   borrow the server's identity. Keys never reach clients unless
+//!   [`S3Options::share_credentials`] is set.
 //! - **Plain HTTP** endpoints are refused unless [`S3Options::allow_http`] is set or the endpoint
 //!   is on a loopback address (a test server on this machine).
 
@@ -44,10 +48,15 @@ use crate::{Result, StorageError, Warehouse};
 pub struct StoreOptions {
     pub s3: S3Options,
     pub retry: RetryOptions,
+    /// Fill unset settings and credentials from the process environment (`AWS_*`, `GOOGLE_*`,
+    /// `AZURE_*`) and the machine's instance credentials. Only for the server's own default
+    /// warehouse, which the operator configured; off, the store has only the settings given.
+    pub use_environment: bool,
 }
 
-/// Settings of an `s3://` warehouse. Unset values fall back to object_store's `AWS_*` environment
-/// variables, then to its defaults (region `us-east-1`, AWS endpoints).
+/// Settings of an `s3://` warehouse. With [`StoreOptions::use_environment`], unset values fall
+/// back to object_store's `AWS_*` environment variables; then to its defaults (region
+/// `us-east-1`, AWS endpoints).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
     /// e.g. `http://127.0.0.1:8333`; `None` for AWS.
@@ -211,11 +220,9 @@ impl Warehouse {
                 Self::local(name, &dir)
             }
             "memory" => Ok(Self::new(name, parsed, Arc::new(InMemory::new()))),
-            "s3" | "s3a" => {
-                s3_warehouse(name, parsed, &options.s3, &options.retry).map_err(config_error)
-            }
+            "s3" | "s3a" => s3_warehouse(name, parsed, options).map_err(config_error),
             "gs" | "az" | "abfs" | "abfss" => {
-                cloud_warehouse(name, parsed, &options.retry).map_err(config_error)
+                cloud_warehouse(name, parsed, options).map_err(config_error)
             }
             other => Err(config_error(format!(
                 "unsupported warehouse URL scheme {other:?} in {url} (expected file://, s3://, \
@@ -225,12 +232,8 @@ impl Warehouse {
     }
 }
 
-fn s3_warehouse(
-    name: &str,
-    url: Url,
-    s3: &S3Options,
-    retry: &RetryOptions,
-) -> Result<Warehouse, String> {
+fn s3_warehouse(name: &str, url: Url, options: &StoreOptions) -> Result<Warehouse, String> {
+    let (s3, retry) = (&options.s3, &options.retry);
     let bucket = url
         .host_str()
         .filter(|bucket| !bucket.is_empty())
@@ -244,9 +247,17 @@ fn s3_warehouse(
     let client = ClientOptions::new()
         .with_timeout(retry.request_timeout)
         .with_connect_timeout(retry.connect_timeout);
-    // From the environment first (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, ...), then
-    // the explicit settings on top.
-    let mut builder = AmazonS3Builder::from_env()
+    // The default warehouse: the environment first (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    // AWS_REGION, ...), then the explicit settings on top. A registered one: only its settings.
+    let keyless = s3.access_key_id.is_none() && s3.secret_access_key.is_none();
+    let builder = if options.use_environment {
+        AmazonS3Builder::from_env()
+    } else {
+        // Without keys, object_store would ask the instance metadata service: the server's
+        // identity again. Unsigned requests reach public buckets only.
+        AmazonS3Builder::new().with_skip_signature(keyless)
+    };
+    let mut builder = builder
         .with_bucket_name(&bucket)
         .with_conditional_put(S3ConditionalPut::ETagMatch)
         .with_virtual_hosted_style_request(!s3.path_style)
@@ -323,12 +334,16 @@ fn s3_warehouse(
     Ok(Warehouse::new(name, url, store).with_client_config(client_config))
 }
 
-/// A Google Cloud Storage or Azure Blob Storage warehouse. Settings and credentials come from
-/// object_store's environment variables (`GOOGLE_SERVICE_ACCOUNT` / `GOOGLE_APPLICATION_CREDENTIALS`,
+/// A Google Cloud Storage or Azure Blob Storage warehouse. For the default warehouse, settings
+/// and credentials come from object_store's environment variables (`GOOGLE_SERVICE_ACCOUNT` / `GOOGLE_APPLICATION_CREDENTIALS`,
 /// `AZURE_STORAGE_ACCOUNT_NAME` / `AZURE_STORAGE_ACCOUNT_KEY`, ..., or instance credentials);
 /// both stores honour `PutMode::Create` natively, which metadata files need. Clients get no
 /// storage config: they bring their own credentials.
-fn cloud_warehouse(name: &str, url: Url, retry: &RetryOptions) -> Result<Warehouse, String> {
+fn cloud_warehouse(name: &str, url: Url, options: &StoreOptions) -> Result<Warehouse, String> {
+    let retry = &options.retry;
+    // A registered warehouse has no settings for these stores: without the server's
+    // environment, its requests go unsigned (public buckets only).
+    let own = !options.use_environment;
     use object_store::azure::MicrosoftAzureBuilder;
     use object_store::gcp::GoogleCloudStorageBuilder;
     if url.query().is_some() || url.fragment().is_some() {
@@ -339,20 +354,28 @@ fn cloud_warehouse(name: &str, url: Url, retry: &RetryOptions) -> Result<Warehou
         .with_connect_timeout(retry.connect_timeout);
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "gs" => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry.retry_config())
-                .with_client_options(client)
-                .build()
-                .map_err(|err| format!("cannot configure Google Cloud Storage for {url}: {err}"))?,
+            (if own {
+                GoogleCloudStorageBuilder::new().with_skip_signature(true)
+            } else {
+                GoogleCloudStorageBuilder::from_env()
+            })
+            .with_url(url.as_str())
+            .with_retry(retry.retry_config())
+            .with_client_options(client)
+            .build()
+            .map_err(|err| format!("cannot configure Google Cloud Storage for {url}: {err}"))?,
         ),
         _ => Arc::new(
-            MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry.retry_config())
-                .with_client_options(client)
-                .build()
-                .map_err(|err| format!("cannot configure Azure Blob Storage for {url}: {err}"))?,
+            (if own {
+                MicrosoftAzureBuilder::new().with_skip_signature(true)
+            } else {
+                MicrosoftAzureBuilder::from_env()
+            })
+            .with_url(url.as_str())
+            .with_retry(retry.retry_config())
+            .with_client_options(client)
+            .build()
+            .map_err(|err| format!("cannot configure Azure Blob Storage for {url}: {err}"))?,
         ),
     };
     // The bucket or container is the URL's host (for abfss://container@account..., its user);

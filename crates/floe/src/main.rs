@@ -104,6 +104,41 @@ struct ConfigArgs {
     /// Largest request body accepted, in bytes [default: 33554432].
     #[arg(long, env = "FLOE_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
+    /// Close a connection that has not sent a request's complete headers within this many ms;
+    /// also how long an idle keep-alive connection stays open [default: 30000].
+    #[arg(long, env = "FLOE_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Cut a request (body upload included) short with a 503 after this many ms
+    /// [default: 120000].
+    #[arg(long, env = "FLOE_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    request_timeout_ms: Option<u64>,
+    /// Requests handled at once; more get an immediate 503 with Retry-After [default: 256].
+    #[arg(long, env = "FLOE_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    max_concurrent_requests: Option<usize>,
+    /// Largest page of a listing for clients that page (pageSize / pageToken); clients that do
+    /// not page still get every item [default: 1000].
+    #[arg(long, env = "FLOE_MAX_PAGE_SIZE", value_name = "N")]
+    max_page_size: Option<usize>,
+    /// A host name clients may use to reach a server listening on loopback, besides localhost,
+    /// *.localhost, 127.x.x.x and [::1] (others get a 421: DNS-rebinding protection); NAME or
+    /// NAME:PORT, repeatable [default: none].
+    #[arg(
+        long = "allowed-host",
+        env = "FLOE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    allowed_hosts: Vec<String>,
+    /// A storage URL under which registered warehouses may keep their files (file:///dir,
+    /// s3://bucket/prefix, ...), repeatable. Replaces the default, which is only
+    /// file://DIR/warehouse. The default warehouse (--warehouse-url) needs no entry.
+    #[arg(
+        long = "allowed-storage-root",
+        env = "FLOE_ALLOWED_STORAGE_ROOTS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    allowed_storage_roots: Vec<String>,
     /// Attempts a commit gets when concurrent commits keep winning, before a 409 [default: 10].
     #[arg(long, env = "FLOE_COMMIT_MAX_ATTEMPTS")]
     commit_max_attempts: Option<u32>,
@@ -170,6 +205,7 @@ impl ConfigArgs {
             None => ServerConfig::default(),
         };
         self.resolve_storage(&mut config);
+        self.resolve_limits(&mut config);
         if let Some(host) = self.host {
             config.host = host;
         }
@@ -215,6 +251,27 @@ impl ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// Request limits and what may reach the server, over the file's and the defaults. Lists
+    /// given as flags replace the file's.
+    fn resolve_limits(&self, config: &mut ServerConfig) {
+        config.header_read_timeout_ms = self
+            .header_read_timeout_ms
+            .unwrap_or(config.header_read_timeout_ms);
+        config.request_timeout_ms = self.request_timeout_ms.unwrap_or(config.request_timeout_ms);
+        config.max_concurrent_requests = self
+            .max_concurrent_requests
+            .unwrap_or(config.max_concurrent_requests);
+        config.max_page_size = self.max_page_size.unwrap_or(config.max_page_size);
+        if !self.allowed_hosts.is_empty() {
+            config.allowed_hosts.clone_from(&self.allowed_hosts);
+        }
+        if !self.allowed_storage_roots.is_empty() {
+            config
+                .allowed_storage_roots
+                .clone_from(&self.allowed_storage_roots);
+        }
+    }
+
     /// The warehouse URL and S3 settings, over the file's and the defaults.
     fn resolve_storage(&self, config: &mut ServerConfig) {
         let set = |target: &mut Option<String>, value: &Option<String>| {
@@ -286,6 +343,15 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
     if config.max_request_bytes < 1024 {
         return Err("max-request-bytes must be at least 1024".into());
     }
+    if config.header_read_timeout_ms == 0 || config.request_timeout_ms == 0 {
+        return Err("header-read-timeout-ms and request-timeout-ms must be at least 1".into());
+    }
+    if config.max_concurrent_requests == 0 || config.max_page_size == 0 {
+        return Err("max-concurrent-requests and max-page-size must be at least 1".into());
+    }
+    config
+        .allowed_storage_roots()
+        .map_err(|err| format!("allowed-storage-roots: {err}"))?;
     Ok(())
 }
 
@@ -516,6 +582,62 @@ mod tests {
         let shown = toml::to_string_pretty(&config).unwrap();
         assert!(shown.contains("s3-secret-access-key = \"***\""), "{shown}");
         assert!(!shown.contains("from-file"), "{shown}");
+    }
+
+    #[test]
+    fn request_limits_and_allowed_lists_layer_like_the_rest() {
+        let defaults = resolve(&[]).unwrap();
+        assert!(defaults.allowed_hosts.is_empty() && defaults.allowed_storage_roots.is_empty());
+        assert_eq!(defaults.max_page_size, 1000);
+        let shown = toml::to_string_pretty(&defaults).unwrap();
+        for key in [
+            "header-read-timeout-ms",
+            "request-timeout-ms",
+            "max-concurrent-requests",
+            "max-page-size",
+            "allowed-hosts",
+            "allowed-storage-roots",
+        ] {
+            assert!(shown.contains(key), "config show prints {key}: {shown}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(
+            &file,
+            "allowed-hosts = [\"catalog.internal\"]\n\
+             allowed-storage-roots = [\"s3://lake/tables\"]\nmax-page-size = 50\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&["--config", file]).unwrap();
+        assert_eq!(config.allowed_hosts, ["catalog.internal"]);
+        assert_eq!(config.allowed_storage_roots, ["s3://lake/tables"]);
+        assert_eq!(config.max_page_size, 50);
+        let config = resolve(&[
+            "--config",
+            file,
+            "--allowed-storage-root",
+            "s3://a/x",
+            "--allowed-storage-root",
+            "file:///srv/lakes",
+            "--allowed-host",
+            "floe.example",
+            "--request-timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.allowed_storage_roots,
+            ["s3://a/x", "file:///srv/lakes"],
+            "flags replace the file's list"
+        );
+        assert_eq!(config.allowed_hosts, ["floe.example"]);
+        assert_eq!(config.request_timeout_ms, 500);
+        let err = resolve(&["--allowed-storage-root", "s3://a/../b"]).unwrap_err();
+        assert!(err.contains("allowed-storage-roots"), "{err}");
+        let err = resolve(&["--max-concurrent-requests", "0"]).unwrap_err();
+        assert!(err.contains("max-concurrent-requests"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Through a running server's management API (`--catalog URL`), or straight on the metadata store
 //! of a data dir (or a shared PostgreSQL one) with no server running: both go through
-//! `floe_commit::Warehouses`, so the checks (name, storage reachable, no overlap) are the same.
+//! `floe_commit::Warehouses`, so the checks (name, allowed storage root, storage reachable, no
+//! overlap) are the same.
 //! Servers pick a new warehouse up on its first use; nothing needs a restart.
 
 use std::collections::BTreeMap;
@@ -18,7 +19,9 @@ use serde_json::{Value, json};
         (a local directory, or s3://bucket/prefix with its own endpoint and credentials). \
         Clients choose one by name: it is the REST prefix, and /v1/config?warehouse=NAME \
         returns it. The server's default warehouse comes from its configuration \
-        (--warehouse, --warehouse-url) and always exists.\n\n\
+        (--warehouse, --warehouse-url) and always exists. A new warehouse's storage must lie \
+        under one of the operator's allowed storage roots (--allowed-storage-root; by default \
+        only the data dir's warehouse/ directory).\n\n\
         With --catalog the command goes through a running server's management API; otherwise \
         it opens the data dir's metadata store directly (./floe-data by default), which is also \
         safe while a server runs on it."
@@ -35,6 +38,16 @@ pub struct WarehouseArgs {
     /// Shared PostgreSQL metadata store (postgres:// URL) instead of DIR/catalog.db.
     #[arg(long, global = true, value_name = "URL")]
     metastore: Option<String>,
+    /// Without a server: a storage URL under which new warehouses may keep their files,
+    /// repeatable, as `floe serve --allowed-storage-root` [default: file://DIR/warehouse only].
+    /// With --catalog, the server's own setting applies.
+    #[arg(
+        long = "allowed-storage-root",
+        global = true,
+        value_name = "URL",
+        conflicts_with = "catalog"
+    )]
+    allowed_storage_roots: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,7 +62,8 @@ enum WarehouseCommand {
         storage_url: String,
         /// A storage setting, repeatable: s3.endpoint, s3.region, s3.path-style-access,
         /// s3.allow-http, s3.access-key-id, s3.secret-access-key, s3.session-token,
-        /// s3.share-credentials. Keys not given fall back to the AWS_* environment of the server.
+        /// s3.share-credentials. Nothing comes from the server's environment: without keys,
+        /// requests to the bucket go unsigned (public buckets only).
         #[arg(long = "property", short = 'p', value_name = "KEY=VALUE", value_parser = key_value)]
         properties: Vec<(String, String)>,
     },
@@ -80,11 +94,19 @@ pub fn run(args: WarehouseArgs) -> Result<(), String> {
             Some(url) => Target::Server(Server::new(url)?),
             None => {
                 let options = crate::data_dir_options(&args.data_dir, &args.metastore, &None);
-                Target::Store(
-                    floe_commit::open::open_warehouses(&options)
-                        .await
-                        .map_err(|err| err.to_string())?,
-                )
+                let warehouses = floe_commit::open::open_warehouses(&options)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                // The same rule, and the same default, as `floe serve` on this data dir.
+                let config = floe_catalog::ServerConfig {
+                    data_dir: options.data_dir.clone(),
+                    allowed_storage_roots: args.allowed_storage_roots.clone(),
+                    ..floe_catalog::ServerConfig::default()
+                };
+                let roots = config
+                    .allowed_storage_roots()
+                    .map_err(|err| format!("--allowed-storage-root: {err}"))?;
+                Target::Store(Box::new(warehouses.with_allowed_roots(roots)))
             }
         };
         match args.command {
@@ -130,7 +152,7 @@ pub fn run(args: WarehouseArgs) -> Result<(), String> {
 /// is the same either way.
 enum Target {
     Server(Server),
-    Store(Warehouses),
+    Store(Box<Warehouses>),
 }
 
 impl Target {
