@@ -318,7 +318,11 @@ async fn a_swap_that_failed_without_applying_is_cleaned_up() {
 
     let pointer = setup.store.load_table(&setup.table).await.unwrap();
     assert_eq!(pointer, pointer_before);
-    assert_eq!(setup.metadata_files().await, before, "the unused file is deleted");
+    assert_eq!(
+        setup.metadata_files().await,
+        before,
+        "the unused file is deleted"
+    );
 }
 
 #[tokio::test]

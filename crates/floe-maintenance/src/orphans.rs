@@ -11,6 +11,11 @@
 //! file must outlive the writer's commit. A writer slower than the floor loses its files, so the
 //! floor must exceed the longest write job.
 //!
+//! The listing and every delete go through the table's [`TableScope`]: nothing outside its
+//! location, nothing reached through a symbolic link. A table whose `gc.enabled` is false is
+//! refused ([`MaintenanceError::GcDisabled`]): its files may be shared with other tables, and an
+//! unreferenced file of this table may be a referenced file of another.
+//!
 //! # Two phases
 //!
 //! With [`OrphanOptions::delete_after_marked`] (what the scheduler uses, as S3 Tables does) a file
@@ -104,7 +109,11 @@ async fn run(
     // that anything committed before the listing ended counts as referenced.
     let first = catalog.load_table(table).await?;
     refuse_without_gc(table, first.metadata())?;
-    let location = first.metadata().location().trim_end_matches('/').to_string();
+    let location = first
+        .metadata()
+        .location()
+        .trim_end_matches('/')
+        .to_string();
     let scope = TableScope::new(warehouse, &location).map_err(|_| {
         MaintenanceError::InvalidRequest(format!(
             "table {table} lives outside the warehouse ({location}); not touching it"

@@ -169,7 +169,11 @@ async fn expiry_with_gc_disabled_removes_snapshots_but_deletes_no_file() {
     assert_eq!(t.snapshot_count(&t.table).await, 1);
     // Every file is still there (plus the new metadata file of the expiry commit).
     let after = files_under(&dir);
-    assert!(before.is_subset(&after), "deleted: {:?}", before.difference(&after));
+    assert!(
+        before.is_subset(&after),
+        "deleted: {:?}",
+        before.difference(&after)
+    );
     assert_eq!(t.count("s.t").await, 4);
 
     // With GC on again, the same files do go: the setting was what kept them.
@@ -226,7 +230,10 @@ async fn the_scheduler_deletes_nothing_of_a_table_with_gc_disabled() {
         ("floe.maintenance.compaction.enabled", "false"),
         ("floe.maintenance.manifest-rewrite.enabled", "false"),
         ("floe.maintenance.snapshot-expiry.enabled", "true"),
-        ("floe.maintenance.snapshot-expiry.max-snapshot-age-hours", "0"),
+        (
+            "floe.maintenance.snapshot-expiry.max-snapshot-age-hours",
+            "0",
+        ),
         ("floe.maintenance.unreferenced-files.enabled", "true"),
         ("floe.maintenance.unreferenced-files.unreferenced-days", "1"),
         ("floe.maintenance.unreferenced-files.non-current-days", "0"),
@@ -254,11 +261,7 @@ async fn the_scheduler_deletes_nothing_of_a_table_with_gc_disabled() {
     }
 
     let catalog = open(&OpenOptions::new(t.data_dir())).await.unwrap();
-    let warehouses = Warehouses::new(
-        catalog,
-        RetryOptions::default(),
-        CommitSettings::default(),
-    );
+    let warehouses = Warehouses::new(catalog, RetryOptions::default(), CommitSettings::default());
     let scheduler = Arc::new(Scheduler::new(
         Arc::new(warehouses),
         SchedulerOptions::default(),
