@@ -353,6 +353,29 @@ mod tests {
         assert!(wh.get(&own).await.is_err());
     }
 
+    #[tokio::test]
+    async fn an_object_store_table_is_listed_and_purged_in_bulk_within_its_prefix() {
+        let root = url::Url::parse("memory://bucket/wh").unwrap();
+        let wh = Warehouse::new(
+            "memory",
+            root,
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+        );
+        let root = wh.root().to_string();
+        for file in ["ns/t/data/a", "ns/t/metadata/b", "ns/t-2/data/c", "ns/u/d"] {
+            wh.put_new(&format!("{root}/{file}"), Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        let scope = TableScope::new(&wh, &format!("{root}/ns/t")).unwrap();
+        assert_eq!(scope.list().await.unwrap().len(), 2);
+        assert_eq!(scope.delete_all().await.unwrap(), 2);
+        assert!(scope.list().await.unwrap().is_empty());
+        for kept in ["ns/t-2/data/c", "ns/u/d"] {
+            assert!(wh.get(&format!("{root}/{kept}")).await.is_ok(), "{kept}");
+        }
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn links_are_neither_listed_nor_followed() {
