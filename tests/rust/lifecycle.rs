@@ -160,3 +160,53 @@ async fn sigterm_right_after_start_still_shuts_down_gracefully() {
         );
     }
 }
+
+/// `gc.enabled=false` says the table's files may be shared with other tables: a purge is refused
+/// with 400 before anything is dropped (as Iceberg Java does), and the table and its files stay.
+#[tokio::test]
+async fn purge_of_a_table_with_gc_disabled_is_refused_and_keeps_everything() {
+    let server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let api = Api::new(&server);
+    let namespace = create_namespace(&catalog, "shared").await;
+    let lake = create_table_with(&catalog, &namespace, "lake", &[("gc.enabled", "false")]).await;
+    let table = catalog.load_table(&lake).await.unwrap();
+    append(&catalog, &table, &[1, 2, 3]).await.expect("append");
+    let location = location_of(&api.load_table(&["shared"], "lake").await);
+    let files = files_under(&local_path(&location));
+    assert!(files.len() >= 4, "{files:?}");
+
+    let response = api
+        .client
+        .delete(format!(
+            "{}?purgeRequested=true",
+            api.table_url(&["shared"], "lake")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "BadRequestException");
+    assert_eq!(body["error"]["code"], 400);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("GC is disabled"), "{message}");
+
+    let reloaded = catalog.load_table(&lake).await.expect("the table stays");
+    assert_eq!(read_ids(&reloaded).await, vec![1, 2, 3]);
+    for file in &files {
+        assert!(file.exists(), "{} was deleted", file.display());
+    }
+
+    // Dropping without purge is allowed (it deletes no file).
+    let response = api
+        .client
+        .delete(api.table_url(&["shared"], "lake"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for file in &files {
+        assert!(file.exists(), "{} was deleted", file.display());
+    }
+}

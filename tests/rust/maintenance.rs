@@ -332,3 +332,23 @@ async fn floe_maintain_rewrites_manifests_with_progress_and_a_summary() {
             .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
 }
+
+/// `floe maintain --remove-orphans` on a table with `gc.enabled=false` refuses with a clear
+/// message and deletes nothing.
+#[tokio::test]
+async fn floe_maintain_refuses_orphan_removal_when_gc_is_disabled() {
+    let mut server = FloeServer::start();
+    let catalog = rest_catalog(&server).await;
+    let namespace = create_namespace(&catalog, "ns").await;
+    let ident = create_table_with(&catalog, &namespace, "t", &[("gc.enabled", "false")]).await;
+    let table = catalog.load_table(&ident).await.unwrap();
+    append(&catalog, &table, &[1]).await.unwrap();
+    assert!(server.stop());
+    let before = warehouse_files(&server);
+
+    let (ok, stdout, stderr) = maintain(&server, &["ns.t", "--remove-orphans"]);
+    assert!(!ok, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("GC is disabled"), "stderr: {stderr}");
+    assert!(stderr.contains("gc.enabled"), "stderr: {stderr}");
+    assert_eq!(warehouse_files(&server), before);
+}

@@ -22,6 +22,12 @@
 //! state) both succeed. After a bounded number of attempts the commit fails with
 //! [`CommitError::Conflict`]. A failed commit never leaves a file that any pointer names.
 //!
+//! If step 5 fails in a way that does not say whether the swap happened (a lost connection, an
+//! error from `COMMIT` itself), the pointers are read again: if they name the new files, the commit
+//! happened and succeeds; if they name others, the files are deleted; if they cannot be read
+//! either, the files stay (at worst unreferenced, for orphan removal). Every delete goes through
+//! the table's [`floe_storage::TableScope`], so only files inside the table's own location go.
+//!
 //! `docs/commit-protocol.md` lists the invariants and the tests that check them.
 
 mod cache;
@@ -40,7 +46,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use floe_storage::{StorageError, Warehouse};
+use floe_storage::{StorageError, TableScope, Warehouse};
 use floe_store::{
     MetadataStore, NamespacePath, Page, PageRequest, PointerSwap, Properties, PropertiesChange,
     TableName, TablePointer,
@@ -60,6 +66,19 @@ const FORMAT_VERSION: &str = "format-version";
 
 /// The Iceberg property that turns on deleting metadata files dropped from the metadata log.
 const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// Iceberg's `gc.enabled`: `false` says the table's files may be shared with other tables, so
+/// nothing may delete them for it (purge, expiry's deletes, unreferenced-file removal).
+pub const GC_ENABLED: &str = "gc.enabled";
+
+/// Whether `gc.enabled` lets jobs delete the table's files: unset means yes; as in Iceberg Java
+/// (`Boolean.parseBoolean`), any value but `true` (in any case) means no.
+pub fn gc_enabled(metadata: &TableMetadata) -> bool {
+    metadata
+        .properties()
+        .get(GC_ENABLED)
+        .is_none_or(|value| value.trim().eq_ignore_ascii_case("true"))
+}
 
 /// A table as it is now: its pointer and parsed metadata.
 #[derive(Debug, Clone)]
@@ -355,7 +374,7 @@ impl Catalog {
                 .map(|p| p.new_location.clone())
                 .collect::<Vec<_>>();
             if let Err(err) = self.write_all(&prepared).await {
-                self.delete_all_quietly(&written).await;
+                self.delete_written(&prepared).await;
                 return Err(err);
             }
             let swaps = prepared
@@ -366,7 +385,17 @@ impl Catalog {
                     new_location: p.new_location.clone(),
                 })
                 .collect::<Vec<_>>();
-            match self.store.swap_pointers(&swaps).await {
+            let outcome = match self.store.swap_pointers(&swaps).await {
+                Ok(pointers) => Ok(pointers),
+                Err(err) => match self.settle_failed_swap(&err, &swaps).await {
+                    SwapOutcome::Applied(pointers) => {
+                        warn!(error = %err, "the metadata store reported a failed swap that had in fact happened; the commit stands");
+                        Ok(pointers)
+                    }
+                    outcome => Err((err, outcome)),
+                },
+            };
+            match outcome {
                 Ok(pointers) => {
                     let mut loaded = Vec::with_capacity(prepared.len());
                     for (p, pointer) in prepared.into_iter().zip(pointers) {
@@ -382,8 +411,8 @@ impl Catalog {
                     }
                     return Ok(loaded);
                 }
-                Err(floe_store::StoreError::Conflict { table }) => {
-                    self.delete_all_quietly(&written).await;
+                Err((floe_store::StoreError::Conflict { table }, _)) => {
+                    self.delete_written(&prepared).await;
                     if attempt >= self.settings.max_attempts {
                         warn!(%table, attempt, "commit gave up after repeated conflicts");
                         return Err(CommitError::Conflict(format!(
@@ -393,26 +422,46 @@ impl Catalog {
                     debug!(%table, attempt, "lost the pointer race, re-checking");
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
-                Err(err) => {
-                    self.forget_files_of_failed_swap(&err, &written).await;
+                Err((err, SwapOutcome::NotApplied)) => {
+                    self.delete_written(&prepared).await;
+                    return Err(err.into());
+                }
+                Err((err, _)) => {
+                    warn!(
+                        files = ?written,
+                        error = %err,
+                        "the metadata store failed during a swap whose outcome is unknown; keeping its metadata files"
+                    );
                     return Err(err.into());
                 }
             }
         }
     }
 
-    /// Drops a table; with `purge`, also deletes every file under its location.
+    /// Drops a table; with `purge`, also deletes every file under its location. A purge of a table
+    /// whose `gc.enabled` is false is refused before anything is dropped, as Iceberg Java does.
     pub async fn drop_table(&self, table: &TableName, purge: bool) -> Result<()> {
+        if purge && !gc_enabled(self.load_table(table).await?.metadata()) {
+            return Err(gc_disabled(table));
+        }
         let pointer = self.store.drop_table(table).await?;
         info!(%table, purge, "table dropped");
         if purge {
             let file = self.read_metadata(&pointer.metadata_location).await?;
+            // A commit between the check above and the drop may have turned GC off.
+            if !gc_enabled(file.metadata()) {
+                warn!(%table, "gc.enabled turned false while the table was dropped; its files are kept");
+                return Ok(());
+            }
             let location = file.metadata().location();
-            if self.warehouse.contains(location) {
-                let deleted = self.warehouse.delete_all_under(location).await?;
-                info!(%table, deleted, "table files purged");
-            } else {
-                warn!(%table, location, "not purging files outside the warehouse");
+            match TableScope::new(&self.warehouse, location) {
+                Ok(scope) => {
+                    let deleted = scope.delete_all().await?;
+                    info!(%table, deleted, "table files purged");
+                }
+                Err(err) => {
+                    warn!(%table, location, error = %err, "not purging files outside the warehouse")
+                }
             }
         }
         Ok(())
@@ -582,7 +631,8 @@ impl Catalog {
     }
 
     /// Honors `write.metadata.delete-after-commit.enabled`: files that fell off the metadata log
-    /// (kept to `write.metadata.previous-versions-max` entries) are deleted after the commit.
+    /// (kept to `write.metadata.previous-versions-max` entries) are deleted after the commit,
+    /// those inside the table's location only (a registered table's older files stay).
     async fn expire_metadata_files(&self, commit: &PreparedCommit) {
         let enabled = commit
             .file
@@ -591,36 +641,103 @@ impl Catalog {
             .get(DELETE_AFTER_COMMIT)
             .is_some_and(|value| value.eq_ignore_ascii_case("true"));
         if enabled {
-            self.delete_all_quietly(&commit.expired_metadata_files)
-                .await;
+            self.delete_all_quietly(
+                commit.file.metadata().location(),
+                &commit.expired_metadata_files,
+            )
+            .await;
         }
     }
 
-    /// After a swap failed with `err`: deletes the files written for it, unless the store cannot
-    /// say whether the swap happened. A store that became unreachable (lost connection during
-    /// `COMMIT`) may have applied the swap, and then a pointer names these files; they stay, and
-    /// are at worst unreferenced files like those a crash leaves.
+    /// Reads the pointers again after `swaps` failed with `err`, to learn whether they happened.
+    /// A definite refusal (conflict, missing or existing table, bad input) did not apply; any
+    /// other error (a lost connection, a failed `COMMIT`) may have.
+    async fn settle_failed_swap(
+        &self,
+        err: &floe_store::StoreError,
+        swaps: &[PointerSwap],
+    ) -> SwapOutcome {
+        if is_definite_refusal(err) {
+            return SwapOutcome::NotApplied;
+        }
+        let mut applied = Vec::with_capacity(swaps.len());
+        let mut others = 0;
+        for swap in swaps {
+            match self.store.load_table(&swap.table).await {
+                Ok(pointer) if pointer.metadata_location == swap.new_location => {
+                    applied.push(pointer)
+                }
+                Ok(pointer) => {
+                    // Applied and then superseded by a later commit (whose metadata log names
+                    // ours) is as much a success as applied; it must not lose its file either.
+                    match self.read_metadata(&pointer.metadata_location).await {
+                        Ok(file)
+                            if !file
+                                .metadata()
+                                .metadata_log()
+                                .iter()
+                                .any(|log| log.metadata_file == swap.new_location) =>
+                        {
+                            others += 1
+                        }
+                        _ => return SwapOutcome::Unknown,
+                    }
+                }
+                Err(floe_store::StoreError::TableNotFound(_)) if swap.expected.is_none() => {
+                    others += 1
+                }
+                Err(_) => return SwapOutcome::Unknown,
+            }
+        }
+        // All or none, since swaps are atomic; a mix means the store is not what it claims.
+        match (applied.len(), others) {
+            (n, 0) if n == swaps.len() => SwapOutcome::Applied(applied),
+            (0, _) => SwapOutcome::NotApplied,
+            _ => SwapOutcome::Unknown,
+        }
+    }
+
+    /// After a swap failed with `err`: deletes the files written for it when the store refused
+    /// it outright, and keeps them otherwise — the store may have applied the swap, and then a
+    /// pointer names them; at worst they are unreferenced files like those a crash leaves.
     async fn forget_files_of_failed_swap(&self, err: &floe_store::StoreError, written: &[String]) {
-        if matches!(err, floe_store::StoreError::Unavailable(_)) {
+        if is_definite_refusal(err) {
+            for location in written {
+                if let Some(table_location) = table_location_of_metadata_file(location) {
+                    self.delete_quietly(table_location, location).await;
+                }
+            }
+        } else {
             warn!(
                 files = ?written,
                 error = %err,
                 "the metadata store failed during a swap whose outcome is unknown; keeping its metadata files"
             );
-        } else {
-            self.delete_all_quietly(written).await;
         }
     }
 
-    async fn delete_quietly(&self, location: &str) {
-        if let Err(err) = self.warehouse.delete(location).await {
+    /// Deletes the metadata files an attempt wrote and will not commit.
+    async fn delete_written(&self, prepared: &[PreparedCommit]) {
+        for p in prepared {
+            self.delete_quietly(p.file.metadata().location(), &p.new_location)
+                .await;
+        }
+    }
+
+    /// Deletes `location` if it is inside the table at `table_location`.
+    async fn delete_quietly(&self, table_location: &str, location: &str) {
+        let deleted = match TableScope::new(&self.warehouse, table_location) {
+            Ok(scope) => scope.delete(location).await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = deleted {
             warn!(location, error = %err, "could not delete an unreferenced metadata file");
         }
     }
 
-    async fn delete_all_quietly(&self, locations: &[String]) {
+    async fn delete_all_quietly(&self, table_location: &str, locations: &[String]) {
         for location in locations {
-            self.delete_quietly(location).await;
+            self.delete_quietly(table_location, location).await;
         }
     }
 
@@ -631,6 +748,48 @@ impl Catalog {
         let jitter = uuid::Uuid::new_v4().as_u128() as u64 % ceiling.max(1);
         Duration::from_micros(ceiling / 2 + jitter / 2)
     }
+}
+
+/// What a swap that failed did, once the pointers were read again.
+enum SwapOutcome {
+    /// It happened: the pointers name the new files.
+    Applied(Vec<TablePointer>),
+    /// It did not: the new files are referenced by nothing.
+    NotApplied,
+    /// No way to tell: the new files must stay.
+    Unknown,
+}
+
+/// Whether a failed swap certainly changed nothing.
+fn is_definite_refusal(err: &floe_store::StoreError) -> bool {
+    use floe_store::StoreError as E;
+    matches!(
+        err,
+        E::Conflict { .. }
+            | E::TableNotFound(_)
+            | E::NamespaceNotFound(_)
+            | E::WarehouseNotFound(_)
+            | E::NotFound(_)
+            | E::TableAlreadyExists(_)
+            | E::ViewAlreadyExists(_)
+            | E::NamespaceAlreadyExists(_)
+            | E::AlreadyExists(_)
+            | E::InvalidInput(_)
+    )
+}
+
+/// The table location of a metadata file this engine named (`<table>/metadata/<file>`).
+fn table_location_of_metadata_file(location: &str) -> Option<&str> {
+    location
+        .rsplit_once('/')
+        .and_then(|(dir, _)| dir.strip_suffix("/metadata"))
+}
+
+fn gc_disabled(table: &TableName) -> CommitError {
+    CommitError::InvalidRequest(format!(
+        "cannot purge table {table}: GC is disabled (gc.enabled=false), so its files may be \
+         shared with other tables; set gc.enabled=true first, or drop it without purging"
+    ))
 }
 
 /// A table's commit, ready to write and swap.

@@ -188,11 +188,37 @@ pub async fn produce(
     };
     let result = writer.write(change).await;
     if result.is_err() {
-        for path in &writer.written_files {
-            let _ = file_io.delete(path).await;
-        }
+        forget_written(metadata, file_io, &writer.written_files).await;
     }
     result
+}
+
+/// Deletes files written for a snapshot that will not be committed (the producer's manifests, a
+/// writer's data files) — only those inside the table's location, which is where writers put
+/// them; anything else is left alone. Best effort: a file that cannot be deleted is logged and
+/// left for unreferenced-file removal.
+pub async fn forget_written<S: AsRef<str>>(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    written: impl IntoIterator<Item = S>,
+) {
+    let written: Vec<String> = written
+        .into_iter()
+        .map(|path| path.as_ref().to_string())
+        .collect();
+    for path in &written {
+        if floe_storage::is_inside_location(metadata.location(), path) {
+            if let Err(err) = file_io.delete(path).await {
+                tracing::warn!(path, error = %err, "could not delete an unreferenced file");
+            }
+        } else {
+            tracing::warn!(
+                path,
+                table_location = metadata.location(),
+                "not deleting a file outside the table's location"
+            );
+        }
+    }
 }
 
 struct Writer<'a> {
@@ -607,9 +633,7 @@ pub async fn rebase_manifest_rewrite(
     {
         Ok(produced) => produced,
         Err(err) => {
-            for path in &writer.written_files {
-                let _ = file_io.delete(path).await;
-            }
+            forget_written(metadata, file_io, &writer.written_files).await;
             return Err(err);
         }
     };
@@ -677,9 +701,7 @@ pub async fn produce_manifest_rewrite(
         .rewrite_manifests(parent, target_size_bytes.max(1))
         .await;
     if result.is_err() {
-        for path in &writer.written_files {
-            let _ = file_io.delete(path).await;
-        }
+        forget_written(metadata, file_io, &writer.written_files).await;
     }
     result
 }

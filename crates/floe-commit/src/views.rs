@@ -192,7 +192,8 @@ impl Catalog {
                     });
                 }
                 Err(floe_store::StoreError::Conflict { .. }) => {
-                    self.delete_quietly(&new_location).await;
+                    self.delete_quietly(metadata.location(), &new_location)
+                        .await;
                     if attempt >= self.settings.max_attempts {
                         warn!(view = %change.view, attempt, "view commit gave up after repeated conflicts");
                         return Err(CommitError::Conflict(format!(

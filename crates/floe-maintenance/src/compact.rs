@@ -43,6 +43,7 @@ use arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use floe_commit::{Catalog, CommitError, LoadedTable, SnapshotChange, produce};
+use floe_storage::TableScope;
 use floe_store::TableName;
 use futures::TryStreamExt;
 use iceberg::arrow::{ArrowReaderBuilder, FieldMatchMode};
@@ -186,6 +187,8 @@ pub async fn compact(
 pub struct PreparedCompaction {
     table: TableName,
     file_io: FileIO,
+    /// Where the job may delete: its own outputs, inside the table's location.
+    scope: TableScope,
     loaded: LoadedTable,
     /// The table's live files as planned from.
     files: TableFiles,
@@ -208,7 +211,7 @@ impl PreparedCompaction {
     /// Deletes the written outputs without committing.
     pub async fn abandon(self) {
         delete_files(
-            &self.file_io,
+            &self.scope,
             self.added.iter().map(|f| f.file_path().to_string()),
         )
         .await;
@@ -256,9 +259,11 @@ pub async fn prepare(
         ..CompactReport::default()
     };
     let files = TableFiles::read(loaded.metadata(), &file_io, None).await?;
+    let scope = TableScope::new(catalog.warehouse(), loaded.metadata().location())?;
     let mut prepared = PreparedCompaction {
         table: table.clone(),
         file_io: file_io.clone(),
+        scope: scope.clone(),
         loaded: loaded.clone(),
         files,
         inputs: Vec::new(),
@@ -323,7 +328,7 @@ pub async fn prepare(
     .await;
     options.progress.finish();
     if let Err(err) = written {
-        delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
+        delete_files(&scope, added.iter().map(|f| f.file_path().to_string())).await;
         return Err(err);
     }
     report.output_files = added.len();
@@ -363,6 +368,7 @@ impl PreparedCompaction {
         let Self {
             table,
             file_io,
+            scope,
             loaded,
             mut files,
             inputs,
@@ -378,7 +384,7 @@ impl PreparedCompaction {
         }
         let removed: Vec<String> = inputs.iter().map(|i| i.path().to_string()).collect();
         let abandon = |message: String| async {
-            delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
+            delete_files(&scope, added.iter().map(|f| f.file_path().to_string())).await;
             MaintenanceError::Conflict(message)
         };
         let mut current = loaded;
@@ -391,7 +397,7 @@ impl PreparedCompaction {
             let produced = match produce(current.metadata(), &file_io, change).await {
                 Ok(produced) => produced,
                 Err(err) => {
-                    delete_files(&file_io, added.iter().map(|f| f.file_path().to_string())).await;
+                    delete_files(&scope, added.iter().map(|f| f.file_path().to_string())).await;
                     return Err(MaintenanceError::Iceberg(format!(
                         "cannot write the compaction snapshot of {table}: {err}"
                     )));
@@ -417,7 +423,7 @@ impl PreparedCompaction {
                     return Ok(report);
                 }
                 Err(CommitError::Conflict(message)) if report.attempts < MAX_ATTEMPTS => {
-                    delete_files(&file_io, manifests.into_iter()).await;
+                    delete_files(&scope, manifests.into_iter()).await;
                     info!(%table, attempt = report.attempts, %message, "the table moved during compaction; rebasing");
                     tokio::time::sleep(Duration::from_millis(u64::from(report.attempts))).await;
                     let reread = async {
@@ -432,7 +438,7 @@ impl PreparedCompaction {
                             now
                         }
                         Err(err) => {
-                            delete_files(&file_io, added.iter().map(|f| f.file_path().to_string()))
+                            delete_files(&scope, added.iter().map(|f| f.file_path().to_string()))
                                 .await;
                             return Err(err);
                         }
@@ -453,7 +459,7 @@ impl PreparedCompaction {
                 }
                 Err(CommitError::Conflict(message)) => {
                     // Refused, so not applied: nothing references the files.
-                    delete_files(&file_io, manifests.into_iter()).await;
+                    delete_files(&scope, manifests.into_iter()).await;
                     return Err(abandon(format!(
                         "compaction of {table} gave up after {} conflicting commits ({message}); nothing was changed",
                         report.attempts
@@ -853,9 +859,10 @@ fn prefix() -> String {
     format!("compact-{}", uuid::Uuid::now_v7().simple())
 }
 
-async fn delete_files(file_io: &FileIO, paths: impl Iterator<Item = String>) {
+/// Deletes files the job wrote and will not commit (inside the table's location only).
+async fn delete_files(scope: &TableScope, paths: impl Iterator<Item = String>) {
     for path in paths {
-        if let Err(err) = file_io.delete(&path).await {
+        if let Err(err) = scope.delete(&path).await {
             warn!(path, error = %err, "could not delete an unreferenced file");
         }
     }

@@ -24,6 +24,10 @@ pub enum MaintenanceError {
     /// A concurrent commit made the job give up; the table is as the other writer left it.
     #[error("{0}")]
     Conflict(String),
+    /// The table's `gc.enabled` is false: its files may be shared with other tables, so the job
+    /// deletes nothing for it.
+    #[error("{0}")]
+    GcDisabled(String),
     /// The request itself is wrong (an age floor below the minimum, ...).
     #[error("{0}")]
     InvalidRequest(String),

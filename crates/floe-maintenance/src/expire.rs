@@ -23,19 +23,22 @@
 //! Only after the commit are files deleted: those reachable from the expired snapshots (their
 //! manifest lists, manifests, data and delete files, statistics) minus those reachable from every
 //! snapshot the committed metadata still has. Old metadata files are not this job's: the commit
-//! engine's metadata-log rules (`write.metadata.delete-after-commit.enabled`) handle them.
+//! engine's metadata-log rules (`write.metadata.delete-after-commit.enabled`) handle them. A table
+//! whose `gc.enabled` is false keeps every file (its files may be shared with other tables): the
+//! snapshots leave its metadata, and the report says why nothing was deleted.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use floe_commit::{Catalog, CommitError, LoadedTable, TableChange};
+use floe_commit::{Catalog, CommitError, LoadedTable, TableChange, gc_enabled};
+use floe_storage::{Deletion, TableScope};
 use floe_store::TableName;
 use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadata};
 use iceberg::{TableRequirement, TableUpdate};
 use tracing::{info, warn};
 
 use crate::reachable::{Entries, FileSet, Reader, statistics_files};
-use crate::{MaintenanceError, Result, inside_table};
+use crate::{MaintenanceError, Result};
 
 pub const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";
 pub const MAX_SNAPSHOT_AGE_MS: &str = "history.expire.max-snapshot-age-ms";
@@ -76,6 +79,8 @@ pub struct ExpireReport {
     pub deleted_bytes: u64,
     /// Files that could not be deleted (logged); they are left as unreferenced files.
     pub failed_deletes: Vec<String>,
+    /// The table's `gc.enabled` is false: snapshots were expired, no file was deleted.
+    pub gc_disabled: bool,
 }
 
 /// Expires `table`'s snapshots by its retention settings and `options`, then deletes the files
@@ -131,6 +136,22 @@ async fn run(
 
     let metadata = before.metadata();
     let warehouse = catalog.warehouse();
+    // Judged on the committed metadata: a writer may have turned GC off since `before`.
+    let gc_allowed = gc_enabled(metadata)
+        && after
+            .as_ref()
+            .is_none_or(|after| gc_enabled(after.metadata()));
+    if !gc_allowed {
+        info!(%table, "gc.enabled is false: expired snapshots' files are kept");
+        return Ok(ExpireReport {
+            dry_run: options.dry_run,
+            expired_snapshots: plan.expire.iter().copied().collect(),
+            removed_refs: plan.expired_refs.clone(),
+            gc_disabled: true,
+            ..ExpireReport::default()
+        });
+    }
+    let scope = TableScope::new(warehouse, metadata.location())?;
     let mut reader = Reader::new(warehouse, metadata);
     let mut expired = FileSet::default();
     // Collected first: an iterator whose filter closure lives across the await below keeps the
@@ -186,7 +207,6 @@ async fn run(
         removed_refs: plan.expired_refs.clone(),
         ..ExpireReport::default()
     };
-    let location = metadata.location();
     let doomed = expired.minus(&remaining);
     if !options.dry_run {
         options.progress.start(
@@ -196,14 +216,18 @@ async fn run(
         );
     }
     for (file, size) in doomed {
-        if !inside_table(warehouse, location, &file) {
+        if !scope.contains(&file) {
             warn!(%table, file, "not deleting a file outside the table's location");
             options.progress.advance(1, size);
             continue;
         }
         let deleted = options.dry_run
-            || match warehouse.delete(&file).await {
-                Ok(()) => true,
+            || match scope.delete(&file).await {
+                Ok(Deletion::Deleted) => true,
+                Ok(Deletion::OutsideTable) => {
+                    options.progress.advance(1, size);
+                    continue;
+                }
                 Err(err) => {
                     warn!(%table, file, error = %err, "could not delete an expired file");
                     false

@@ -24,7 +24,12 @@
 //!   `replace` snapshot that changes no data.
 //!
 //! All have a dry run that reports what would go and changes nothing. Deleting is always
-//! confined to the table's own location inside the warehouse. A per-table lease in the metadata
+//! confined to the table's own location inside the warehouse: every delete goes through a
+//! [`floe_storage::TableScope`], so a file the metadata names elsewhere (another table's, a
+//! registered table's) or one reached through a symbolic link is never deleted. A table whose
+//! `gc.enabled` is false ([`floe_commit::gc_enabled`]) loses no file to these jobs: expiry still
+//! removes snapshots from its metadata but deletes nothing, and unreferenced-file removal refuses;
+//! only files a job wrote itself and never committed are cleaned up. A per-table lease in the metadata
 //! store ([`floe_store::MetadataStore::try_acquire_lease`]) keeps two maintenance runs on one
 //! table from overlapping, across replicas too; correctness against writers does not depend on it
 //! (the commit's requirements and the age floor do that).
@@ -129,19 +134,4 @@ where
         tracing::warn!(%table, error = %err, "could not release the maintenance lease; it expires on its own");
     }
     result
-}
-
-/// Whether `location` is strictly under the table location `table_location`, both inside the
-/// warehouse, compared as object-store paths: the last check before any delete.
-fn inside_table(warehouse: &floe_storage::Warehouse, table_location: &str, location: &str) -> bool {
-    match (
-        warehouse.object_path(table_location),
-        warehouse.object_path(location),
-    ) {
-        (Ok(table), Ok(file)) => file
-            .as_ref()
-            .strip_prefix(table.as_ref())
-            .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1),
-        _ => false,
-    }
 }

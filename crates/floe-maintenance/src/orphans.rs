@@ -11,6 +11,11 @@
 //! file must outlive the writer's commit. A writer slower than the floor loses its files, so the
 //! floor must exceed the longest write job.
 //!
+//! The listing and every delete go through the table's [`TableScope`]: nothing outside its
+//! location, nothing reached through a symbolic link. A table whose `gc.enabled` is false is
+//! refused ([`MaintenanceError::GcDisabled`]): its files may be shared with other tables, and an
+//! unreferenced file of this table may be a referenced file of another.
+//!
 //! # Two phases
 //!
 //! With [`OrphanOptions::delete_after_marked`] (what the scheduler uses, as S3 Tables does) a file
@@ -23,12 +28,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use floe_commit::Catalog;
+use floe_commit::{Catalog, gc_enabled};
+use floe_storage::{Deletion, TableScope};
 use floe_store::TableName;
 use tracing::{info, warn};
 
 use crate::reachable::{Entries, FileSet, Reader, statistics_files};
-use crate::{MaintenanceError, Result, inside_table};
+use crate::{MaintenanceError, Result};
 
 /// The default safety floor: files younger than this are never removed.
 pub const DEFAULT_ORPHAN_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -101,21 +107,23 @@ async fn run(
     let warehouse = catalog.warehouse();
     // Where to look, from the table as it is now; then list; then read the metadata again, so
     // that anything committed before the listing ended counts as referenced.
-    let location = catalog
-        .load_table(table)
-        .await?
+    let first = catalog.load_table(table).await?;
+    refuse_without_gc(table, first.metadata())?;
+    let location = first
         .metadata()
         .location()
         .trim_end_matches('/')
         .to_string();
-    if !warehouse.contains(&location) {
-        return Err(MaintenanceError::InvalidRequest(format!(
+    let scope = TableScope::new(warehouse, &location).map_err(|_| {
+        MaintenanceError::InvalidRequest(format!(
             "table {table} lives outside the warehouse ({location}); not touching it"
-        )));
-    }
-    let listed = warehouse.list_under_with_meta(&location).await?;
+        ))
+    })?;
+    let listed = scope.list().await?;
     let loaded = catalog.load_table(table).await?;
     let metadata = loaded.metadata();
+    // A commit since the first read may have turned GC off.
+    refuse_without_gc(table, metadata)?;
 
     let mut referenced = FileSet::default();
     if let Some(current) = &loaded.metadata_location {
@@ -163,13 +171,17 @@ async fn run(
         );
     }
     for object in old {
-        if !inside_table(warehouse, &location, &object.location) {
+        if !scope.contains(&object.location) {
             options.progress.advance(1, object.size);
             continue;
         }
         let deleted = options.dry_run
-            || match warehouse.delete(&object.location).await {
-                Ok(()) => true,
+            || match scope.delete(&object.location).await {
+                Ok(Deletion::Deleted) => true,
+                Ok(Deletion::OutsideTable) => {
+                    options.progress.advance(1, object.size);
+                    continue;
+                }
                 Err(err) => {
                     warn!(%table, file = object.location, error = %err, "could not delete an unreferenced file");
                     false
@@ -199,6 +211,18 @@ async fn run(
         );
     }
     Ok(report)
+}
+
+/// Unreferenced-file removal deletes files no job wrote, which on a table with `gc.enabled=false`
+/// may be another table's: refused, as Iceberg Java's `DeleteOrphanFiles` does.
+fn refuse_without_gc(table: &TableName, metadata: &iceberg::spec::TableMetadata) -> Result<()> {
+    if gc_enabled(metadata) {
+        return Ok(());
+    }
+    Err(MaintenanceError::GcDisabled(format!(
+        "cannot remove unreferenced files of table {table}: GC is disabled (gc.enabled=false), \
+         so its files may be shared with other tables; set gc.enabled=true to allow it"
+    )))
 }
 
 /// The first phase: marks `old` (unreferenced files past the floor), forgets the marks of files

@@ -29,6 +29,7 @@ use floe_commit::producer::{
     produce_manifest_rewrite, rebase_manifest_rewrite,
 };
 use floe_commit::{Catalog, CommitError};
+use floe_storage::TableScope;
 use floe_store::TableName;
 use iceberg::io::FileIO;
 use iceberg::spec::{ManifestContentType, ManifestFile, ManifestList, TableMetadata};
@@ -93,16 +94,17 @@ async fn run(
     loop {
         let loaded = catalog.load_table(table).await?;
         let metadata = loaded.metadata();
+        let scope = TableScope::new(catalog.warehouse(), metadata.location())?;
         if let Some(rewritten) = pending.as_mut() {
             match rebase_manifest_rewrite(metadata, &file_io, rewritten).await {
                 Ok(true) => {}
                 Ok(false) => {
                     // A manifest it replaced is gone (another rewrite, a compaction): start over.
-                    delete_files(&file_io, &rewritten.produced.written_files).await;
+                    delete_files(&scope, &rewritten.produced.written_files).await;
                     pending = None;
                 }
                 Err(err) => {
-                    delete_files(&file_io, &rewritten.produced.written_files).await;
+                    delete_files(&scope, &rewritten.produced.written_files).await;
                     return Err(MaintenanceError::Iceberg(format!(
                         "cannot rebase the manifest rewrite of {table}: {err}"
                     )));
@@ -171,9 +173,9 @@ async fn run(
             Err(CommitError::Conflict(message)) => {
                 // Refused, so not applied: its manifest list is unreferenced; the created
                 // manifests are kept for the rebase.
-                delete_files(&file_io, &rewritten.manifest_list_written()).await;
+                delete_files(&scope, &rewritten.manifest_list_written()).await;
                 if report.attempts >= MAX_ATTEMPTS {
-                    delete_files(&file_io, &rewritten.produced.written_files).await;
+                    delete_files(&scope, &rewritten.produced.written_files).await;
                     return Err(MaintenanceError::Conflict(format!(
                         "manifest rewrite of {table} gave up after {} conflicting commits ({message}); nothing was changed",
                         report.attempts
@@ -232,9 +234,10 @@ async fn current_manifests(
     Ok(list.consume_entries().into_iter().collect())
 }
 
-async fn delete_files(file_io: &FileIO, paths: &[String]) {
+/// Deletes files the job wrote and will not commit (inside the table's location only).
+async fn delete_files(scope: &TableScope, paths: &[String]) {
     for path in paths {
-        if let Err(err) = file_io.delete(path).await {
+        if let Err(err) = scope.delete(path).await {
             warn!(path, error = %err, "could not delete an unreferenced file");
         }
     }

@@ -17,6 +17,9 @@
 //!    unreferenced for `unreferenced-days` is marked, and deleted by a later run once marked for
 //!    `non-current-days`.
 //!
+//! A table whose `gc.enabled` is false gets no unreferenced-file removal, and its expiry deletes
+//! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
+//!
 //! Tables are maintained [`SchedulerOptions::concurrency`] at a time, which bounds the memory and
 //! object-store traffic a pass takes. Each job holds the table's maintenance lease, so across all
 //! replicas one job runs per table at a time; a table whose lease another replica holds is
@@ -359,7 +362,12 @@ async fn table_policy(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let policy = policy::resolve(warehouse_properties, &namespace, &table_properties)?;
+    let mut policy = policy::resolve(warehouse_properties, &namespace, &table_properties)?;
+    // `gc.enabled=false`: nothing of this table is deleted on a schedule. Unreferenced-file
+    // removal would refuse anyway; expiry still runs and deletes nothing (see `expire`).
+    if !floe_commit::gc_enabled(loaded.metadata()) {
+        policy.unreferenced_files = false;
+    }
     Ok(policy.enabled.then_some(policy))
 }
 

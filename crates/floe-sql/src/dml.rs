@@ -32,7 +32,6 @@ use datafusion::sql::sqlparser::ast::{
 use floe_commit::{SnapshotChange, produce};
 use futures::{StreamExt, TryStreamExt};
 use iceberg::arrow::{ArrowReaderBuilder, FieldMatchMode, schema_to_arrow_schema};
-use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{DataFile, DataFileFormat, Operation, PartitionKey};
 use iceberg::table::Table;
@@ -325,7 +324,7 @@ impl Session {
             {
                 Ok(produced) => produced,
                 Err(err) => {
-                    delete_files(file_io, rewrite.added.iter().map(|f| f.file_path())).await;
+                    delete_files(&table, rewrite.added.iter().map(|f| f.file_path())).await;
                     return Err(err.into());
                 }
             };
@@ -333,8 +332,8 @@ impl Session {
             let (requirements, updates) = produced.into_parts();
             let outcome = committer.commit(&ident, requirements, updates).await;
             if matches!(outcome, Outcome::Conflict(_) | Outcome::Refused(_)) {
-                delete_files(file_io, rewrite.added.iter().map(|f| f.file_path())).await;
-                delete_files(file_io, written.iter().map(String::as_str)).await;
+                delete_files(&table, rewrite.added.iter().map(|f| f.file_path())).await;
+                delete_files(&table, written.iter().map(String::as_str)).await;
             }
             match outcome {
                 Outcome::Committed => return Ok(count_stream(rewrite.rows)),
@@ -567,7 +566,7 @@ async fn rewrite_files(
     }
     .await;
     if let Err(err) = result {
-        delete_files(table.file_io(), rewrite.added.iter().map(|f| f.file_path())).await;
+        delete_files(table, rewrite.added.iter().map(|f| f.file_path())).await;
         return Err(err);
     }
     Ok(rewrite)
@@ -656,13 +655,10 @@ pub(crate) fn uuid_prefix() -> String {
     format!("{nanos:x}-{:x}", std::process::id())
 }
 
-/// Best-effort removal of files nobody references.
-pub(crate) async fn delete_files<'a>(file_io: &FileIO, paths: impl Iterator<Item = &'a str>) {
-    for path in paths {
-        if let Err(err) = file_io.delete(path).await {
-            tracing::warn!(path, error = %err, "could not delete an unreferenced file");
-        }
-    }
+/// Best-effort removal of files this statement wrote and nobody references (inside the table's
+/// location only: see [`floe_commit::producer::forget_written`]).
+pub(crate) async fn delete_files<'a>(table: &Table, paths: impl Iterator<Item = &'a str>) {
+    floe_commit::producer::forget_written(table.metadata(), table.file_io(), paths).await;
 }
 
 /// The `count` result of a DML statement, like `INSERT`'s.

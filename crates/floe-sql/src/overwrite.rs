@@ -109,7 +109,7 @@ impl Session {
                     || metadata.default_partition_spec_id() != spec.spec_id()
                     || metadata.partition_specs_iter().count() > 1
                 {
-                    delete_files(table.file_io(), added.iter().map(|f| f.file_path())).await;
+                    delete_files(&table, added.iter().map(|f| f.file_path())).await;
                     return Err(SqlError::new(format!(
                         "the schema or partitioning of {shown} changed while INSERT OVERWRITE \
                          ran, so nothing was changed; run it again"
@@ -124,7 +124,7 @@ impl Session {
             let removed = match files_to_replace(&table, replace, &shown).await {
                 Ok(removed) => removed,
                 Err(err) => {
-                    delete_files(table.file_io(), added.iter().map(|f| f.file_path())).await;
+                    delete_files(&table, added.iter().map(|f| f.file_path())).await;
                     return Err(err);
                 }
             };
@@ -143,7 +143,7 @@ impl Session {
             {
                 Ok(produced) => produced,
                 Err(err) => {
-                    delete_files(file_io, added.iter().map(|f| f.file_path())).await;
+                    delete_files(&table, added.iter().map(|f| f.file_path())).await;
                     return Err(err.into());
                 }
             };
@@ -153,18 +153,18 @@ impl Session {
                 Outcome::Committed => return Ok(count_stream(written.rows)),
                 Outcome::Conflict(message) => {
                     // The data files are still good for the next attempt; the manifests are not.
-                    delete_files(file_io, manifests.iter().map(String::as_str)).await;
+                    delete_files(&table, manifests.iter().map(String::as_str)).await;
                     last_conflict = message;
                 }
                 Outcome::Refused(err) => {
-                    delete_files(file_io, manifests.iter().map(String::as_str)).await;
-                    delete_files(file_io, added.iter().map(|f| f.file_path())).await;
+                    delete_files(&table, manifests.iter().map(String::as_str)).await;
+                    delete_files(&table, added.iter().map(|f| f.file_path())).await;
                     return Err(err);
                 }
                 Outcome::Unknown(err) => return Err(err),
             }
         }
-        delete_files(table.file_io(), added.iter().map(|f| f.file_path())).await;
+        delete_files(&table, added.iter().map(|f| f.file_path())).await;
         Err(SqlError::new(format!(
             "{shown} kept changing while INSERT OVERWRITE ran ({ATTEMPTS} attempts), so nothing \
              was changed; the last conflict: {last_conflict}"

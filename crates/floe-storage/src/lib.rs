@@ -10,6 +10,9 @@
 //! anything outside the warehouse root. That check is what keeps one table from reading or deleting
 //! another warehouse's files, whatever location a client sends.
 //!
+//! Deleting is narrower still: only a [`TableScope`] (a warehouse and one table's location) deletes,
+//! and only files strictly inside that location, never through a symbolic link (see [`scope`]).
+//!
 //! Client-chosen names (namespaces, tables) never become paths directly: [`Warehouse::new_table_location`]
 //! turns them into a readable but sanitized directory name with a unique suffix.
 //!
@@ -33,6 +36,7 @@
 
 pub mod options;
 pub mod roots;
+pub mod scope;
 #[cfg(feature = "fault-injection")]
 pub mod testing;
 
@@ -40,7 +44,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -48,6 +52,7 @@ use url::Url;
 
 pub use options::{RetryOptions, S3Options, StoreOptions, redact_properties};
 pub use roots::AllowedRoots;
+pub use scope::{Deletion, TableScope, is_inside_location, refused_deletes_total};
 
 /// Errors from the object-store layer, by what a caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -290,8 +295,9 @@ impl Warehouse {
             .map_err(|source| self.error("get", location, source))
     }
 
-    /// Deletes one file; a file that is already gone is not an error.
-    pub async fn delete(&self, location: &str) -> Result<()> {
+    /// Deletes one file; a file that is already gone is not an error. Only [`TableScope`] calls
+    /// it, after checking the file is its table's own.
+    pub(crate) async fn delete(&self, location: &str) -> Result<()> {
         let path = self.object_path(location)?;
         match self.store.delete(&path).await {
             Ok(()) => Ok(()),
@@ -300,23 +306,6 @@ impl Warehouse {
                 err => Err(err),
             },
         }
-    }
-
-    /// Deletes every file under the directory `location`; returns how many were deleted.
-    pub async fn delete_all_under(&self, location: &str) -> Result<usize> {
-        let prefix = self.object_path(location)?;
-        let paths = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .boxed();
-        let deleted: Vec<Path> = self
-            .store
-            .delete_stream(paths)
-            .try_collect()
-            .await
-            .map_err(|source| self.error("delete", location, source))?;
-        Ok(deleted.len())
     }
 
     /// Every file under the directory `location`, as full URLs.
@@ -533,7 +522,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delete_all_under_removes_only_that_directory() {
+    async fn a_table_scope_deletes_only_its_directory() {
         let dir = tempfile::tempdir().unwrap();
         let wh = warehouse(dir.path());
         let root = wh.root().to_string();
@@ -542,7 +531,8 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(wh.delete_all_under(&format!("{root}/a")).await.unwrap(), 2);
+        let scope = TableScope::new(&wh, &format!("{root}/a")).unwrap();
+        assert_eq!(scope.delete_all().await.unwrap(), 2);
         assert_eq!(wh.list_under(&format!("{root}/ab")).await.unwrap().len(), 1);
         assert!(matches!(
             wh.get(&format!("{root}/a/1")).await,
