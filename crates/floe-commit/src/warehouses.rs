@@ -214,15 +214,7 @@ impl Warehouses {
     }
 
     fn open_storage(&self, record: &WarehouseRecord) -> Result<Warehouse> {
-        let s3 = S3Options::from_properties(&record.properties).map_err(|reason| {
-            CommitError::InvalidRequest(format!("warehouse {}: {reason}", record.name))
-        })?;
-        let options = StoreOptions {
-            s3,
-            retry: self.retry.clone(),
-        };
-        Warehouse::open(&record.name, &record.storage_url, &options)
-            .map_err(|err| CommitError::InvalidRequest(err.to_string()))
+        open_storage(record, &self.retry)
     }
 
     async fn check_no_overlap(&self, name: &str, root: &str) -> Result<()> {
@@ -270,6 +262,19 @@ impl Warehouses {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The storage of a registered warehouse, as its record describes it.
+pub(crate) fn open_storage(record: &WarehouseRecord, retry: &RetryOptions) -> Result<Warehouse> {
+    let s3 = S3Options::from_properties(&record.properties).map_err(|reason| {
+        CommitError::InvalidRequest(format!("warehouse {}: {reason}", record.name))
+    })?;
+    let options = StoreOptions {
+        s3,
+        retry: retry.clone(),
+    };
+    Warehouse::open(&record.name, &record.storage_url, &options)
+        .map_err(|err| CommitError::InvalidRequest(err.to_string()))
 }
 
 fn info(record: &WarehouseRecord) -> WarehouseInfo {

@@ -1392,6 +1392,92 @@ mod tests {
         }
     }
 
+    /// Rows from before migration 0007 have no location: they are listed, take part in no check
+    /// until recorded, and are recorded once (an overlap found then is reported, not refused).
+    #[tokio::test]
+    async fn rows_without_a_location_are_listed_and_recorded_once() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        for (name, kind) in [("old", "table"), ("old_view", "view")] {
+            sqlx::query(
+                "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
+                 VALUES ('sales', ?, ?, 1, ?)",
+            )
+            .bind(name)
+            .bind(format!("s3://b/{name}/metadata/1.json"))
+            .bind(kind)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        let create = |name: &str, location: &str| PointerSwap {
+            table: TableName::new(ns("sales"), name),
+            expected: None,
+            new_location: format!("{location}/metadata/0.json"),
+            location: Some(location.to_string()),
+        };
+        store
+            .swap_pointers(&[create("late", "s3://b/old/late")])
+            .await
+            .unwrap();
+
+        let mut unlocated = store.unlocated_pointers().await.unwrap();
+        unlocated.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            unlocated,
+            [
+                UnlocatedPointer {
+                    warehouse: None,
+                    kind: crate::PointerKind::Table,
+                    name: TableName::new(ns("sales"), "old"),
+                    metadata_location: "s3://b/old/metadata/1.json".into(),
+                },
+                UnlocatedPointer {
+                    warehouse: None,
+                    kind: crate::PointerKind::View,
+                    name: TableName::new(ns("sales"), "old_view"),
+                    metadata_location: "s3://b/old_view/metadata/1.json".into(),
+                },
+            ]
+        );
+        let reported = store
+            .record_location(&unlocated[0], "s3://b/old")
+            .await
+            .unwrap()
+            .expect("the overlap with the later table is reported");
+        assert_eq!(reported.name, TableName::new(ns("sales"), "late"));
+        assert_eq!(
+            store
+                .record_location(&unlocated[1], "s3://b/old_view")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.unlocated_pointers().await.unwrap().is_empty());
+
+        let err = store
+            .swap_pointers(&[create("new", "s3://b/old_view/new")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::LocationOverlap { holder, .. }
+                if holder.name.name == "old_view"),
+            "{err:?}"
+        );
+        // Recorded once: a second record does not move it.
+        store
+            .record_location(&unlocated[0], "s3://b/elsewhere")
+            .await
+            .unwrap();
+        store
+            .swap_pointers(&[create("new", "s3://b/elsewhere")])
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn connections_are_durable() {
         let dir = tempfile::tempdir().unwrap();

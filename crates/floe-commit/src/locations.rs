@@ -1,0 +1,143 @@
+//! Table and view locations on the engine's side (see *Locations* in `floe_store`): the
+//! `set-location` updates made canonical before they apply, and the one-time recording of the
+//! locations of tables and views created before the store kept them.
+//!
+//! # Recording existing locations
+//!
+//! Migration 0007 added the `location` column empty. [`record_missing`] runs when a catalog opens:
+//! it reads the metadata file of each table and view without a recorded location, once, and
+//! records the location it names. That is one object-store read per such table, paid once, at the
+//! first start after the upgrade; later starts find nothing to do (one indexed query). Until a
+//! row's location is recorded it takes part in no overlap check, and an existing overlap found
+//! while recording is logged, not undone: both tables exist already.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use floe_storage::{RetryOptions, Warehouse, canonical_location};
+use floe_store::{MetadataStore, UnlocatedPointer};
+use iceberg::{TableUpdate, ViewUpdate};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::Result;
+
+/// `updates` with every `set-location` made canonical, and refused if it leaves the warehouse.
+pub(crate) fn canonical_updates(
+    warehouse: &Warehouse,
+    updates: &[TableUpdate],
+) -> Result<Vec<TableUpdate>> {
+    updates
+        .iter()
+        .map(|update| match update {
+            TableUpdate::SetLocation { location } => Ok(TableUpdate::SetLocation {
+                location: warehouse.table_location(location)?,
+            }),
+            other => Ok(other.clone()),
+        })
+        .collect()
+}
+
+/// The view form of [`canonical_updates`], for one update.
+pub(crate) fn canonical_view_update(
+    warehouse: &Warehouse,
+    update: &ViewUpdate,
+) -> Result<ViewUpdate> {
+    Ok(match update {
+        ViewUpdate::SetLocation { location } => ViewUpdate::SetLocation {
+            location: warehouse.table_location(location)?,
+        },
+        other => other.clone(),
+    })
+}
+
+/// The one field of table and view metadata this needs.
+#[derive(Deserialize)]
+struct Located {
+    location: String,
+}
+
+/// Records the location of every table and view that has none (see the module docs). `default`
+/// is the default warehouse; registered ones are opened from their records with `retry`. Never
+/// fails: what cannot be read now is logged and tried again at the next start.
+pub async fn record_missing(
+    store: &Arc<dyn MetadataStore>,
+    default: &Warehouse,
+    retry: &RetryOptions,
+) {
+    let unlocated = match store.unlocated_pointers().await {
+        Ok(unlocated) => unlocated,
+        Err(err) => {
+            warn!(error = %err, "cannot list tables without a recorded location; will retry at the next start");
+            return;
+        }
+    };
+    if unlocated.is_empty() {
+        return;
+    }
+    info!(
+        count = unlocated.len(),
+        "recording the locations of tables and views created before locations were recorded (once)"
+    );
+    let mut registered: HashMap<String, Warehouse> = HashMap::new();
+    for pointer in &unlocated {
+        let warehouse = match &pointer.warehouse {
+            None => default.clone(),
+            Some(name) => match registered.get(name) {
+                Some(warehouse) => warehouse.clone(),
+                None => match open_registered(store, name, retry).await {
+                    Ok(warehouse) => {
+                        registered.insert(name.clone(), warehouse.clone());
+                        warehouse
+                    }
+                    Err(err) => {
+                        warn!(warehouse = %name, error = %err, "cannot open a warehouse to record its tables' locations");
+                        continue;
+                    }
+                },
+            },
+        };
+        if let Err(err) = record_one(store, &warehouse, pointer).await {
+            warn!(
+                kind = %pointer.kind,
+                name = %pointer.name,
+                error = %err,
+                "cannot record a location; will retry at the next start"
+            );
+        }
+    }
+}
+
+async fn open_registered(
+    store: &Arc<dyn MetadataStore>,
+    name: &str,
+    retry: &RetryOptions,
+) -> Result<Warehouse> {
+    let record = store.load_warehouse(name).await?;
+    crate::warehouses::open_storage(&record, retry)
+}
+
+async fn record_one(
+    store: &Arc<dyn MetadataStore>,
+    warehouse: &Warehouse,
+    pointer: &UnlocatedPointer,
+) -> Result<()> {
+    let bytes = warehouse.get(&pointer.metadata_location).await?;
+    let located: Located = serde_json::from_slice(&bytes).map_err(|err| {
+        crate::CommitError::Internal(format!(
+            "metadata file {} names no location: {err}",
+            pointer.metadata_location
+        ))
+    })?;
+    let location = canonical_location(&located.location)?;
+    if let Some(holder) = store.record_location(pointer, &location).await? {
+        warn!(
+            kind = %pointer.kind,
+            name = %pointer.name,
+            %location,
+            other = %holder,
+            "two existing tables or views have overlapping locations: purging one may delete the other's files"
+        );
+    }
+    Ok(())
+}
