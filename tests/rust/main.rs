@@ -11,6 +11,7 @@ mod crash;
 mod etag;
 mod idempotency;
 mod lifecycle;
+mod locations;
 mod maintenance;
 mod metadata_log;
 mod names;

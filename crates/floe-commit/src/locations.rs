@@ -141,3 +141,74 @@ async fn record_one(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    use sqlx::Connection;
+
+    use crate::open::{OpenOptions, open};
+    use crate::{CommitError, CreateTable};
+    use floe_store::TableName;
+
+    fn create(name: &str, location: Option<String>) -> CreateTable {
+        CreateTable {
+            name: TableName::new(vec!["ns".to_string()], name),
+            location,
+            schema: Schema::builder()
+                .with_fields(vec![
+                    NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                ])
+                .build()
+                .unwrap(),
+            partition_spec: None,
+            sort_order: None,
+            properties: HashMap::new(),
+            stage: false,
+        }
+    }
+
+    /// A store from before migration 0007 (locations emptied by hand) gets them recorded when the
+    /// catalog opens, and from then on they are checked.
+    #[tokio::test]
+    async fn existing_locations_are_recorded_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = OpenOptions::new(dir.path().join("data"));
+        let catalog = open(&options).await.unwrap();
+        catalog
+            .create_namespace(&["ns".to_string()], &Default::default())
+            .await
+            .unwrap();
+        let old = catalog.create_table(create("old", None)).await.unwrap();
+        let old_location = old.metadata().location().to_string();
+        drop(catalog);
+
+        let url = format!("sqlite://{}", options.catalog_db().display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE tables SET location = NULL")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let catalog = open(&options).await.unwrap();
+        assert!(
+            catalog
+                .store()
+                .unlocated_pointers()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let err = catalog
+            .create_table(create("new", Some(format!("{old_location}/data"))))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CommitError::InvalidRequest(message) if message.contains("table ns.old")),
+            "{err:?}"
+        );
+    }
+}
