@@ -64,16 +64,20 @@ pub fn canonical_location(location: &str) -> Result<String> {
             escape.to_ascii_uppercase()
         )));
     }
-    // The URL parser resolves `.` and `..` on its own, so the segments are read from the text.
-    let (_, after_scheme) = location
-        .split_once("://")
-        .ok_or_else(|| invalid("a location is a URL such as s3://bucket/path"))?;
-    let raw_path = after_scheme
-        .find('/')
-        .map_or("", |start| &after_scheme[start..]);
+    let not_a_url = || invalid("a location is a URL such as s3://bucket/path");
+    // The URL parser resolves `.` and `..` on its own, so the segments are read from the text:
+    // after the authority, or right after the scheme in `file:/dir` (how Hadoop, and so Spark,
+    // spells local paths).
+    let (_, after_scheme) = location.split_once(':').ok_or_else(not_a_url)?;
+    let raw_path = match after_scheme.strip_prefix("//") {
+        Some(authority_and_path) => authority_and_path
+            .find('/')
+            .map_or("", |start| &authority_and_path[start..]),
+        None => after_scheme,
+    };
     let mut url = Url::parse(location).map_err(|err| invalid(&err.to_string()))?;
-    if url.cannot_be_a_base() {
-        return Err(invalid("a location is a URL such as s3://bucket/path"));
+    if url.cannot_be_a_base() || !url.has_authority() {
+        return Err(not_a_url());
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("a location has no query ('?') or fragment ('#')"));
@@ -111,6 +115,8 @@ mod tests {
             ("s3://bucket/wh/./t", "s3://bucket/wh/t"),
             ("S3://bucket/wh/t", "s3://bucket/wh/t"),
             ("FILE:///tmp/wh/t", "file:///tmp/wh/t"),
+            ("file:/tmp/wh/t", "file:///tmp/wh/t"),
+            ("file:/tmp/wh/./t/", "file:///tmp/wh/t"),
             ("https://Example.COM/wh/t", "https://example.com/wh/t"),
             ("s3://bucket/wh/%41b", "s3://bucket/wh/Ab"),
             ("s3://bucket/wh/a b", "s3://bucket/wh/a%20b"),
@@ -155,6 +161,8 @@ mod tests {
             "s3://user:secret@bucket/wh/t",
             "s3://bucket/wh/%ff",
             "/local/path",
+            "file:/tmp/wh/../t",
+            "s3:/bucket/wh",
             "not a url",
             "mailto:someone@example.com",
         ] {
