@@ -41,6 +41,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
             table: TableName::new(namespace.clone(), format!("t{t}")),
             expected: None,
             new_location: format!("file:///bench/t{t}/0"),
+            location: Some(format!("file:///bench/t{t}")),
         };
         store.swap_pointers(&[swap]).await.expect("create");
     }
@@ -63,6 +64,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
                         table: table.clone(),
                         expected: Some(pointer.metadata_location),
                         new_location: format!("file:///bench/{c}/{i}"),
+                        location: None,
                     };
                     match store.swap_pointers(&[swap]).await {
                         Ok(_) => break,

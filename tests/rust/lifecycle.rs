@@ -60,7 +60,18 @@ async fn namespace_and_table_life_cycle_with_iceberg_rust() {
     let renamed = catalog.load_table(&moved).await.unwrap();
     assert_eq!(read_ids(&renamed).await, vec![1, 2, 3, 4, 5]);
 
-    // Register the renamed table's current metadata under a new name (same files).
+    // Register the renamed table's current metadata under a new name: refused while the table
+    // holds its location (two names over one set of files: purging one would delete the other's).
+    let err = catalog
+        .register_table(
+            &ident(&namespace, "orders_copy"),
+            renamed.metadata_location().unwrap().to_string(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sales.eu.orders_eu"), "{err}");
+    // Dropped without purge, the table keeps its files and frees its location: register again.
+    catalog.drop_table(&moved).await.unwrap();
     let registered = catalog
         .register_table(
             &ident(&namespace, "orders_copy"),
@@ -74,21 +85,12 @@ async fn namespace_and_table_life_cycle_with_iceberg_rust() {
         vec![ident(&namespace, "orders_copy")]
     );
 
-    // Dropping the registered copy without purge keeps the files the original still uses.
-    catalog
-        .drop_table(&ident(&namespace, "orders_copy"))
-        .await
-        .unwrap();
-    assert_eq!(
-        read_ids(&catalog.load_table(&moved).await.unwrap()).await,
-        vec![1, 2, 3, 4, 5]
-    );
-
     // Purge removes every file under the table's location.
+    let copy = ident(&namespace, "orders_copy");
     let table_dir = local_path(renamed.metadata().location());
     assert!(!files_under(&table_dir).is_empty());
-    catalog.purge_table(&moved).await.unwrap();
-    assert!(!catalog.table_exists(&moved).await.unwrap());
+    catalog.purge_table(&copy).await.unwrap();
+    assert!(!catalog.table_exists(&copy).await.unwrap());
     assert!(
         files_under(&table_dir).is_empty(),
         "files left after purge: {:?}",

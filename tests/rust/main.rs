@@ -12,6 +12,7 @@ mod etag;
 mod hardening;
 mod idempotency;
 mod lifecycle;
+mod locations;
 mod maintenance;
 mod metadata_log;
 mod names;

@@ -74,7 +74,10 @@ impl From<StoreError> for CommitError {
             StoreError::ViewNotFound(_) => CommitError::ViewNotFound(message),
             StoreError::Conflict { .. } => CommitError::Conflict(message),
             StoreError::Unavailable(_) => CommitError::Unavailable(message),
-            StoreError::InvalidInput(_) => CommitError::InvalidRequest(message),
+            // The message names the table or view holding the location: the client picks another.
+            StoreError::InvalidInput(_) | StoreError::LocationOverlap { .. } => {
+                CommitError::InvalidRequest(message)
+            }
             StoreError::Internal(_) => CommitError::Internal(message),
         }
     }

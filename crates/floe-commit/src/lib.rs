@@ -28,12 +28,18 @@
 //! either, the files stay (at worst unreferenced, for orphan removal). Every delete goes through
 //! the table's [`floe_storage::TableScope`], so only files inside the table's own location go.
 //!
+//! Table and view locations never overlap (see *Locations* in `floe_store`): every location the
+//! engine sets (a created table's, a registered one's, a `set-location` update's) is made
+//! canonical and checked to lie inside the warehouse here, and the swap that records it is refused
+//! by the store if another table or view holds it, or a directory above or below it.
+//!
 //! `docs/commit-protocol.md` lists the invariants and the tests that check them.
 
 mod cache;
 mod create;
 mod error;
 pub mod file_io;
+pub mod locations;
 mod locks;
 pub mod open;
 mod partition_specs;
@@ -262,16 +268,14 @@ impl Catalog {
     pub async fn create_table(&self, request: CreateTable) -> Result<LoadedTable> {
         validate_name(&request.name.name, "table")?;
         self.store.load_namespace(&request.name.namespace).await?;
-        let location = match &request.location {
-            Some(location) => {
-                let location = location.trim_end_matches('/').to_string();
-                self.warehouse.object_path(&location)?;
-                location
-            }
+        // Checked at staging too, although a staged create reserves nothing: its location is
+        // checked against the others' when the create transaction commits.
+        let location = self.warehouse.table_location(&match &request.location {
+            Some(location) => location.clone(),
             None => self
                 .warehouse
                 .new_table_location(&request.name.namespace, &request.name.name),
-        };
+        })?;
         let format_version = format_version_of(&request.properties)?;
         let properties = request
             .properties
@@ -319,6 +323,7 @@ impl Catalog {
             table: request.name.clone(),
             expected: None,
             new_location: new_location.clone(),
+            location: Some(file.metadata().location().to_string()),
         };
         match self.store.swap_pointers(&[swap]).await {
             Ok(pointers) => {
@@ -383,6 +388,7 @@ impl Catalog {
                     table: p.table.clone(),
                     expected: p.expected.clone(),
                     new_location: p.new_location.clone(),
+                    location: p.location.clone(),
                 })
                 .collect::<Vec<_>>();
             let outcome = match self.store.swap_pointers(&swaps).await {
@@ -490,7 +496,8 @@ impl Catalog {
             }
             other => other?,
         };
-        self.warehouse.object_path(file.metadata().location())?;
+        // Canonical for the store's overlap check; the file itself is registered as it is.
+        let location = self.warehouse.table_location(file.metadata().location())?;
         let expected = if overwrite {
             match self.store.load_table(table).await {
                 Ok(pointer) => Some(pointer.metadata_location),
@@ -504,6 +511,8 @@ impl Catalog {
             table: table.clone(),
             expected,
             new_location: metadata_location.to_string(),
+            // Also when it replaces a table's state: the new file may name another location.
+            location: Some(location),
         };
         let pointers = self.store.swap_pointers(&[swap]).await?;
         Ok(LoadedTable {
@@ -541,7 +550,10 @@ impl Catalog {
                 current.as_ref().map(|(_, file)| file.metadata()),
             )?;
         }
-        let updates = change.updates.clone();
+        let updates = locations::canonical_updates(&self.warehouse, &change.updates)?;
+        let table_location = current
+            .as_ref()
+            .map(|(_, file)| file.metadata().location().to_string());
         let (base, previous_location, expected, previous_version) = match current {
             Some((pointer, file)) => {
                 let version = metadata_file_version(&pointer.metadata_location);
@@ -577,14 +589,21 @@ impl Catalog {
         // Iceberg's reference implementation are bound by `partition_specs` instead.
         let built = partition_specs::apply(base, previous_location, updates)?;
         let metadata = built.metadata;
-        // Every file of the table must stay inside the warehouse, whatever location a client set.
+        // Every file of the table must stay inside the warehouse, whatever location a client set;
+        // a new or moved table's location is recorded, and checked against the others', by the
+        // swap.
         self.warehouse.object_path(metadata.location())?;
+        let location = match table_location {
+            Some(current) if current == metadata.location() => None,
+            _ => Some(self.warehouse.table_location(metadata.location())?),
+        };
         let new_location = metadata_file_location(metadata.location(), previous_version + 1);
         let file = Arc::new(MetadataFile::from_metadata(metadata)?);
         Ok(PreparedCommit {
             table: change.table.clone(),
             expected,
             new_location,
+            location,
             file,
             expired_metadata_files: built
                 .expired_metadata_logs
@@ -775,6 +794,7 @@ fn is_definite_refusal(err: &floe_store::StoreError) -> bool {
             | E::NamespaceAlreadyExists(_)
             | E::AlreadyExists(_)
             | E::InvalidInput(_)
+            | E::LocationOverlap { .. }
     )
 }
 
@@ -797,6 +817,8 @@ struct PreparedCommit {
     table: TableName,
     expected: Option<String>,
     new_location: String,
+    /// The table's location when this commit creates or moves the table.
+    location: Option<String>,
     file: Arc<MetadataFile>,
     expired_metadata_files: Vec<String>,
 }

@@ -65,7 +65,8 @@ impl OpenOptions {
 }
 
 /// Opens the metadata store (PostgreSQL if `options.metastore` names one, else the embedded SQLite
-/// file, created if missing) and the local warehouse. Errors are messages for the operator.
+/// file, created if missing) and the local warehouse, and records the locations of tables created
+/// before the store kept them (once: see `locations`). Errors are messages for the operator.
 pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
     create_dir(&options.data_dir)?;
     // With a shared metastore the SQLite file is neither opened nor created.
@@ -98,6 +99,7 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
         }
     };
     let warehouse = open_warehouse(options).await?;
+    crate::locations::record_missing(&store, &warehouse, &options.store.retry).await;
     Ok(Catalog::with_settings(
         store,
         warehouse,

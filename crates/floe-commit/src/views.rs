@@ -32,7 +32,8 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::{
-    Catalog, CommitError, Result, metadata_file_location, metadata_file_version, validate_name,
+    Catalog, CommitError, Result, locations, metadata_file_location, metadata_file_version,
+    validate_name,
 };
 
 /// A view as it is now: its pointer and parsed metadata.
@@ -109,12 +110,13 @@ impl Catalog {
         // Checked first so that a create into a missing namespace writes no file; the store
         // checks again when it creates the pointer.
         self.store.load_namespace(&request.name.namespace).await?;
-        let location = match &request.location {
-            Some(location) => location.trim_end_matches('/').to_string(),
+        // Every file of the view must stay inside the warehouse, whatever location a client set.
+        let location = self.warehouse.table_location(&match &request.location {
+            Some(location) => location.clone(),
             None => self
                 .warehouse
                 .new_table_location(&request.name.namespace, &request.name.name),
-        };
+        })?;
         let metadata = ViewMetadataBuilder::new(
             location,
             request.schema,
@@ -125,12 +127,14 @@ impl Catalog {
         .and_then(ViewMetadataBuilder::build)
         .map_err(CommitError::from_iceberg)?
         .metadata;
-        // Every file of the view must stay inside the warehouse, whatever location a client set.
-        self.warehouse.object_path(metadata.location())?;
         let json = view_json(&metadata)?;
         let new_location = metadata_file_location(metadata.location(), 0);
         self.write_view_metadata(&new_location, &json).await?;
-        match self.store.create_view(&request.name, &new_location).await {
+        match self
+            .store
+            .create_view(&request.name, &new_location, metadata.location())
+            .await
+        {
             Ok(pointer) => {
                 info!(view = %request.name, location = %new_location, "view created");
                 Ok(LoadedView {
@@ -164,12 +168,18 @@ impl Catalog {
                 check_requirement(&change.view, requirement, &current)?;
             }
             let current_uuid = current.uuid();
+            let current_location = current.location().to_string();
             let mut builder = current.into_builder();
             for update in &change.updates {
-                builder = apply_update(builder, update.clone(), current_uuid)?;
+                let update = locations::canonical_view_update(&self.warehouse, update)?;
+                builder = apply_update(builder, update, current_uuid)?;
             }
             let metadata = builder.build().map_err(CommitError::from_iceberg)?.metadata;
             self.warehouse.object_path(metadata.location())?;
+            // A moved view's location is recorded, and checked against the others', by the swap.
+            let location = (metadata.location() != current_location)
+                .then(|| self.warehouse.table_location(metadata.location()))
+                .transpose()?;
             let json = view_json(&metadata)?;
 
             // Steps 4–5: write, swap.
@@ -178,7 +188,12 @@ impl Catalog {
             self.write_view_metadata(&new_location, &json).await?;
             match self
                 .store
-                .swap_view_pointer(&change.view, &pointer.metadata_location, &new_location)
+                .swap_view_pointer(
+                    &change.view,
+                    &pointer.metadata_location,
+                    &new_location,
+                    location.as_deref(),
+                )
                 .await
             {
                 Ok(moved) => {

@@ -239,18 +239,7 @@ impl Warehouses {
     }
 
     fn open_storage(&self, record: &WarehouseRecord) -> Result<Warehouse> {
-        let s3 = S3Options::from_properties(&record.properties).map_err(|reason| {
-            CommitError::InvalidRequest(format!("warehouse {}: {reason}", record.name))
-        })?;
-        let options = StoreOptions {
-            s3,
-            retry: self.retry.clone(),
-            // Only the settings it was registered with: the server's own credentials are for
-            // the default warehouse, which the operator configured.
-            use_environment: false,
-        };
-        Warehouse::open(&record.name, &record.storage_url, &options)
-            .map_err(|err| CommitError::InvalidRequest(err.to_string()))
+        open_storage(record, &self.retry)
     }
 
     async fn check_no_overlap(&self, name: &str, root: &str) -> Result<()> {
@@ -298,6 +287,22 @@ impl Warehouses {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The storage of a registered warehouse, as its record describes it.
+pub(crate) fn open_storage(record: &WarehouseRecord, retry: &RetryOptions) -> Result<Warehouse> {
+    let s3 = S3Options::from_properties(&record.properties).map_err(|reason| {
+        CommitError::InvalidRequest(format!("warehouse {}: {reason}", record.name))
+    })?;
+    let options = StoreOptions {
+        s3,
+        retry: retry.clone(),
+        // Only the settings it was registered with: the server's own credentials are for the
+        // default warehouse, which the operator configured.
+        use_environment: false,
+    };
+    Warehouse::open(&record.name, &record.storage_url, &options)
+        .map_err(|err| CommitError::InvalidRequest(err.to_string()))
 }
 
 fn info(record: &WarehouseRecord) -> WarehouseInfo {

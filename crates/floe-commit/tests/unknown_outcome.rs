@@ -131,8 +131,15 @@ impl MetadataStore for FaultyMetadataStore {
     async fn rename_table(&self, from: &TableName, to: &TableName) -> Result<()> {
         self.inner.rename_table(from, to).await
     }
-    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer> {
-        self.inner.create_view(view, metadata_location).await
+    async fn create_view(
+        &self,
+        view: &ViewName,
+        metadata_location: &str,
+        location: &str,
+    ) -> Result<TablePointer> {
+        self.inner
+            .create_view(view, metadata_location, location)
+            .await
     }
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
         self.inner.load_view(view).await
@@ -145,10 +152,21 @@ impl MetadataStore for FaultyMetadataStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        location: Option<&str>,
     ) -> Result<TablePointer> {
         self.inner
-            .swap_view_pointer(view, expected, new_location)
+            .swap_view_pointer(view, expected, new_location, location)
             .await
+    }
+    async fn unlocated_pointers(&self) -> Result<Vec<floe_store::UnlocatedPointer>> {
+        self.inner.unlocated_pointers().await
+    }
+    async fn record_location(
+        &self,
+        pointer: &floe_store::UnlocatedPointer,
+        location: &str,
+    ) -> Result<Option<floe_store::LocationHolder>> {
+        self.inner.record_location(pointer, location).await
     }
     async fn drop_view(&self, view: &ViewName) -> Result<TablePointer> {
         self.inner.drop_view(view).await

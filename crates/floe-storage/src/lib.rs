@@ -12,6 +12,9 @@
 //!
 //! Deleting is narrower still: only a [`TableScope`] (a warehouse and one table's location) deletes,
 //! and only files strictly inside that location, never through a symbolic link (see [`scope`]).
+//! A table's or view's own location is recorded in its canonical form ([`canonical_location`]):
+//! one string per directory, so that the metadata store can tell overlapping locations apart by
+//! comparing strings. [`Warehouse::table_location`] checks a client-chosen one.
 //!
 //! Client-chosen names (namespaces, tables) never become paths directly: [`Warehouse::new_table_location`]
 //! turns them into a readable but sanitized directory name with a unique suffix.
@@ -34,6 +37,7 @@
 //!
 //! The `testing` module (feature `fault-injection`) wraps any store to inject failures in tests.
 
+mod location;
 pub mod options;
 pub mod roots;
 pub mod scope;
@@ -50,6 +54,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
+pub use location::canonical_location;
 pub use options::{RetryOptions, S3Options, StoreOptions, redact_properties};
 pub use roots::AllowedRoots;
 pub use scope::{Deletion, TableScope, is_inside_location, refused_deletes_total};
@@ -241,6 +246,20 @@ impl Warehouse {
             return Err(invalid("relative segments are not allowed"));
         }
         Ok(path)
+    }
+
+    /// The canonical form of a table's or view's location (see [`canonical_location`]), which
+    /// must lie inside this warehouse (and not be its root).
+    pub fn table_location(&self, location: &str) -> Result<String> {
+        let canonical = canonical_location(location)?;
+        self.object_path(&canonical).map_err(|err| match err {
+            StorageError::InvalidLocation { reason, .. } => StorageError::InvalidLocation {
+                location: location.to_string(),
+                reason,
+            },
+            other => other,
+        })?;
+        Ok(canonical)
     }
 
     /// Makes sure the directory `location` exists where directories exist at all (a local

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{JobRecord, Page, PageRequest, Result, StoreError, TableName};
+use crate::{JobRecord, NamespacePath, Page, PageRequest, Result, StoreError, TableName};
 
 /// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
 /// so no REST client can put it inside a level, which keeps the join reversible.
@@ -46,6 +46,21 @@ impl Scope {
     pub fn table_key(&self, table: &TableName) -> Result<String> {
         check_table_name(&table.name)?;
         self.namespace_key(&table.namespace)
+    }
+
+    /// The warehouse (`None` for the default one) and namespace of a stored namespace key: the
+    /// inverse of [`Scope::namespace_key`] over every scope.
+    pub fn decode(key: &str) -> Result<(Option<String>, NamespacePath)> {
+        let levels = |path: &str| path.split(LEVEL_SEPARATOR).map(str::to_string).collect();
+        match key.strip_prefix(LEVEL_SEPARATOR) {
+            None => Ok((None, levels(key))),
+            Some(rest) => {
+                let (warehouse, path) = rest.split_once(LEVEL_SEPARATOR).ok_or_else(|| {
+                    StoreError::Internal(format!("corrupt namespace key {key:?}"))
+                })?;
+                Ok((Some(warehouse.to_string()), levels(path)))
+            }
+        }
     }
 
     fn prefixed(&self, path: String) -> String {
@@ -280,6 +295,13 @@ mod tests {
             Some("\u{1f}sales\u{1f}a".to_string())
         );
         assert_eq!(sales.parent_key(&path(&["a"])), None);
+        for (scope, warehouse) in [(&default, None), (&sales, Some("sales"))] {
+            let key = scope.namespace_key(&path(&["a", "b"])).unwrap();
+            assert_eq!(
+                Scope::decode(&key).unwrap(),
+                (warehouse.map(str::to_string), path(&["a", "b"]))
+            );
+        }
         assert_eq!(default.column(), None);
         assert_eq!(sales.column(), Some("sales"));
     }

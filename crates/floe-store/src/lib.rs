@@ -29,6 +29,27 @@
 //! it), never a row of the wrong kind. A view's pointer moves with
 //! [`MetadataStore::swap_view_pointer`], the single-view form of [`MetadataStore::swap_pointers`].
 //!
+//! # Locations
+//!
+//! Every table and view has a location, the directory its files live under, and no two may
+//! overlap: no location equals, contains or lies inside another's, in any warehouse of the store
+//! (warehouses may share a bucket). Otherwise purging one table would delete another's live files.
+//! The store records each row's location, in the canonical form `floe_storage::canonical_location`
+//! gives it (one string per directory, no trailing slash), and decides overlaps by comparing
+//! strings, in the transaction that sets the location: a swap that creates a table or changes its
+//! location ([`PointerSwap::location`]), [`MetadataStore::create_view`] and a view swap that moves
+//! it. A location `L` is refused with [`StoreError::LocationOverlap`], naming the holder, if another
+//! row's location is `L` or one of `L`'s ancestors at `/` boundaries (an `IN` over `L`'s prefixes),
+//! or lies inside `L` (`L/ <= location < L0`, `0` being the byte after `/`). Both are lookups in
+//! one index, so the check costs the same however many tables there are. `s3://b/t1` and
+//! `s3://b/t10` do not overlap. Two transactions setting locations at once are serialized (SQLite
+//! has one writer; PostgreSQL takes a lock row first, see `postgres`), so of two racing creates at
+//! one location exactly one wins. Dropping a table or view frees its location; renaming keeps it.
+//!
+//! Rows written before locations were recorded have none (SQL NULL) and take part in no check
+//! until `floe-commit` fills them in, once, from their metadata files
+//! ([`MetadataStore::unlocated_pointers`], [`MetadataStore::record_location`]).
+//!
 //! # Names
 //!
 //! Namespaces are paths of non-empty levels (`["sales", "eu"]`); table (and view) names are one
@@ -88,6 +109,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use kind::Kind as PointerKind;
+
 pub use access::{
     AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
     Securable, SigningKeyRecord,
@@ -97,6 +120,7 @@ pub mod access;
 mod access_sql;
 mod input;
 mod kind;
+mod location;
 pub mod postgres;
 pub mod sqlite;
 
@@ -153,6 +177,42 @@ pub struct PointerSwap {
     pub expected: Option<String>,
     /// The new metadata location.
     pub new_location: String,
+    /// The table's location (canonical: see *Locations* in the crate docs), when the swap sets
+    /// it: required when it creates the table, `Some` when it moves the table elsewhere, `None`
+    /// when the table stays where it is (so that ordinary commits are not serialized).
+    pub location: Option<String>,
+}
+
+/// A table or view that holds a location, as [`StoreError::LocationOverlap`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationHolder {
+    /// The registered warehouse it is in; `None` for the server's default warehouse.
+    pub warehouse: Option<String>,
+    pub kind: PointerKind,
+    pub name: TableName,
+    pub location: String,
+}
+
+impl fmt::Display for LocationHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} in ", self.kind, self.name)?;
+        match &self.warehouse {
+            Some(warehouse) => write!(f, "warehouse {warehouse}")?,
+            None => write!(f, "the default warehouse")?,
+        }
+        write!(f, " at {}", self.location)
+    }
+}
+
+/// A pointer row written before locations were recorded (see *Locations* in the crate docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlocatedPointer {
+    /// The registered warehouse it is in; `None` for the server's default warehouse.
+    pub warehouse: Option<String>,
+    pub kind: PointerKind,
+    pub name: TableName,
+    /// Its current metadata file, which names its location.
+    pub metadata_location: String,
 }
 
 /// A page request for list operations. `token` is the opaque `next_page_token` of a previous page.
@@ -265,6 +325,16 @@ pub enum StoreError {
     /// `table` names the table, or the view for [`MetadataStore::swap_view_pointer`].
     #[error("{table} was changed by a concurrent commit")]
     Conflict { table: TableName },
+    /// A table's or view's location equals, contains or lies inside `holder`'s (see *Locations*
+    /// in the crate docs).
+    #[error(
+        "location {location} overlaps {holder}: a table's or view's location may not equal, \
+         contain or lie inside another's"
+    )]
+    LocationOverlap {
+        location: String,
+        holder: Box<LocationHolder>,
+    },
     /// A name or page token from the caller is malformed (see *Names* in the crate docs).
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -338,7 +408,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_tables(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>>;
 
     /// Moves every pointer in `swaps` from its expected value to its new value, or none of them.
-    /// A swap whose `expected` is `None` creates the table. Returns the new pointers, in order.
+    /// A swap whose `expected` is `None` creates the table, at its `location` (required). A
+    /// location that overlaps another table's or view's is [`StoreError::LocationOverlap`].
+    /// Returns the new pointers, in order.
     async fn swap_pointers(&self, swaps: &[PointerSwap]) -> Result<Vec<TablePointer>>;
 
     /// Removes the table's pointer and returns what it was.
@@ -349,9 +421,16 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     // Views (see *Views* in the crate docs): the table operations for the other kind of pointer.
 
-    /// Creates the view's pointer at `metadata_location`, version 1. Its namespace must exist
-    /// ([`StoreError::NamespaceNotFound`]), and no table or view may have its name there.
-    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer>;
+    /// Creates the view's pointer at `metadata_location`, version 1, with the view's (canonical)
+    /// `location`. Its namespace must exist ([`StoreError::NamespaceNotFound`]), no table or view
+    /// may have its name there, and none a location overlapping it
+    /// ([`StoreError::LocationOverlap`]).
+    async fn create_view(
+        &self,
+        view: &ViewName,
+        metadata_location: &str,
+        location: &str,
+    ) -> Result<TablePointer>;
 
     /// The view's current pointer, or [`StoreError::ViewNotFound`] (also when a table has the name).
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer>;
@@ -360,12 +439,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_views(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>>;
 
     /// Moves the view's pointer from `expected` to `new_location`: [`StoreError::Conflict`] if it
-    /// holds something else, [`StoreError::ViewNotFound`] if the view is gone.
+    /// holds something else, [`StoreError::ViewNotFound`] if the view is gone. `location` is the
+    /// view's new location when the change moves it, checked as [`MetadataStore::create_view`]
+    /// checks it.
     async fn swap_view_pointer(
         &self,
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        location: Option<&str>,
     ) -> Result<TablePointer>;
 
     /// Removes the view's pointer and returns what it was.
@@ -373,6 +455,20 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Renames a view, possibly into another (existing) namespace; its pointer moves with it.
     async fn rename_view(&self, from: &ViewName, to: &ViewName) -> Result<()>;
+
+    /// Every table and view row, in any warehouse, whose location is not recorded yet (written
+    /// before locations were; see *Locations* in the crate docs). Global, like leases.
+    async fn unlocated_pointers(&self) -> Result<Vec<UnlocatedPointer>>;
+
+    /// Records the (canonical) location of a row that has none, read from its metadata file, and
+    /// returns a row whose location overlaps it, if any, for the caller to report. Recorded even
+    /// then: these tables exist already, and leaving one without a location would only hide it
+    /// from the checks of new locations. Does nothing if the row is gone or has a location by now.
+    async fn record_location(
+        &self,
+        pointer: &UnlocatedPointer,
+        location: &str,
+    ) -> Result<Option<LocationHolder>>;
 
     /// Claims an idempotency key for a request identified by `fingerprint`.
     async fn claim_idempotency_key(&self, key: &str, fingerprint: &str)

@@ -31,6 +31,17 @@
 //! renames look up the name first to say which kind holds it; a row committed between that look-up
 //! and the `INSERT` (or `UPDATE`) is still refused by the primary key, reported as the caller's kind.
 //!
+//! # Locations
+//!
+//! A transaction that sets a table's or view's location (see *Locations* in the crate docs) first
+//! locks the one row of `location_guard` (`SELECT ... FOR UPDATE`), then writes its pointer row and
+//! looks for overlapping locations. The lock makes such transactions take turns: the second of two
+//! racing creates at one location waits for the first to commit, and its look-up, a new statement
+//! with a new READ COMMITTED snapshot, then sees the first's row. Transactions that keep their
+//! tables' locations, ordinary commits, never take the lock, so they are not serialized. The lock is
+//! taken before any pointer row, so it adds no cycle to the row locks' global order. A row lock,
+//! not an advisory lock, so that the SQL stays what CockroachDB and YugabyteDB accept.
+//!
 //! Databases that do not run READ COMMITTED this way (CockroachDB runs SERIALIZABLE by default) fail
 //! a transaction that lost a race with a serialization failure (`40001`) instead; deadlocks
 //! (`40P01`) look the same. Such transactions are retried here a few times with growing pauses, then
@@ -62,10 +73,11 @@ use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
 };
 use crate::kind::Kind;
+use crate::location::{self, OverlapQuery, check_location};
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
-    PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
-    TablePointer, ViewName, WarehouseRecord,
+    IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore, NamespacePath, Page,
+    PageRequest, PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse,
+    TableName, TablePointer, UnlocatedPointer, ViewName, WarehouseRecord,
 };
 
 mod access;
@@ -654,6 +666,14 @@ impl MetadataStore for PostgresStore {
             .iter()
             .map(|swap| self.scope.table_key(&swap.table))
             .collect::<Result<Vec<_>>>()?;
+        for swap in swaps {
+            match (&swap.expected, &swap.location) {
+                (_, Some(location)) => check_location(location)?,
+                (None, None) => return Err(location::missing(&swap.table)),
+                (Some(_), None) => {}
+            }
+        }
+        let sets_location = swaps.iter().any(|swap| swap.location.is_some());
         // One global order of row locks across all batches (see the module docs). The sort is
         // stable: two swaps of one table keep the caller's order.
         let mut order: Vec<usize> = (0..swaps.len()).collect();
@@ -661,18 +681,32 @@ impl MetadataStore for PostgresStore {
             (&keys[a], &swaps[a].table.name).cmp(&(&keys[b], &swaps[b].table.name))
         });
         self.run(Mode::Write, async |conn| {
+            if sets_location {
+                lock_locations(conn).await?;
+            }
             let mut pointers = vec![None; swaps.len()];
             for &index in &order {
                 let (swap, key) = (&swaps[index], &keys[index]);
-                let name = &swap.table;
-                pointers[index] = Some(match &swap.expected {
-                    Some(expected) => {
-                        move_pointer(conn, Kind::Table, name, key, expected, &swap.new_location)
-                            .await?
+                let target = Target {
+                    kind: Kind::Table,
+                    name: &swap.table,
+                    key,
+                };
+                pointers[index] = Some(match (&swap.expected, &swap.location) {
+                    (Some(expected), location) => {
+                        move_pointer(
+                            conn,
+                            &target,
+                            expected,
+                            &swap.new_location,
+                            location.as_deref(),
+                        )
+                        .await?
                     }
-                    None => {
-                        create_pointer(conn, Kind::Table, name, key, &swap.new_location).await?
+                    (None, Some(location)) => {
+                        create_pointer(conn, &target, &swap.new_location, location).await?
                     }
+                    (None, None) => return Err(location::missing(&swap.table).into()),
                 });
             }
             Ok(pointers.into_iter().flatten().collect())
@@ -688,10 +722,22 @@ impl MetadataStore for PostgresStore {
         self.rename_kind(Kind::Table, from, to).await
     }
 
-    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer> {
+    async fn create_view(
+        &self,
+        view: &ViewName,
+        metadata_location: &str,
+        location: &str,
+    ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
+        check_location(location)?;
+        let target = Target {
+            kind: Kind::View,
+            name: view,
+            key: &key,
+        };
         self.run(Mode::Write, async |conn| {
-            create_pointer(conn, Kind::View, view, &key, metadata_location).await
+            lock_locations(conn).await?;
+            create_pointer(conn, &target, metadata_location, location).await
         })
         .await
     }
@@ -709,10 +755,78 @@ impl MetadataStore for PostgresStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        location: Option<&str>,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
+        location.map(check_location).transpose()?;
+        let target = Target {
+            kind: Kind::View,
+            name: view,
+            key: &key,
+        };
         self.run(Mode::Write, async |conn| {
-            move_pointer(conn, Kind::View, view, &key, expected, new_location).await
+            if location.is_some() {
+                lock_locations(conn).await?;
+            }
+            move_pointer(conn, &target, expected, new_location, location).await
+        })
+        .await
+    }
+
+    async fn unlocated_pointers(&self) -> Result<Vec<UnlocatedPointer>> {
+        let rows = self
+            .run(Mode::Autocommit, async |conn| {
+                Ok(sqlx::query(
+                    "SELECT namespace, name, kind, metadata_location FROM tables \
+                     WHERE location IS NULL",
+                )
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let holder = location::holder(
+                    row.get("namespace"),
+                    row.get("name"),
+                    row.get("kind"),
+                    String::new(),
+                )?;
+                Ok(UnlocatedPointer {
+                    warehouse: holder.warehouse,
+                    kind: holder.kind,
+                    name: holder.name,
+                    metadata_location: row.get("metadata_location"),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_location(
+        &self,
+        pointer: &UnlocatedPointer,
+        location: &str,
+    ) -> Result<Option<LocationHolder>> {
+        check_location(location)?;
+        let scope = match &pointer.warehouse {
+            Some(warehouse) => Scope::warehouse(warehouse)?,
+            None => Scope::default(),
+        };
+        let key = scope.table_key(&pointer.name)?;
+        self.run(Mode::Write, async |conn| {
+            // Taken so that a location being created meanwhile sees this one, or this one it.
+            lock_locations(conn).await?;
+            sqlx::query(
+                "UPDATE tables SET location = $1 \
+                 WHERE namespace = $2 AND name = $3 AND kind = $4 AND location IS NULL",
+            )
+            .bind(location)
+            .bind(&key)
+            .bind(&pointer.name.name)
+            .bind(pointer.kind.as_str())
+            .execute(&mut *conn)
+            .await?;
+            overlapping(conn, &key, &pointer.name.name, location).await
         })
         .await
     }
@@ -1030,21 +1144,33 @@ impl MetadataStore for PostgresStore {
     }
 }
 
-/// Moves one pointer of `kind` from `expected` to `new_location` (see the module docs).
+/// The pointer row an operation works on.
+struct Target<'a> {
+    kind: Kind,
+    name: &'a TableName,
+    /// Its namespace's key.
+    key: &'a str,
+}
+
+/// Moves one pointer from `expected` to `new_location` (see the module docs), and to a new
+/// `location` if given, which must overlap no other row's; the caller holds the location lock
+/// then.
 async fn move_pointer(
     conn: &mut PgConnection,
-    kind: Kind,
-    name: &TableName,
-    key: &str,
+    target: &Target<'_>,
     expected: &str,
     new_location: &str,
+    location: Option<&str>,
 ) -> Attempt<TablePointer> {
+    let Target { kind, name, key } = *target;
     let version: Option<i64> = sqlx::query_scalar(
-        "UPDATE tables SET metadata_location = $1, version = version + 1 \
-         WHERE namespace = $2 AND name = $3 AND kind = $4 AND metadata_location = $5 \
+        "UPDATE tables SET metadata_location = $1, version = version + 1, \
+         location = COALESCE($2, location) \
+         WHERE namespace = $3 AND name = $4 AND kind = $5 AND metadata_location = $6 \
          RETURNING version",
     )
     .bind(new_location)
+    .bind(location)
     .bind(key)
     .bind(&name.name)
     .bind(kind.as_str())
@@ -1052,10 +1178,15 @@ async fn move_pointer(
     .fetch_optional(&mut *conn)
     .await?;
     match version {
-        Some(version) => Ok(TablePointer {
-            metadata_location: new_location.to_string(),
-            version,
-        }),
+        Some(version) => {
+            if let Some(location) = location {
+                check_free(conn, key, &name.name, location).await?;
+            }
+            Ok(TablePointer {
+                metadata_location: new_location.to_string(),
+                version,
+            })
+        }
         // A new statement, so a new snapshot: it sees the commit that moved the pointer.
         None => match load_pointer(conn, kind, key, &name.name).await? {
             None => Err(kind.not_found(name).into()),
@@ -1067,33 +1198,38 @@ async fn move_pointer(
     }
 }
 
-/// Creates a pointer of `kind`: its namespace must exist and its name be free of both kinds.
+/// Creates a pointer: its namespace must exist, its name be free of both kinds, and its
+/// `location` overlap no other row's (the caller holds the location lock).
 async fn create_pointer(
     conn: &mut PgConnection,
-    kind: Kind,
-    name: &TableName,
-    key: &str,
+    target: &Target<'_>,
+    metadata_location: &str,
     location: &str,
 ) -> Attempt<TablePointer> {
+    let Target { kind, name, key } = *target;
     // Says which kind holds the name; one committed after this read is refused by the primary key.
     if let Some(holder) = kind_of(conn, key, &name.name).await? {
         return Err(holder.already_exists(name).into());
     }
     let inserted = sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
-         VALUES ($1, $2, $3, 1, $4)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location) \
+         VALUES ($1, $2, $3, 1, $4, $5)",
     )
     .bind(key)
     .bind(&name.name)
-    .bind(location)
+    .bind(metadata_location)
     .bind(kind.as_str())
+    .bind(location)
     .execute(&mut *conn)
     .await;
     match inserted {
-        Ok(_) => Ok(TablePointer {
-            metadata_location: location.to_string(),
-            version: 1,
-        }),
+        Ok(_) => {
+            check_free(conn, key, &name.name, location).await?;
+            Ok(TablePointer {
+                metadata_location: metadata_location.to_string(),
+                version: 1,
+            })
+        }
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
             Err(kind.already_exists(name).into())
         }
@@ -1102,6 +1238,50 @@ async fn create_pointer(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Takes the location lock (see *Locations* in the module docs) until the transaction ends.
+async fn lock_locations(conn: &mut PgConnection) -> Attempt<()> {
+    sqlx::query("SELECT id FROM location_guard WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Fails with [`StoreError::LocationOverlap`] if a row other than `(key, name)` has a location
+/// overlapping `location`.
+async fn check_free(conn: &mut PgConnection, key: &str, name: &str, location: &str) -> Attempt<()> {
+    match overlapping(conn, key, name, location).await? {
+        Some(holder) => Err(location::overlap(location, holder).into()),
+        None => Ok(()),
+    }
+}
+
+/// A row other than `(key, name)` whose location overlaps `location`, if any. A new statement,
+/// so under the location lock it sees every location committed before.
+async fn overlapping(
+    conn: &mut PgConnection,
+    key: &str,
+    name: &str,
+    location: &str,
+) -> Attempt<Option<LocationHolder>> {
+    let query = OverlapQuery::new(location, key, name, |n| format!("${n}"));
+    let row = query
+        .binds
+        .iter()
+        .fold(sqlx::query(&query.sql), |sql, value| sql.bind(value))
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row
+        .map(|row| {
+            location::holder(
+                row.get("namespace"),
+                row.get("name"),
+                row.get("kind"),
+                row.get("location"),
+            )
+        })
+        .transpose()?)
 }
 
 async fn namespace_exists(conn: &mut PgConnection, key: &str) -> Attempt<bool> {
@@ -1333,6 +1513,8 @@ mod tests {
             table: table.clone(),
             expected: expected.map(str::to_string),
             new_location: new_location.into(),
+            // A create needs a location; one per table keeps them apart.
+            location: expected.is_none().then(|| format!("s3://b/{}", table.name)),
         }
     }
 

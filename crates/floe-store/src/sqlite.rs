@@ -19,6 +19,10 @@
 //! metadata_location = expected`; no row updated means the table is gone or someone else's swap
 //! came first, and the whole transaction — every swap of the batch — rolls back.
 //!
+//! The same lock makes the location check atomic (see *Locations* in the crate docs): a
+//! transaction that sets a location checks for overlaps after writing its row, and no other
+//! writer can come between the check and the commit.
+//!
 //! Writers of this process also queue on a fair in-process lock before `BEGIN IMMEDIATE`: SQLite's
 //! busy handler polls with growing sleeps and serves no one in order, so many writers contending
 //! inside SQLite see latency spikes, and each would hold a pooled connection the readers need. The
@@ -43,10 +47,11 @@ use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
 };
 use crate::kind::Kind;
+use crate::location::{self, OverlapQuery, check_location};
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, Page, PageRequest,
-    PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse, TableName,
-    TablePointer, ViewName, WarehouseRecord,
+    IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore, NamespacePath, Page,
+    PageRequest, PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse,
+    TableName, TablePointer, UnlocatedPointer, ViewName, WarehouseRecord,
 };
 
 mod access;
@@ -580,25 +585,36 @@ impl MetadataStore for SqliteStore {
             .iter()
             .map(|swap| self.scope.table_key(&swap.table))
             .collect::<Result<Vec<_>>>()?;
+        for swap in swaps {
+            match (&swap.expected, &swap.location) {
+                (_, Some(location)) => check_location(location)?,
+                (None, None) => return Err(location::missing(&swap.table)),
+                (Some(_), None) => {}
+            }
+        }
         self.write(async |conn| {
             let mut pointers = Vec::with_capacity(swaps.len());
             for (swap, key) in swaps.iter().zip(&keys) {
-                let pointer = match &swap.expected {
-                    Some(expected) => {
+                let target = Target {
+                    kind: Kind::Table,
+                    name: &swap.table,
+                    key,
+                };
+                let pointer = match (&swap.expected, &swap.location) {
+                    (Some(expected), location) => {
                         move_pointer(
                             conn,
-                            Kind::Table,
-                            &swap.table,
-                            key,
+                            &target,
                             expected,
                             &swap.new_location,
+                            location.as_deref(),
                         )
                         .await?
                     }
-                    None => {
-                        create_pointer(conn, Kind::Table, &swap.table, key, &swap.new_location)
-                            .await?
+                    (None, Some(location)) => {
+                        create_pointer(conn, &target, &swap.new_location, location).await?
                     }
+                    (None, None) => return Err(location::missing(&swap.table)),
                 };
                 pointers.push(pointer);
             }
@@ -615,12 +631,21 @@ impl MetadataStore for SqliteStore {
         self.rename_kind(Kind::Table, from, to).await
     }
 
-    async fn create_view(&self, view: &ViewName, metadata_location: &str) -> Result<TablePointer> {
+    async fn create_view(
+        &self,
+        view: &ViewName,
+        metadata_location: &str,
+        location: &str,
+    ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
-        self.write(async |conn| {
-            create_pointer(conn, Kind::View, view, &key, metadata_location).await
-        })
-        .await
+        check_location(location)?;
+        let target = Target {
+            kind: Kind::View,
+            name: view,
+            key: &key,
+        };
+        self.write(async |conn| create_pointer(conn, &target, metadata_location, location).await)
+            .await
     }
 
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
@@ -636,10 +661,68 @@ impl MetadataStore for SqliteStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        location: Option<&str>,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
+        location.map(check_location).transpose()?;
+        let target = Target {
+            kind: Kind::View,
+            name: view,
+            key: &key,
+        };
+        self.write(async |conn| move_pointer(conn, &target, expected, new_location, location).await)
+            .await
+    }
+
+    async fn unlocated_pointers(&self) -> Result<Vec<UnlocatedPointer>> {
+        let rows = sqlx::query(
+            "SELECT namespace, name, kind, metadata_location FROM tables WHERE location IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let holder = location::holder(
+                    row.get("namespace"),
+                    row.get("name"),
+                    row.get("kind"),
+                    String::new(),
+                )?;
+                Ok(UnlocatedPointer {
+                    warehouse: holder.warehouse,
+                    kind: holder.kind,
+                    name: holder.name,
+                    metadata_location: row.get("metadata_location"),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_location(
+        &self,
+        pointer: &UnlocatedPointer,
+        location: &str,
+    ) -> Result<Option<LocationHolder>> {
+        check_location(location)?;
+        let scope = match &pointer.warehouse {
+            Some(warehouse) => Scope::warehouse(warehouse)?,
+            None => Scope::default(),
+        };
+        let key = scope.table_key(&pointer.name)?;
         self.write(async |conn| {
-            move_pointer(conn, Kind::View, view, &key, expected, new_location).await
+            sqlx::query(
+                "UPDATE tables SET location = ? \
+                 WHERE namespace = ? AND name = ? AND kind = ? AND location IS NULL",
+            )
+            .bind(location)
+            .bind(&key)
+            .bind(&pointer.name.name)
+            .bind(pointer.kind.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            overlapping(conn, &key, &pointer.name.name, location).await
         })
         .await
     }
@@ -980,20 +1063,31 @@ impl MetadataStore for SqliteStore {
     }
 }
 
-/// Moves one pointer of `kind` from `expected` to `new_location`, inside a write transaction.
+/// The pointer row an operation works on.
+struct Target<'a> {
+    kind: Kind,
+    name: &'a TableName,
+    /// Its namespace's key.
+    key: &'a str,
+}
+
+/// Moves one pointer from `expected` to `new_location`, inside a write transaction, and to a new
+/// `location` if given (which must overlap no other row's).
 async fn move_pointer(
     conn: &mut SqliteConnection,
-    kind: Kind,
-    name: &TableName,
-    key: &str,
+    target: &Target<'_>,
     expected: &str,
     new_location: &str,
+    location: Option<&str>,
 ) -> Result<TablePointer> {
+    let Target { kind, name, key } = *target;
     let version: Option<i64> = sqlx::query_scalar(
-        "UPDATE tables SET metadata_location = ?, version = version + 1 \
+        "UPDATE tables SET metadata_location = ?, version = version + 1, \
+         location = COALESCE(?, location) \
          WHERE namespace = ? AND name = ? AND kind = ? AND metadata_location = ? RETURNING version",
     )
     .bind(new_location)
+    .bind(location)
     .bind(key)
     .bind(&name.name)
     .bind(kind.as_str())
@@ -1002,10 +1096,15 @@ async fn move_pointer(
     .await
     .map_err(db_error)?;
     match version {
-        Some(version) => Ok(TablePointer {
-            metadata_location: new_location.to_string(),
-            version,
-        }),
+        Some(version) => {
+            if let Some(location) = location {
+                check_free(conn, key, &name.name, location).await?;
+            }
+            Ok(TablePointer {
+                metadata_location: new_location.to_string(),
+                version,
+            })
+        }
         None => match load_pointer(conn, kind, key, &name.name).await? {
             None => Err(kind.not_found(name)),
             Some(_) => Err(StoreError::Conflict {
@@ -1015,15 +1114,15 @@ async fn move_pointer(
     }
 }
 
-/// Creates a pointer of `kind`, inside a write transaction: its namespace must exist and its name
-/// be free of both kinds.
+/// Creates a pointer, inside a write transaction: its namespace must exist, its name be free of
+/// both kinds, and its `location` overlap no other row's.
 async fn create_pointer(
     conn: &mut SqliteConnection,
-    kind: Kind,
-    name: &TableName,
-    key: &str,
+    target: &Target<'_>,
+    metadata_location: &str,
     location: &str,
 ) -> Result<TablePointer> {
+    let Target { kind, name, key } = *target;
     if !namespace_exists(conn, key).await? {
         return Err(StoreError::NamespaceNotFound(name.namespace.clone()));
     }
@@ -1033,23 +1132,66 @@ async fn create_pointer(
         return Err(holder.already_exists(name));
     }
     sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
-         VALUES (?, ?, ?, 1, ?)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location) \
+         VALUES (?, ?, ?, 1, ?, ?)",
     )
     .bind(key)
     .bind(&name.name)
-    .bind(location)
+    .bind(metadata_location)
     .bind(kind.as_str())
+    .bind(location)
     .execute(&mut *conn)
     .await
     .map_err(|err| match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => kind.already_exists(name),
         _ => db_error(err),
     })?;
+    check_free(conn, key, &name.name, location).await?;
     Ok(TablePointer {
-        metadata_location: location.to_string(),
+        metadata_location: metadata_location.to_string(),
         version: 1,
     })
+}
+
+/// Fails with [`StoreError::LocationOverlap`] if a row other than `(key, name)` has a location
+/// overlapping `location`. Inside a write transaction, whose lock keeps the answer true until it
+/// commits.
+async fn check_free(
+    conn: &mut SqliteConnection,
+    key: &str,
+    name: &str,
+    location: &str,
+) -> Result<()> {
+    match overlapping(conn, key, name, location).await? {
+        Some(holder) => Err(location::overlap(location, holder)),
+        None => Ok(()),
+    }
+}
+
+/// A row other than `(key, name)` whose location overlaps `location`, if any.
+async fn overlapping(
+    conn: &mut SqliteConnection,
+    key: &str,
+    name: &str,
+    location: &str,
+) -> Result<Option<LocationHolder>> {
+    let query = OverlapQuery::new(location, key, name, |_| "?".to_string());
+    let row = query
+        .binds
+        .iter()
+        .fold(sqlx::query(&query.sql), |sql, value| sql.bind(value))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    row.map(|row| {
+        location::holder(
+            row.get("namespace"),
+            row.get("name"),
+            row.get("kind"),
+            row.get("location"),
+        )
+    })
+    .transpose()
 }
 
 async fn namespace_exists(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
@@ -1210,12 +1352,14 @@ mod tests {
             table: orders.clone(),
             expected: None,
             new_location: "s3://b/1.json".into(),
+            location: Some("s3://b/orders".into()),
         };
         store.swap_pointers(&[create]).await.unwrap();
         let moved = PointerSwap {
             table: orders.clone(),
             expected: Some("s3://b/1.json".into()),
             new_location: "s3://b/2.json".into(),
+            location: None,
         };
         store.swap_pointers(&[moved]).await.unwrap();
         store.claim_idempotency_key("k", "f").await.unwrap();
@@ -1252,6 +1396,92 @@ mod tests {
             assert_eq!(applied, known, "each migration applied once");
             // Dropped without `close` this time: opening must not rely on a clean shutdown.
         }
+    }
+
+    /// Rows from before migration 0007 have no location: they are listed, take part in no check
+    /// until recorded, and are recorded once (an overlap found then is reported, not refused).
+    #[tokio::test]
+    async fn rows_without_a_location_are_listed_and_recorded_once() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store
+            .create_namespace(&ns("sales"), &Properties::new())
+            .await
+            .unwrap();
+        for (name, kind) in [("old", "table"), ("old_view", "view")] {
+            sqlx::query(
+                "INSERT INTO tables (namespace, name, metadata_location, version, kind) \
+                 VALUES ('sales', ?, ?, 1, ?)",
+            )
+            .bind(name)
+            .bind(format!("s3://b/{name}/metadata/1.json"))
+            .bind(kind)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        let create = |name: &str, location: &str| PointerSwap {
+            table: TableName::new(ns("sales"), name),
+            expected: None,
+            new_location: format!("{location}/metadata/0.json"),
+            location: Some(location.to_string()),
+        };
+        store
+            .swap_pointers(&[create("late", "s3://b/old/late")])
+            .await
+            .unwrap();
+
+        let mut unlocated = store.unlocated_pointers().await.unwrap();
+        unlocated.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            unlocated,
+            [
+                UnlocatedPointer {
+                    warehouse: None,
+                    kind: crate::PointerKind::Table,
+                    name: TableName::new(ns("sales"), "old"),
+                    metadata_location: "s3://b/old/metadata/1.json".into(),
+                },
+                UnlocatedPointer {
+                    warehouse: None,
+                    kind: crate::PointerKind::View,
+                    name: TableName::new(ns("sales"), "old_view"),
+                    metadata_location: "s3://b/old_view/metadata/1.json".into(),
+                },
+            ]
+        );
+        let reported = store
+            .record_location(&unlocated[0], "s3://b/old")
+            .await
+            .unwrap()
+            .expect("the overlap with the later table is reported");
+        assert_eq!(reported.name, TableName::new(ns("sales"), "late"));
+        assert_eq!(
+            store
+                .record_location(&unlocated[1], "s3://b/old_view")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.unlocated_pointers().await.unwrap().is_empty());
+
+        let err = store
+            .swap_pointers(&[create("new", "s3://b/old_view/new")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::LocationOverlap { holder, .. }
+                if holder.name.name == "old_view"),
+            "{err:?}"
+        );
+        // Recorded once: a second record does not move it.
+        store
+            .record_location(&unlocated[0], "s3://b/elsewhere")
+            .await
+            .unwrap();
+        store
+            .swap_pointers(&[create("new", "s3://b/elsewhere")])
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

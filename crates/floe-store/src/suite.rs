@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
@@ -63,6 +64,11 @@ macro_rules! metadata_store_suite {
             namespaces_need_their_warehouse,
             job_records_are_kept_and_listed,
             file_marks_keep_their_first_time,
+            locations_never_overlap,
+            locations_are_disjoint_across_warehouses_and_kinds,
+            dropping_frees_a_location_and_renaming_keeps_it,
+            a_location_change_is_checked,
+            racing_creates_at_one_location,
         );
         // The access-control records (suite/access.rs).
         $crate::metadata_store_suite!(@checks $fresh;
@@ -88,6 +94,9 @@ macro_rules! metadata_store_suite {
     };
 }
 
+mod locations;
+pub use locations::*;
+
 fn ns(levels: &[&str]) -> NamespacePath {
     levels.iter().map(|level| level.to_string()).collect()
 }
@@ -107,6 +116,13 @@ fn all() -> PageRequest {
     PageRequest::default()
 }
 
+/// A table location no other test uses: the store refuses overlapping locations across the
+/// whole store (see *Locations* in the crate docs), and most checks are not about them.
+fn fresh_location() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("s3://suite/fresh/{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Creates the table through a swap from nothing, as the commit engine does.
 async fn create_table(
     store: &dyn MetadataStore,
@@ -118,6 +134,7 @@ async fn create_table(
             table: table.clone(),
             expected: None,
             new_location: location.into(),
+            location: Some(fresh_location()),
         }])
         .await
         .unwrap_or_else(|err| panic!("creating {table}: {err}"));
@@ -130,6 +147,7 @@ fn swap(table: &TableName, expected: &str, new_location: &str) -> PointerSwap {
         table: table.clone(),
         expected: Some(expected.into()),
         new_location: new_location.into(),
+        location: None,
     }
 }
 
@@ -491,6 +509,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             table: orders.clone(),
             expected: None,
             new_location: "s3://b/orders/other.json".into(),
+            location: Some(fresh_location()),
         }])
         .await
         .unwrap_err();
@@ -506,6 +525,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             table: elsewhere,
             expected: None,
             new_location: "s3://b/x.json".into(),
+            location: Some(fresh_location()),
         }])
         .await
         .unwrap_err();
@@ -747,6 +767,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: fresh.clone(),
                 expected: None,
                 new_location: "s3://b/fresh/1.json".into(),
+                location: Some(fresh_location()),
             },
             swap(&b, "s3://b/b/0.json", "s3://b/b/2.json"),
             swap(&c, "s3://b/c/1.json", "s3://b/c/2.json"),
@@ -786,6 +807,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: c.clone(),
                 expected: None,
                 new_location: "s3://b/c/new.json".into(),
+                location: Some(fresh_location()),
             },
         ])
         .await
@@ -804,6 +826,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: fresh.clone(),
                 expected: None,
                 new_location: "s3://b/fresh/1.json".into(),
+                location: Some(fresh_location()),
             },
             swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
         ])
@@ -1128,6 +1151,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 table,
                 expected: None,
                 new_location: "s3://b/t.json".into(),
+                location: Some(fresh_location()),
             }])
             .await
             .unwrap_err();
@@ -1143,6 +1167,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 table,
                 expected: None,
                 new_location: "s3://b/t.json".into(),
+                location: Some(fresh_location()),
             }])
             .await
             .unwrap_err();
@@ -1357,7 +1382,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     let monthly = view(&["sales"], "monthly");
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v/1.json")
+            .create_view(&monthly, "s3://b/v/1.json", &fresh_location())
             .await
             .unwrap(),
         pointer("s3://b/v/1.json", 1)
@@ -1372,7 +1397,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     );
 
     let err = store
-        .create_view(&monthly, "s3://b/v/other.json")
+        .create_view(&monthly, "s3://b/v/other.json", &fresh_location())
         .await
         .unwrap_err();
     assert!(
@@ -1380,7 +1405,11 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
         "{err:?}"
     );
     let err = store
-        .create_view(&view(&["nowhere"], "v"), "s3://b/v/1.json")
+        .create_view(
+            &view(&["nowhere"], "v"),
+            "s3://b/v/1.json",
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
@@ -1393,13 +1422,13 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // The compare-and-swap: from the pointer read, once.
     assert_eq!(
         store
-            .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/2.json")
+            .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/2.json", None)
             .await
             .unwrap(),
         pointer("s3://b/v/2.json", 2)
     );
     let err = store
-        .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/3.json")
+        .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/3.json", None)
         .await
         .unwrap_err();
     assert!(
@@ -1416,6 +1445,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
             &view(&["sales"], "ghost"),
             "s3://b/v/1.json",
             "s3://b/v/3.json",
+            None,
         )
         .await
         .unwrap_err();
@@ -1452,7 +1482,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // A dropped name can be used again, from version 1.
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v2/1.json")
+            .create_view(&monthly, "s3://b/v2/1.json", &fresh_location())
             .await
             .unwrap(),
         pointer("s3://b/v2/1.json", 1)
@@ -1466,7 +1496,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
         view(&[], "v"),
     ] {
         let err = store
-            .create_view(&bad, "s3://b/v/1.json")
+            .create_view(&bad, "s3://b/v/1.json", &fresh_location())
             .await
             .unwrap_err();
         assert!(
@@ -1492,10 +1522,13 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
     let table = TableName::new(sales.clone(), "orders");
     let view = TableName::new(sales.clone(), "monthly");
     create_table(&*store, &table, "s3://b/t/1.json").await;
-    store.create_view(&view, "s3://b/v/1.json").await.unwrap();
+    store
+        .create_view(&view, "s3://b/v/1.json", &fresh_location())
+        .await
+        .unwrap();
 
     let err = store
-        .create_view(&table, "s3://b/v/x.json")
+        .create_view(&table, "s3://b/v/x.json", &fresh_location())
         .await
         .unwrap_err();
     assert!(
@@ -1507,6 +1540,7 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
             table: view.clone(),
             expected: None,
             new_location: "s3://b/t/x.json".into(),
+            location: Some(fresh_location()),
         }])
         .await
         .unwrap_err();
@@ -1537,7 +1571,7 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
     let err = store
-        .swap_view_pointer(&table, "s3://b/t/1.json", "s3://b/v/x.json")
+        .swap_view_pointer(&table, "s3://b/t/1.json", "s3://b/v/x.json", None)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
@@ -1582,7 +1616,11 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
         let name = TableName::new(sales.clone(), format!("n{round}"));
         let as_view = tokio::spawn({
             let (store, name) = (store.clone(), name.clone());
-            async move { store.create_view(&name, "s3://b/v/1.json").await }
+            async move {
+                store
+                    .create_view(&name, "s3://b/v/1.json", &fresh_location())
+                    .await
+            }
         });
         let as_table = tokio::spawn({
             let (store, name) = (store.clone(), name.clone());
@@ -1592,6 +1630,7 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
                         table: name,
                         expected: None,
                         new_location: "s3://b/t/1.json".into(),
+                        location: Some(fresh_location()),
                     }])
                     .await
             }
@@ -1628,7 +1667,7 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
         .unwrap();
     let monthly = TableName::new(sales, "monthly");
     store
-        .create_view(&monthly, "s3://b/v/0.json")
+        .create_view(&monthly, "s3://b/v/0.json", &fresh_location())
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -1640,6 +1679,7 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
                     &monthly,
                     "s3://b/v/0.json",
                     &format!("s3://b/v/new-{task}.json"),
+                    None,
                 )
                 .await
         });
@@ -1674,6 +1714,7 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
             .create_view(
                 &TableName::new(sales.clone(), name),
                 &format!("s3://b/{name}.json"),
+                &fresh_location(),
             )
             .await
             .unwrap();
@@ -1700,7 +1741,7 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
     let from = TableName::new(sales.clone(), "a");
     let to = TableName::new(archive.clone(), "a_2025");
     store
-        .swap_view_pointer(&from, "s3://b/a.json", "s3://b/a2.json")
+        .swap_view_pointer(&from, "s3://b/a.json", "s3://b/a2.json", None)
         .await
         .unwrap();
     store.rename_view(&from, &to).await.unwrap();
@@ -1748,9 +1789,13 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
         lake.load_view(&TableName::new(sales.clone(), "b")).await,
         Err(StoreError::ViewNotFound(_))
     ));
-    lake.create_view(&TableName::new(sales.clone(), "b"), "s3://lake/b.json")
-        .await
-        .unwrap();
+    lake.create_view(
+        &TableName::new(sales.clone(), "b"),
+        "s3://lake/b.json",
+        &fresh_location(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store
             .load_view(&TableName::new(sales.clone(), "b"))
