@@ -137,9 +137,10 @@ impl Authorizer {
                 (claims.sub, claims.exp)
             }
             AuthMode::Oidc(verifier) => {
-                let name = verifier.verify(token).await?;
-                // The verifier checked `exp`; re-verify at least every minute regardless.
-                (name, now + 60)
+                let (name, expires) = verifier.verify(token).await?;
+                // Re-verified at least every minute, so that a key the issuer withdrew from its
+                // key set stops working soon even for long-lived tokens.
+                (name, expires.min(now + 60))
             }
         };
         let principal = Arc::new(Principal { name });

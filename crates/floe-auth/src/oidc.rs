@@ -70,8 +70,8 @@ impl OidcVerifier {
         })
     }
 
-    /// The principal a valid token names.
-    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
+    /// The principal a valid token names, and when the token expires (Unix seconds).
+    pub async fn verify(&self, token: &str) -> Result<(String, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|err| AuthError::InvalidToken(format!("malformed token: {err}")))?;
         if !ACCEPTED.contains(&header.alg) {
@@ -103,9 +103,10 @@ impl OidcVerifier {
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|err| AuthError::InvalidToken(err.to_string()))?
             .claims;
+        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or_default();
         match claims.get(&self.settings.principal_claim) {
             Some(Value::String(name)) if !name.is_empty() && !name.contains('\0') => {
-                Ok(name.clone())
+                Ok((name.clone(), expires))
             }
             _ => Err(AuthError::InvalidToken(format!(
                 "token has no string claim {:?} to name its principal",
