@@ -53,6 +53,11 @@ impl Deadline {
 
 /// The 503 of a request that ran past its deadline.
 pub fn timed_out(config: &ServerConfig) -> Response {
+    timed_out_error(config).into_response()
+}
+
+/// The error of a request that ran past its deadline.
+pub fn timed_out_error(config: &ServerConfig) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailableException",
@@ -61,7 +66,6 @@ pub fn timed_out(config: &ServerConfig) -> Response {
             config.request_timeout_ms
         ),
     )
-    .into_response()
 }
 
 /// The layers that go inside the idempotency layer: the request timeout.

@@ -13,6 +13,7 @@ as its own (`s3.access-key-id`...) and takes the endpoint from each table's `con
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,15 @@ def test_registered_warehouse_is_listed_and_chosen_by_name(
     assert registered["prefix"] == LAKE
     assert registered["storage-url"] == LAKE_ROOT
     assert registered["default"] is False
+    # Its own keys (a registered warehouse never borrows the server's), the secret masked.
     assert registered["properties"] == {
         "s3.endpoint": seaweedfs.endpoint,
         "s3.region": REGION,
         "s3.path-style-access": "true",
+        "s3.access-key-id": ACCESS_KEY,
+        "s3.secret-access-key": "***",
     }
+    assert SECRET_KEY not in json.dumps(registered)
 
     listed = requests.get(f"{server.uri}/management/v1/warehouses", timeout=HTTP_TIMEOUT_SECONDS).json()
     assert [(w["name"], w["storage-url"], w["default"]) for w in listed["warehouses"]] == [

@@ -412,8 +412,13 @@ async fn path_params(mut parts: Parts) -> Result<Vec<(String, String)>, ApiError
 /// Reads the body (within the size limit) to decide on what it names, and puts it back.
 async fn read_body(state: &AppState, request: Request) -> Result<(Request, Value), ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, state.config.max_request_bytes)
+    // Outside the request-timeout layer (the decision comes before the idempotency layer, which
+    // comes before the timeout), so this read keeps the request's deadline itself.
+    let deadline = crate::limits::Deadline::of(&parts.extensions, &state.config);
+    let read = axum::body::to_bytes(body, state.config.max_request_bytes);
+    let bytes = tokio::time::timeout_at(deadline, read)
         .await
+        .map_err(|_| crate::limits::timed_out_error(&state.config))?
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
