@@ -426,7 +426,10 @@ mod tests {
     #[test]
     fn rule_lookup_finds_the_table_entry_and_nothing_else() {
         assert_eq!(
-            rule(&Method::DELETE, "/v1/{prefix}/namespaces/{namespace}/tables/{table}"),
+            rule(
+                &Method::DELETE,
+                "/v1/{prefix}/namespaces/{namespace}/tables/{table}"
+            ),
             Some(Rule::Table(Privilege::Drop))
         );
         assert_eq!(rule(&Method::PUT, "/v1/{prefix}/namespaces"), None);
