@@ -337,6 +337,28 @@ async fn oauth2_first_start_writes_a_private_admin_credential_that_gets_tokens()
     );
 }
 
+#[tokio::test]
+async fn a_leftover_admin_credential_file_is_made_private_before_the_secret_goes_in() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let path = data_dir.join("admin-credential");
+    std::fs::write(&path, "old-id:old-secret\n").expect("leftover file");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod 644");
+    let server = FloeServer::start_in_with_args(&data_dir, &["--auth", "oauth2"]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&path).expect("metadata").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let credential = admin_credential(&data_dir);
+    assert_ne!(
+        credential, "old-id:old-secret",
+        "the new credential replaced the old"
+    );
+    token_for(&server, &credential).await;
+}
+
 // ---- 2. principals confined to their roles' grants
 
 /// What a principal who holds nothing on `namespace` gets for each thing it tries there.
@@ -901,6 +923,44 @@ async fn oidc_principal_claim_names_the_principal() {
         401,
         "NotAuthorizedException",
         "no email claim",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_oidc_token_stops_working_once_it_expires() {
+    let key = IssuerKey::new(4, "k4");
+    let jwks = JwksServer::start(&[&key]).await;
+    let server = start_oidc_server(&jwks, &[]).await;
+    grant_role(
+        server.data_dir(),
+        "readers",
+        &[("read", "warehouse:main")],
+        "carol",
+    );
+    Caller::new(&server, &key.sign(&claims("carol")))
+        .wait_for("/v1/main/namespaces", StatusCode::OK)
+        .await;
+
+    // Expired 25 s ago: within the server's 30 s allowance for clock skew, so good for a few
+    // seconds more, and remembered as verified.
+    let issued = unix_now();
+    let expiring = Caller::new(
+        &server,
+        &key.sign(&claims_with(
+            "carol",
+            json!({"iat": issued - 600, "exp": issued - 25}),
+        )),
+    );
+    assert_eq!(expiring.get("/v1/main/namespaces").await.status(), 200);
+    while unix_now() <= issued + 6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_error(
+        expiring.get("/v1/main/namespaces").await,
+        401,
+        "NotAuthorizedException",
+        "a token past its expiry and the allowance",
     )
     .await;
 }

@@ -659,6 +659,11 @@ fn announce_first_admin(
     let mut file = options
         .open(&path)
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    // The mode above applies only to a file this creates; one left from an earlier deployment
+    // keeps its own until it is set here, before the secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|err| format!("cannot restrict {}: {err}", path.display()))?;
     writeln!(file, "{}", credential.client_credential())
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     let path = std::fs::canonicalize(&path).unwrap_or(path);

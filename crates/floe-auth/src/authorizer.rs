@@ -137,9 +137,10 @@ impl Authorizer {
                 (claims.sub, claims.exp)
             }
             AuthMode::Oidc(verifier) => {
-                let name = verifier.verify(token).await?;
-                // The verifier checked `exp`; re-verify at least every minute regardless.
-                (name, now + 60)
+                let identity = verifier.verify(token).await?;
+                // Remembered until the token expires, and re-verified at least every minute: the
+                // issuer's keys may rotate away meanwhile.
+                (identity.principal, identity.expires.min(now + 60))
             }
         };
         let principal = Arc::new(Principal { name });
