@@ -439,15 +439,12 @@ fn body_needs(
             .unwrap_or_default()
     };
     let levels = |value: Option<&Value>, what: &str| -> Result<Vec<String>, ApiError> {
-        let levels: Option<Vec<String>> = value
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|item| item.as_str().map(str::to_string))
-                    .collect()
-            })
-            .flatten();
+        let levels: Option<Vec<String>> = value.and_then(Value::as_array).and_then(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect()
+        });
         levels
             .filter(|levels| !levels.is_empty() && levels.iter().all(|l| !l.is_empty()))
             .ok_or_else(|| {
