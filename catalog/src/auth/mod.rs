@@ -444,15 +444,12 @@ fn body_needs(
             .unwrap_or_default()
     };
     let levels = |value: Option<&Value>, what: &str| -> Result<Vec<String>, ApiError> {
-        let levels: Option<Vec<String>> = value
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|item| item.as_str().map(str::to_string))
-                    .collect()
-            })
-            .flatten();
+        let levels: Option<Vec<String>> = value.and_then(Value::as_array).and_then(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect()
+        });
         levels
             .filter(|levels| !levels.is_empty() && levels.iter().all(|l| !l.is_empty()))
             .ok_or_else(|| {
@@ -664,6 +661,11 @@ fn announce_first_admin(
     let mut file = options
         .open(&path)
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    // The mode above applies only to a file this creates; one left from an earlier deployment
+    // keeps its own until it is set here, before the secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|err| format!("cannot restrict {}: {err}", path.display()))?;
     writeln!(file, "{}", credential.client_credential())
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     let path = std::fs::canonicalize(&path).unwrap_or(path);

@@ -278,3 +278,160 @@ pub fn rule(method: &Method, template: &str) -> Option<Rule> {
         .find(|(m, t, _)| m == method && *t == template)
         .map(|(_, _, rule)| *rule)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router and [`RULES`] must name the same (method, route) pairs. axum cannot list a
+    //! router's routes, so the `.route("...", get(..).post(..))` calls of `lib.rs` are read from its
+    //! source text; anything the small parser does not understand fails the test instead of
+    //! slipping past it.
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const ROUTER_SOURCE: &str = include_str!("../lib.rs");
+
+    /// The HTTP method of a `axum::routing` method router (`get`, `post`, ...), if `name` is one.
+    fn method_named(name: &str) -> Option<Method> {
+        Some(match name {
+            "get" => Method::GET,
+            "post" => Method::POST,
+            "put" => Method::PUT,
+            "delete" => Method::DELETE,
+            "head" => Method::HEAD,
+            "patch" => Method::PATCH,
+            "options" => Method::OPTIONS,
+            "trace" => Method::TRACE,
+            _ => return None,
+        })
+    }
+
+    /// The text between the `(` at `open` and its matching `)`.
+    fn balanced(text: &str, open: usize) -> &str {
+        let mut depth = 0usize;
+        for (offset, character) in text[open..].char_indices() {
+            match character {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &text[open + 1..open + offset];
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unbalanced parentheses after byte {open} of lib.rs");
+    }
+
+    /// Every identifier directly followed by `(` in `text`, in order.
+    fn called_identifiers(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        for (index, byte) in bytes.iter().enumerate() {
+            if *byte != b'(' {
+                continue;
+            }
+            let start = text[..index]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |at| at + 1);
+            if start < index {
+                found.push(&text[start..index]);
+            }
+        }
+        found
+    }
+
+    /// (method, route template) of every route `lib.rs` adds to the router.
+    fn router_routes() -> BTreeSet<(String, String)> {
+        for unsupported in [".nest(", ".merge(", ".route_service(", ".nest_service("] {
+            assert!(
+                !ROUTER_SOURCE.contains(unsupported),
+                "lib.rs uses {unsupported}: teach this test to read it"
+            );
+        }
+        let mut routes = BTreeSet::new();
+        let calls: Vec<usize> = ROUTER_SOURCE
+            .match_indices(".route(")
+            .map(|(at, _)| at + ".route".len())
+            .collect();
+        assert!(!calls.is_empty(), "found no .route( calls in lib.rs");
+        for open in calls {
+            let arguments = balanced(ROUTER_SOURCE, open);
+            let template = arguments
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|rest| rest.split_once('"'))
+                .map(|(template, _)| template)
+                .unwrap_or_else(|| panic!("a .route( call without a literal path: {arguments}"));
+            let methods: Vec<Method> = called_identifiers(arguments)
+                .into_iter()
+                .filter_map(method_named)
+                .collect();
+            assert!(
+                !methods.is_empty(),
+                "route {template} has no method router this test recognises: {arguments}"
+            );
+            for method in methods {
+                assert!(
+                    routes.insert((method.to_string(), template.to_string())),
+                    "{method} {template} is routed twice"
+                );
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_has_exactly_one_rule_and_every_rule_a_route() {
+        let routes = router_routes();
+        let mut ruled = BTreeSet::new();
+        for (method, template, _) in RULES {
+            assert!(
+                ruled.insert((method.to_string(), template.to_string())),
+                "{method} {template} has two rules"
+            );
+        }
+        let without_rule: Vec<_> = routes.difference(&ruled).collect();
+        assert!(
+            without_rule.is_empty(),
+            "routes without a rule in RULES: {without_rule:?}"
+        );
+        let without_route: Vec<_> = ruled.difference(&routes).collect();
+        assert!(
+            without_route.is_empty(),
+            "rules that name no route of the router: {without_route:?}"
+        );
+    }
+
+    #[test]
+    fn the_route_parser_reads_chained_and_qualified_method_routers() {
+        let source = r#".route("/a/{x}", get(h::load).head(h::exists).delete(h::drop))
+            .route("/b", axum::routing::delete(access::delete_role))"#;
+        let first = balanced(source, source.find('(').unwrap_or_default());
+        let methods: Vec<Method> = called_identifiers(first)
+            .into_iter()
+            .filter_map(method_named)
+            .collect();
+        assert_eq!(methods, [Method::GET, Method::HEAD, Method::DELETE]);
+        let second_open = source.rfind(".route(").unwrap_or_default() + ".route".len();
+        let second: Vec<Method> = called_identifiers(balanced(source, second_open))
+            .into_iter()
+            .filter_map(method_named)
+            .collect();
+        assert_eq!(second, [Method::DELETE]);
+    }
+
+    #[test]
+    fn rule_lookup_finds_the_table_entry_and_nothing_else() {
+        assert_eq!(
+            rule(
+                &Method::DELETE,
+                "/v1/{prefix}/namespaces/{namespace}/tables/{table}"
+            ),
+            Some(Rule::Table(Privilege::Drop))
+        );
+        assert_eq!(rule(&Method::PUT, "/v1/{prefix}/namespaces"), None);
+    }
+}

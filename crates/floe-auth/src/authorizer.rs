@@ -63,6 +63,9 @@ const POLICY_STALE_LIMIT: Duration = Duration::from_secs(15);
 /// Verified tokens are remembered up to this many; then the memory starts over.
 const VERIFIED_TOKENS: usize = 100_000;
 
+/// SHA-256 of a token → its principal and until when (Unix s) it counts as verified.
+type VerifiedTokens = HashMap<[u8; 32], (Arc<Principal>, u64)>;
+
 struct CachedPolicy {
     policy: Arc<CompiledPolicy>,
     confirmed_at: Instant,
@@ -75,7 +78,7 @@ pub struct Authorizer {
     policy: RwLock<CachedPolicy>,
     /// SHA-256 of a token → its principal and expiry (Unix s): a token is verified once, not on
     /// every request.
-    verified: Mutex<HashMap<[u8; 32], (Arc<Principal>, u64)>>,
+    verified: Mutex<VerifiedTokens>,
 }
 
 impl Authorizer {
@@ -137,10 +140,10 @@ impl Authorizer {
                 (claims.sub, claims.exp)
             }
             AuthMode::Oidc(verifier) => {
-                let (name, expires) = verifier.verify(token).await?;
-                // Re-verified at least every minute, so that a key the issuer withdrew from its
-                // key set stops working soon even for long-lived tokens.
-                (name, expires.min(now + 60))
+                let identity = verifier.verify(token).await?;
+                // Remembered until the token expires, and re-verified at least every minute: the
+                // issuer's keys may rotate away meanwhile.
+                (identity.principal, identity.expires.min(now + 60))
             }
         };
         let principal = Arc::new(Principal { name });
@@ -232,7 +235,7 @@ impl Authorizer {
         }))
     }
 
-    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Arc<Principal>, u64)>> {
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, VerifiedTokens> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -35,6 +35,13 @@ pub struct OidcSettings {
     pub principal_claim: String,
 }
 
+/// Who a verified token names, and until when (Unix seconds, its `exp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcIdentity {
+    pub principal: String,
+    pub expires: u64,
+}
+
 pub struct OidcVerifier {
     settings: OidcSettings,
     keys: RwLock<JwkSet>,
@@ -70,8 +77,8 @@ impl OidcVerifier {
         })
     }
 
-    /// The principal a valid token names, and when the token expires (Unix seconds).
-    pub async fn verify(&self, token: &str) -> Result<(String, u64), AuthError> {
+    /// The principal a valid token names, and when the token expires.
+    pub async fn verify(&self, token: &str) -> Result<OidcIdentity, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|err| AuthError::InvalidToken(format!("malformed token: {err}")))?;
         if !ACCEPTED.contains(&header.alg) {
@@ -103,16 +110,23 @@ impl OidcVerifier {
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|err| AuthError::InvalidToken(err.to_string()))?
             .claims;
-        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or_default();
-        match claims.get(&self.settings.principal_claim) {
-            Some(Value::String(name)) if !name.is_empty() && !name.contains('\0') => {
-                Ok((name.clone(), expires))
+        let principal = match claims.get(&self.settings.principal_claim) {
+            Some(Value::String(name)) if !name.is_empty() && !name.contains('\0') => name.clone(),
+            _ => {
+                return Err(AuthError::InvalidToken(format!(
+                    "token has no string claim {:?} to name its principal",
+                    self.settings.principal_claim
+                )));
             }
-            _ => Err(AuthError::InvalidToken(format!(
-                "token has no string claim {:?} to name its principal",
-                self.settings.principal_claim
-            ))),
-        }
+        };
+        // NumericDate may carry a fraction; the validation above already required `exp`.
+        let expires = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .filter(|exp| *exp >= 0.0)
+            .ok_or_else(|| AuthError::InvalidToken("token has no numeric exp".to_string()))?
+            as u64;
+        Ok(OidcIdentity { principal, expires })
     }
 
     fn key(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, AuthError> {

@@ -81,6 +81,12 @@ impl FloeServer {
         Self::launch(data_dir, &[])
     }
 
+    /// A server on an existing data dir, with extra `floe serve` flags (not `--data-dir`,
+    /// `--host` or `--port`, which the testkit sets).
+    pub fn start_in_with_args(data_dir: &Path, args: &[&str]) -> Self {
+        Self::launch(data_dir, args)
+    }
+
     /// A replica: a server whose metadata store is the PostgreSQL database at `metastore` and
     /// whose warehouse is `data_dir/warehouse`, shared with every other replica started on the
     /// same two (the SQLite file `data_dir/catalog.db` is not used). Extra `floe serve` flags go
