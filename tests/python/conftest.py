@@ -12,6 +12,9 @@
   only `floe_server`, `floe_uri` or `api` run once, on the local warehouse.
 - `floe_launcher`: starts extra servers on a data dir of the test's choosing (restart tests);
   all of them are stopped when the test ends.
+- `oauth2_server` (session): a server with `--auth oauth2` (its first administrator's credential is in its
+  data dir), which may register warehouses under `oauth2_server.data_dir / "lake"`; `auth_admin`: its
+  management API as that administrator (tests/python/auth_support.py).
 
 Server logs go to `$FLOE_TEST_LOG_DIR` (scripts/test.sh sets it and prints their tails on failure),
 else to a pytest temp dir.
@@ -30,6 +33,7 @@ import pytest
 import requests
 from pyiceberg.catalog.rest import RestCatalog
 
+from auth_support import AuthAdmin
 from floe_server import FloeServer
 from seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
@@ -233,3 +237,25 @@ def floe_launcher(floe_log_dir: Path) -> Generator[Callable[..., FloeServer], No
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth2_server(tmp_path_factory: pytest.TempPathFactory, floe_log_dir: Path) -> Generator[FloeServer, None, None]:
+    """A server that authenticates every request (`--auth oauth2`); warehouses may be registered in `lake/`."""
+    data_dir = tmp_path_factory.mktemp("floe-oauth2-data")
+    (data_dir / "lake").mkdir()
+    server = FloeServer(
+        data_dir,
+        floe_log_dir / "floe-pytest-oauth2.log",
+        extra_args=["--auth", "oauth2", "--allowed-storage-root", f"file://{data_dir}/lake"],
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_admin(oauth2_server: FloeServer) -> AuthAdmin:
+    return AuthAdmin(oauth2_server)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from collections.abc import Sequence
@@ -50,15 +51,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fetch_config(uri: str, timeout: float = 2.0) -> Optional[dict[str, Any]]:
-    """`GET {uri}/v1/config` as JSON if it answers 200, else None."""
+def fetch_config(uri: str, timeout: float = 2.0, token: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """`GET {uri}/v1/config` as JSON if it answers 200; `{}` if it wants a token it was not given (401:
+    the server is up, with `--auth oauth2` or `oidc`); else None."""
+    request = urllib.request.Request(f"{uri}/v1/config")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"{uri}/v1/config", timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status == 200:
                 return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 401 and token is None:
+            return {}
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
         pass
     return None
+
+
+def fetch_token(uri: str, credential: str, timeout: float = 10.0) -> str:
+    """A bearer token for `credential` (`CLIENT_ID:SECRET`) from the server's `POST /v1/oauth/tokens`."""
+    client_id, _, client_secret = credential.strip().partition(":")
+    form = urllib.parse.urlencode(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": "catalog"}
+    ).encode()
+    with urllib.request.urlopen(f"{uri}/v1/oauth/tokens", data=form, timeout=timeout) as response:
+        return str(json.loads(response.read())["access_token"])
 
 
 def wait_ready(
@@ -127,6 +145,21 @@ class FloeServer:
     def warehouse(self) -> Optional[str]:
         return self.config.get("overrides", {}).get("warehouse")
 
+    @property
+    def admin_credential(self) -> Optional[str]:
+        """`CLIENT_ID:SECRET` of the first administrator, which `--auth oauth2` writes into the data dir."""
+        try:
+            return (self.data_dir / "admin-credential").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def token(self, credential: Optional[str] = None) -> str:
+        """A bearer token for `credential` (default: the first administrator's)."""
+        credential = credential or self.admin_credential
+        if credential is None:
+            raise RuntimeError(f"no admin-credential in {self.data_dir}: is this server started with --auth oauth2?")
+        return fetch_token(self.uri, credential)
+
     def start(self, attempts: int = 3) -> "FloeServer":
         if not self.binary.exists():
             raise FileNotFoundError(
@@ -159,6 +192,9 @@ class FloeServer:
                     f.write(f"{self._process.pid}\n")
             try:
                 self.config = wait_ready(self.uri, is_alive=lambda: self._process.poll() is None)
+                if not self.config and self.admin_credential is not None:
+                    # An oauth2 server answers /v1/config only with a token: read it as its administrator.
+                    self.config = fetch_config(self.uri, token=self.token()) or {}
                 return self
             except (RuntimeError, TimeoutError) as error:
                 last_error = error
