@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use floe_auth::principals::{create_principal, rotate_secret, validate_principal_name};
-use floe_auth::{Privilege, Securable, format_securable, parse_securable};
+use floe_auth::{ADMIN_ROLE, Privilege, Securable, format_securable, parse_securable};
 use floe_store::{AccessStore, AuditFilter, GrantRecord, RoleAssignment};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,6 +35,41 @@ fn auth_error(err: floe_auth::AuthError) -> ApiError {
 
 fn store_error(err: floe_store::StoreError) -> ApiError {
     floe_commit::CommitError::from(err).into()
+}
+
+/// Makes a change to the grants count on this replica at once (every other one picks it up within
+/// a second): a client that grants and then calls must not see the old policy here.
+async fn refresh_policy(state: &AppState) {
+    if let Err(err) = state.auth.authorizer.refresh().await {
+        tracing::warn!(error = %err, "could not re-read the grants after changing them");
+    }
+}
+
+/// Through the API, the server never loses its last way in: the `admin` role, its `admin` grant
+/// on the server and its last member stay. (The operator can still change them with the CLI on
+/// the data dir.) A best-effort guard: two administrators removing each other at the same
+/// instant can both succeed.
+fn keeps_an_administrator(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "ConflictException",
+        format!(
+            "{}: the server would be left without an administrator (the CLI on the data dir can \
+             still do it: floe role / floe revoke)",
+            message.into()
+        ),
+    )
+}
+
+async fn is_last_admin(state: &AppState, principal: &str) -> ApiResult<bool> {
+    let policy = access(state).load_policy().await.map_err(store_error)?;
+    let admins: Vec<&str> = policy
+        .assignments
+        .iter()
+        .filter(|a| a.role == ADMIN_ROLE)
+        .map(|a| a.principal.as_str())
+        .collect();
+    Ok(admins == [principal])
 }
 
 #[derive(Deserialize)]
@@ -79,10 +114,16 @@ pub async fn delete_principal(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if is_last_admin(&state, &name).await? {
+        return Err(keeps_an_administrator(format!(
+            "{name} is the last member of the admin role"
+        )));
+    }
     access(&state)
         .delete_principal(&name)
         .await
         .map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,6 +157,7 @@ pub async fn create_role(
         .create_role(&request.name)
         .await
         .map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(StatusCode::CREATED)
 }
 
@@ -142,10 +184,14 @@ pub async fn delete_role(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if name == ADMIN_ROLE {
+        return Err(keeps_an_administrator("the admin role cannot be deleted"));
+    }
     access(&state)
         .delete_role(&name)
         .await
         .map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,6 +213,7 @@ pub async fn assign_role(
         })
         .await
         .map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,10 +221,16 @@ pub async fn unassign_role(
     State(state): State<AppState>,
     Path((role, principal)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    if role == ADMIN_ROLE && is_last_admin(&state, &principal).await? {
+        return Err(keeps_an_administrator(format!(
+            "{principal} is the last member of the admin role"
+        )));
+    }
     let held = access(&state)
         .unassign_role(&RoleAssignment { principal, role })
         .await
         .map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(if held {
         StatusCode::NO_CONTENT
     } else {
@@ -287,6 +340,7 @@ pub async fn grant(
 ) -> ApiResult<StatusCode> {
     let grant = GrantBody::from_value(&body)?.record();
     access(&state).grant(&grant).await.map_err(store_error)?;
+    refresh_policy(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -295,7 +349,16 @@ pub async fn revoke(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
     let grant = GrantBody::from_value(&body)?.record();
+    if grant.role == ADMIN_ROLE
+        && grant.privilege == Privilege::Admin.as_str()
+        && grant.on == Securable::Server
+    {
+        return Err(keeps_an_administrator(
+            "the admin role's admin grant on the server cannot be revoked",
+        ));
+    }
     let existed = access(&state).revoke(&grant).await.map_err(store_error)?;
+    refresh_policy(&state).await;
     if existed {
         Ok(StatusCode::NO_CONTENT)
     } else {
