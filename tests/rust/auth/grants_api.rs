@@ -18,21 +18,31 @@ async fn a_grant_through_the_api_counts_at_once_on_the_server_that_made_it() {
 
     for (path, body) in [
         ("/management/v1/roles", json!({"name": "readers"})),
-        ("/management/v1/roles/readers/principals", json!({"principal": "dana"})),
+        (
+            "/management/v1/roles/readers/principals",
+            json!({"principal": "dana"}),
+        ),
         (
             "/management/v1/grants",
             json!({"role": "readers", "privilege": "read", "on": "namespace:main:sales"}),
         ),
     ] {
         let response = admin.post(path, &body).await;
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
     }
     // No waiting: the very next request to this server sees the grant.
     assert_eq!(dana.get("/v1/main/namespaces/sales").await.status(), 200);
 
     let revoke = json!({"role": "readers", "privilege": "read", "on": "namespace:main:sales"});
     assert_eq!(
-        admin.post("/management/v1/grants/revoke", &revoke).await.status(),
+        admin
+            .post("/management/v1/grants/revoke", &revoke)
+            .await
+            .status(),
         StatusCode::NO_CONTENT
     );
     assert_eq!(dana.get("/v1/main/namespaces/sales").await.status(), 403);
@@ -52,14 +62,18 @@ async fn the_api_never_leaves_the_server_without_an_administrator() {
     .await;
     let admin_grant = json!({"role": "admin", "privilege": "admin", "on": "server"});
     assert_error(
-        admin.post("/management/v1/grants/revoke", &admin_grant).await,
+        admin
+            .post("/management/v1/grants/revoke", &admin_grant)
+            .await,
         409,
         "ConflictException",
         "revoking the admin role's grant",
     )
     .await;
     assert_error(
-        admin.delete("/management/v1/roles/admin/principals/admin").await,
+        admin
+            .delete("/management/v1/roles/admin/principals/admin")
+            .await,
         409,
         "ConflictException",
         "unassigning the last administrator",
@@ -78,12 +92,17 @@ async fn the_api_never_leaves_the_server_without_an_administrator() {
     // With a second administrator, the first may go.
     let credential = create_principal(server.data_dir(), "erin");
     let response = admin
-        .post("/management/v1/roles/admin/principals", &json!({"principal": "erin"}))
+        .post(
+            "/management/v1/roles/admin/principals",
+            &json!({"principal": "erin"}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let erin = Caller::new(&server, &token_for(&server, &credential).await);
     assert_eq!(
-        erin.delete("/management/v1/roles/admin/principals/admin").await.status(),
+        erin.delete("/management/v1/roles/admin/principals/admin")
+            .await
+            .status(),
         StatusCode::NO_CONTENT
     );
     assert_eq!(admin.get("/management/v1/principals").await.status(), 403);
