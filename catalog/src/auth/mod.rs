@@ -308,9 +308,9 @@ impl Need {
 async fn needs(
     state: &AppState,
     rule: Rule,
-    request: Request,
+    mut request: Request,
 ) -> Result<(Request, Vec<Need>), ApiError> {
-    let params = path_params(head_of(&request)).await?;
+    let params = path_params(&mut request).await?;
     let param = |name: &str| -> Result<String, ApiError> {
         params
             .iter()
@@ -387,18 +387,11 @@ async fn needs(
     Ok((request, needs))
 }
 
-/// A copy of the request's head: the path parameters are read from it while the request
-/// itself (whose body is not `Sync`) stays out of the await.
-fn head_of(request: &Request) -> Parts {
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = request.method().clone();
-    parts.uri = request.uri().clone();
-    parts.extensions = request.extensions().clone();
-    parts
-}
-
-async fn path_params(mut parts: Parts) -> Result<Vec<(String, String)>, ApiError> {
-    let raw = RawPathParams::from_request_parts(&mut parts, &())
+/// The matched route's path parameters, percent-decoded.
+async fn path_params(request: &mut Request) -> Result<Vec<(String, String)>, ApiError> {
+    use axum::RequestExt;
+    let raw = request
+        .extract_parts::<RawPathParams>()
         .await
         .map_err(|err| {
             ApiError::bad_request(format!("invalid request path: {}", err.body_text()))
