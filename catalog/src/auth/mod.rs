@@ -98,7 +98,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     };
     let auth = state.auth.clone();
     let method = request.method().clone();
-    let route = format!("{method} {template}");
+    let route = || format!("{method} {template}");
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -131,7 +131,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             auth.audit
                 .record(new_record(
                     &principal,
-                    route,
+                    route(),
                     String::new(),
                     outcome,
                     response.status().as_u16(),
@@ -150,7 +150,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             auth.audit
                 .record(new_record(
                     "unauthenticated",
-                    route,
+                    route(),
                     String::new(),
                     "unauthenticated",
                     response.status().as_u16(),
@@ -165,23 +165,28 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Ok(found) => found,
         Err(err) => return err.into_response(),
     };
-    let target = needs
-        .iter()
-        .map(|need| need.describe())
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Only denials and mutations are recorded: a read that is allowed builds no strings.
+    let target = || {
+        needs
+            .iter()
+            .map(|need| need.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let verdict = needs.iter().try_fold(true, |allowed, need| {
         Ok::<_, AuthError>(allowed && need.check(&auth.authorizer, &principal)?)
     });
     match verdict {
         Ok(true) => {}
         Ok(false) => {
+            let target = target();
             let response = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "ForbiddenException",
                 format!(
-                    "principal {} may not {route} on {}: it lacks {}",
+                    "principal {} may not {} on {}: it lacks {}",
                     principal.name,
+                    route(),
                     if target.is_empty() {
                         "this server"
                     } else {
@@ -198,7 +203,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             auth.audit
                 .record(new_record(
                     &principal.name,
-                    route,
+                    route(),
                     target,
                     "denied",
                     403,
@@ -219,8 +224,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         auth.audit
             .record(new_record(
                 &principal.name,
-                route,
-                target,
+                route(),
+                target(),
                 "allowed",
                 response.status().as_u16(),
                 &request_id,

@@ -4,7 +4,7 @@
 
 use crate::input::Scope;
 use crate::kind::Kind;
-use crate::{LocationHolder, Result, StoreError, TableName};
+use crate::{LocationHolder, Result, StoreError, TableName, UnlocatedPointer};
 
 /// Refuses a location the check could not compare as a path: the store takes canonical locations
 /// from its callers (`floe_storage::canonical_location`) and checks only what the comparison
@@ -81,6 +81,22 @@ impl OverlapQuery {
 }
 
 /// The holder a row of the overlap query (or any pointer row) describes.
+/// A pointer row without a recorded location, from its columns (both backends' rows).
+pub(crate) fn unlocated(
+    namespace_key: &str,
+    name: String,
+    kind: &str,
+    metadata_location: String,
+) -> Result<UnlocatedPointer> {
+    let holder = holder(namespace_key, name, kind, String::new())?;
+    Ok(UnlocatedPointer {
+        warehouse: holder.warehouse,
+        kind: holder.kind,
+        name: holder.name,
+        metadata_location,
+    })
+}
+
 pub(crate) fn holder(
     namespace_key: &str,
     name: String,

@@ -683,18 +683,12 @@ impl MetadataStore for SqliteStore {
         .map_err(db_error)?;
         rows.iter()
             .map(|row| {
-                let holder = location::holder(
+                location::unlocated(
                     row.get("namespace"),
                     row.get("name"),
                     row.get("kind"),
-                    String::new(),
-                )?;
-                Ok(UnlocatedPointer {
-                    warehouse: holder.warehouse,
-                    kind: holder.kind,
-                    name: holder.name,
-                    metadata_location: row.get("metadata_location"),
-                })
+                    row.get("metadata_location"),
+                )
             })
             .collect()
     }
