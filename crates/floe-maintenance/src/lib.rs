@@ -23,6 +23,11 @@
 //!   manifests by partition into manifests near `commit.manifest.target-size-bytes`, as a
 //!   `replace` snapshot that changes no data.
 //!
+//! - **Repair** ([`repair`]) of a table whose files were lost: rolling the pointer back from a
+//!   missing or corrupt current metadata file to the newest intact one
+//!   ([`repair::rollback`]), and committing a snapshot that forgets data and delete files that are
+//!   gone ([`repair::forget_missing_files`]). Dry runs by default; applied repairs are audited.
+//!
 //! All have a dry run that reports what would go and changes nothing. Deleting is always
 //! confined to the table's own location inside the warehouse: every delete goes through a
 //! [`floe_storage::TableScope`], so a file the metadata names elsewhere (another table's, a
@@ -41,6 +46,7 @@ mod expire;
 mod orphans;
 pub mod policy;
 mod reachable;
+pub mod repair;
 mod rewrite_manifests;
 pub mod scheduler;
 mod zorder;

@@ -9,7 +9,7 @@ use floe_sql::{EmbeddedCatalog, Session};
 use floe_store::TableName;
 
 pub struct Fixture {
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     pub catalog: Arc<Catalog>,
     pub table: TableName,
 }
@@ -24,7 +24,7 @@ impl Fixture {
                 .unwrap(),
         );
         let fixture = Self {
-            _dir: dir,
+            _dir: Arc::new(dir),
             catalog,
             table: TableName::new(vec!["s".to_string()], "t"),
         };
@@ -37,6 +37,17 @@ impl Fixture {
     #[allow(dead_code)] // not every test file that includes this module needs it
     pub fn data_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("data")
+    }
+
+    /// The same data dir and table through a second engine with an empty metadata cache: what a
+    /// restarted server reads.
+    #[allow(dead_code)] // not every test file that includes this module needs it
+    pub async fn reopened(&self) -> Self {
+        Self {
+            _dir: self._dir.clone(),
+            catalog: Arc::new(open(&OpenOptions::new(self.data_dir())).await.unwrap()),
+            table: self.table.clone(),
+        }
     }
 
     pub fn session(&self) -> Session {
