@@ -18,6 +18,9 @@ pub enum MaintenanceError {
     /// Another maintenance run holds the table.
     #[error("{0}")]
     Busy(String),
+    /// The job's lease ran out or was taken while it ran: it stopped before its next step.
+    #[error("{0}")]
+    LeaseLost(String),
     /// Reading or writing data files with Iceberg failed.
     #[error("{0}")]
     Iceberg(String),

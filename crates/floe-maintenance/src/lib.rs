@@ -35,14 +35,16 @@
 //! `gc.enabled` is false ([`floe_commit::gc_enabled`]) loses no file to these jobs: expiry still
 //! removes snapshots from its metadata but deletes nothing, and unreferenced-file removal refuses;
 //! only files a job wrote itself and never committed are cleaned up. A per-table lease in the metadata
-//! store ([`floe_store::MetadataStore::try_acquire_lease`]) keeps two maintenance runs on one
-//! table from overlapping, across replicas too; correctness against writers does not depend on it
-//! (the commit's requirements and the age floor do that).
+//! store ([`floe_store::MetadataStore::try_acquire_lease`]), renewed while the job runs, keeps two
+//! maintenance runs on one table from overlapping, across replicas too; a job whose lease is lost
+//! stops ([`lease`]). Correctness against writers does not depend on it (the commit's
+//! requirements and the age floor do that).
 
 mod compact;
 mod deletes;
 mod error;
 mod expire;
+pub mod lease;
 mod orphans;
 pub mod policy;
 mod reachable;
@@ -52,9 +54,7 @@ pub mod scheduler;
 mod zorder;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use floe_commit::Catalog;
 pub use floe_store::TableName;
 
 pub use compact::{
@@ -63,6 +63,8 @@ pub use compact::{
 };
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};
+pub use lease::LeaseSettings;
+use lease::with_lease;
 pub use orphans::{
     DEFAULT_ORPHAN_AGE, MIN_ORPHAN_AGE, OrphanOptions, OrphanReport, remove_orphan_files,
 };
@@ -116,28 +118,4 @@ impl std::fmt::Debug for ProgressSink {
             "ProgressSink(none)"
         })
     }
-}
-
-/// How long one maintenance run may hold a table's lease before another run may take over.
-const LEASE_TTL: Duration = Duration::from_secs(60 * 60);
-
-/// Holds the table's maintenance lease while `job` runs, then gives it up.
-async fn with_lease<T, F>(catalog: &Catalog, table: &TableName, job: F) -> Result<T>
-where
-    F: std::future::Future<Output = Result<T>>,
-{
-    // Per warehouse: two warehouses may each have a table of this name.
-    let name = format!("maintenance:{}:{table}", catalog.warehouse().name());
-    let holder = uuid::Uuid::new_v4().to_string();
-    let store = catalog.store();
-    if !store.try_acquire_lease(&name, &holder, LEASE_TTL).await? {
-        return Err(MaintenanceError::Busy(format!(
-            "another maintenance run holds table {table}"
-        )));
-    }
-    let result = job.await;
-    if let Err(err) = store.release_lease(&name, &holder).await {
-        tracing::warn!(%table, error = %err, "could not release the maintenance lease; it expires on its own");
-    }
-    result
 }

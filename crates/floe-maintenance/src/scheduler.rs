@@ -21,9 +21,11 @@
 //! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
 //!
 //! Tables are maintained [`SchedulerOptions::concurrency`] at a time, which bounds the memory and
-//! object-store traffic a pass takes. Each job holds the table's maintenance lease, so across all
-//! replicas one job runs per table at a time; a table whose lease another replica holds is
-//! skipped until the next pass. A job that fails is retried on later passes after a back-off that
+//! object-store traffic a pass takes. Each job holds the table's maintenance lease, renewed while
+//! it runs ([`crate::lease`], [`SchedulerOptions::lease`]), so across all replicas one job runs per
+//! table at a time; a table whose lease another replica holds is skipped until the next pass. A
+//! job whose lease is lost (it could not be renewed in time, or another replica took it after it
+//! expired) stops before its next step and is recorded with the outcome `stopped`. A job that fails is retried on later passes after a back-off that
 //! doubles per consecutive failure ([`SchedulerOptions::failure_backoff`], at most 6 hours).
 //!
 //! Every job that changed something or failed is recorded in the metadata store
@@ -42,8 +44,8 @@ use tracing::{debug, info, warn};
 
 use crate::policy::{self, MaintenancePolicy};
 use crate::{
-    CompactOptions, ExpireOptions, MaintenanceError, ManifestRewriteOptions, OrphanOptions,
-    compact, expire_snapshots, remove_orphan_files, rewrite_manifests,
+    CompactOptions, ExpireOptions, LeaseSettings, MaintenanceError, ManifestRewriteOptions,
+    OrphanOptions, compact, expire_snapshots, remove_orphan_files, rewrite_manifests,
 };
 
 /// How long job records are kept.
@@ -67,6 +69,8 @@ pub struct SchedulerOptions {
     pub concurrency: usize,
     /// The first back-off after a failed job; doubles per consecutive failure.
     pub failure_backoff: Duration,
+    /// How jobs hold and renew their table's lease.
+    pub lease: LeaseSettings,
     /// The default warehouse's `floe.maintenance.*` defaults (from the server's configuration;
     /// registered warehouses carry theirs in their own properties).
     pub default_warehouse_properties: Properties,
@@ -78,6 +82,7 @@ impl Default for SchedulerOptions {
             interval: Duration::from_secs(300),
             concurrency: 2,
             failure_backoff: Duration::from_secs(60),
+            lease: LeaseSettings::default(),
             default_warehouse_properties: Properties::new(),
         }
     }
@@ -252,7 +257,7 @@ impl Scheduler {
                 kind::MANIFEST_REWRITE => Box::pin(run_manifest_rewrite(catalog, table, &policy)),
                 _ => Box::pin(run_orphan_removal(catalog, warehouse, table, &policy)),
             };
-            let result = job_future.await;
+            let result = crate::lease::with_settings(self.options.lease, job_future).await;
             let record = |outcome: &str, error: Option<String>, stats: Properties| JobRecord {
                 id: uuid::Uuid::now_v7().to_string(),
                 warehouse: warehouse.to_string(),
@@ -276,6 +281,17 @@ impl Scheduler {
                 // Another replica (or `floe maintain`) is on this table: its turn.
                 Err(MaintenanceError::Busy(_)) => {
                     outcome.skipped = true;
+                    break;
+                }
+                // Another replica may be running it now; the next pass looks again. Recorded, so
+                // that a job that keeps running out of time is seen.
+                Err(MaintenanceError::LeaseLost(message)) => {
+                    warn!(warehouse, %table, job, %message, "maintenance job stopped: its lease was lost");
+                    save(
+                        catalog,
+                        &record("stopped", Some(message), Properties::new()),
+                    )
+                    .await;
                     break;
                 }
                 // A writer changed what the job was replacing: the writer wins, nothing was

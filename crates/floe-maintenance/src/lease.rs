@@ -1,0 +1,238 @@
+//! The per-table maintenance lease, held for as long as a job runs.
+//!
+//! A job takes the table's lease in the metadata store before it starts and renews it every
+//! [`LeaseSettings::renew_every`] while it runs, so that a long compaction keeps the table however
+//! long it takes, while the lease of a replica that died runs out after one
+//! [`LeaseSettings::ttl`]. A job stops — its future is dropped at its next await, so it commits and
+//! deletes nothing more — as soon as either
+//!
+//! - a renewal finds the lease held by someone else (it expired and another run took it), or
+//! - no renewal has succeeded for a whole `ttl`, counted on this process's monotonic clock from
+//!   before the call that last took or renewed it (the store may be unreachable: the lease must
+//!   then be taken as lost, since another replica can take it once it expires).
+//!
+//! A stopped job returns [`MaintenanceError::LeaseLost`]. What it committed before is
+//! consistent (every commit is one pointer swap); files it had written and not committed are left
+//! for unreferenced-file removal.
+//!
+//! The scheduler passes its settings to the jobs it runs with [`with_settings`]; other callers
+//! (`floe maintain`) get the defaults.
+
+use std::time::Duration;
+
+use floe_commit::Catalog;
+use floe_store::TableName;
+use tokio::time::Instant;
+
+use crate::{MaintenanceError, Result};
+
+/// How a job holds its table's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// How long the lease lasts without renewal: how long a table stays blocked after the replica
+    /// running its job died.
+    pub ttl: Duration,
+    /// Time between renewals; well below `ttl`, so that a slow renewal or two still keep it.
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(5 * 60),
+            renew_every: Duration::from_secs(60),
+        }
+    }
+}
+
+tokio::task_local! {
+    static SETTINGS: LeaseSettings;
+}
+
+/// Runs `job` (and every maintenance job inside it) with `settings` instead of the defaults.
+pub async fn with_settings<F: Future>(settings: LeaseSettings, job: F) -> F::Output {
+    SETTINGS.scope(settings, job).await
+}
+
+/// Holds the table's maintenance lease while `job` runs, renewing it; stops the job when the
+/// lease is lost (see the module docs), then gives it up.
+pub(crate) async fn with_lease<T, F>(catalog: &Catalog, table: &TableName, job: F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let settings = SETTINGS.try_with(|s| *s).unwrap_or_default();
+    // Per warehouse: two warehouses may each have a table of this name.
+    let name = format!("maintenance:{}:{table}", catalog.warehouse().name());
+    let holder = uuid::Uuid::new_v4().to_string();
+    let store = catalog.store();
+    let asked = Instant::now();
+    if !store
+        .try_acquire_lease(&name, &holder, settings.ttl)
+        .await?
+    {
+        return Err(MaintenanceError::Busy(format!(
+            "another maintenance run holds table {table}"
+        )));
+    }
+    let result = tokio::select! {
+        // Checked first: a job whose lease is gone must not take one more step.
+        biased;
+        lost = keep(catalog, &name, &holder, settings, asked) => Err(MaintenanceError::LeaseLost(
+            format!("the maintenance job on {table} stopped: {lost}")
+        )),
+        result = job => result,
+    };
+    if let Err(err) = store.release_lease(&name, &holder).await {
+        tracing::warn!(%table, error = %err, "could not release the maintenance lease; it expires on its own");
+    }
+    result
+}
+
+/// Renews the lease until it is lost; returns why.
+async fn keep(
+    catalog: &Catalog,
+    name: &str,
+    holder: &str,
+    settings: LeaseSettings,
+    mut renewed_at: Instant,
+) -> String {
+    let store = catalog.store();
+    loop {
+        let expires = renewed_at + settings.ttl;
+        let next = (Instant::now() + settings.renew_every).min(expires);
+        tokio::time::sleep_until(next).await;
+        if Instant::now() >= expires {
+            return format!(
+                "its lease ran out ({:?} without a successful renewal)",
+                settings.ttl
+            );
+        }
+        let asked = Instant::now();
+        let renewal = tokio::select! {
+            renewal = store.try_acquire_lease(name, holder, settings.ttl) => renewal,
+            () = tokio::time::sleep_until(expires) => continue,
+        };
+        match renewal {
+            Ok(true) => renewed_at = asked,
+            Ok(false) => return "its lease expired and another run took it".to_string(),
+            Err(err) => {
+                tracing::warn!(lease = name, error = %err, "could not renew a maintenance lease; retrying until it runs out");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use floe_commit::open::{OpenOptions, open};
+    use floe_store::TableName;
+
+    use super::*;
+
+    async fn catalog() -> (tempfile::TempDir, Arc<Catalog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = open(&OpenOptions::new(dir.path().join("data")))
+            .await
+            .unwrap();
+        (dir, Arc::new(catalog))
+    }
+
+    fn table() -> TableName {
+        TableName::new(vec!["s".to_string()], "t")
+    }
+
+    const LEASE: &str = "maintenance:main:s.t";
+
+    #[tokio::test]
+    async fn a_job_that_outlives_its_lease_stops_and_a_rival_takes_the_table() {
+        let (_dir, catalog) = catalog().await;
+        // Renewals far apart: the lease runs out while the job is still at work.
+        let settings = LeaseSettings {
+            ttl: Duration::from_millis(300),
+            renew_every: Duration::from_secs(3600),
+        };
+        let steps = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let job = {
+            let steps = steps.clone();
+            async move {
+                loop {
+                    steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let outcome: Result<()> =
+            with_settings(settings, with_lease(&catalog, &table(), job)).await;
+        let err = outcome.unwrap_err();
+        assert!(
+            matches!(&err, MaintenanceError::LeaseLost(m) if m.contains("ran out")),
+            "{err}"
+        );
+        let steps_at_stop = steps.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(steps_at_stop > 0, "the job had started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            steps.load(std::sync::atomic::Ordering::SeqCst),
+            steps_at_stop,
+            "a stopped job takes no further step"
+        );
+        assert!(
+            catalog
+                .store()
+                .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            "the stopped job gave its lease up"
+        );
+    }
+
+    #[tokio::test]
+    async fn renewals_keep_the_lease_for_a_job_longer_than_its_ttl() {
+        let (_dir, catalog) = catalog().await;
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(2),
+            renew_every: Duration::from_millis(100),
+        };
+        let store = catalog.store().clone();
+        let job = async move {
+            // Past two TTLs, a rival still finds the table taken.
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let rival = store
+                    .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                    .await?;
+                if rival {
+                    return Err(MaintenanceError::Conflict("a rival took the lease".into()));
+                }
+            }
+            Ok("done")
+        };
+        let outcome = with_settings(settings, with_lease(&catalog, &table(), job)).await;
+        assert_eq!(outcome.unwrap(), "done");
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_lease_another_run_holds_does_not_start() {
+        let (_dir, catalog) = catalog().await;
+        assert!(
+            catalog
+                .store()
+                .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let job = {
+            let started = started.clone();
+            async move {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        let outcome = with_lease(&catalog, &table(), job).await;
+        assert!(matches!(outcome, Err(MaintenanceError::Busy(_))));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
