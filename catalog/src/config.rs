@@ -75,6 +75,9 @@ pub struct ServerConfig {
     /// Bound on one request, its body upload included; a request still running then gets a 503
     /// (a commit it was making either happened whole or not at all).
     pub request_timeout_ms: u64,
+    /// A request's claim of its `Idempotency-Key` that its server has not renewed for this long
+    /// (the server died mid-request) is taken over by a retry, which then runs.
+    pub idempotency_takeover_ms: u64,
     /// Requests handled at once; more get a 503 with `Retry-After` at once instead of waiting in
     /// an unbounded queue.
     pub max_concurrent_requests: usize,
@@ -139,6 +142,7 @@ impl Default for ServerConfig {
             max_request_bytes: 32 * 1024 * 1024,
             header_read_timeout_ms: 30_000,
             request_timeout_ms: 120_000,
+            idempotency_takeover_ms: 120_000,
             max_concurrent_requests: 256,
             max_page_size: 1000,
             allowed_hosts: Vec::new(),

@@ -6,7 +6,16 @@
 //! is released so that a retry runs. A retry that arrives while the first request still runs waits
 //! for it, up to a bound, and then gets a 503 to retry later. A key reused for a different request
 //! (method, path or body) is a 400.
+//!
+//! A claim names its owner, this server instance ([`instance_id`]), which renews it while the
+//! request runs. If the owner dies (or loses the metadata store) mid-request, its claim stops
+//! being renewed, and after `idempotency-takeover-ms` (default 2 minutes) a retry of the same
+//! request on any replica takes the claim over and runs — instead of every retry getting a 503
+//! until the key expires an hour later. The timeout must exceed the longest pause a live server's
+//! renewals may suffer; a takeover of a live owner's claim would run the request twice, which the
+//! commit's requirements still make safe for table commits.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -27,6 +36,12 @@ pub const KEY_LIFETIME_ISO: &str = "PT30M";
 pub const KEY_RETENTION: Duration = Duration::from_secs(60 * 60);
 /// How long a retry waits for the first request with its key to finish.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
+/// This server instance, as the owner of the idempotency keys it claims: one per process.
+pub fn instance_id() -> &'static str {
+    static INSTANCE: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().to_string());
+    &INSTANCE
+}
 
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mutating = matches!(
@@ -72,9 +87,14 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     };
 
     let store = state.default_catalog().store().clone();
+    let owner = instance_id();
+    let takeover_after = Duration::from_millis(state.config.idempotency_takeover_ms);
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
     loop {
-        match store.claim_idempotency_key(&key, &fingerprint).await {
+        match store
+            .claim_idempotency_key(&key, &fingerprint, owner, takeover_after)
+            .await
+        {
             Ok(IdempotencyClaim::Claimed) => break,
             Ok(IdempotencyClaim::Completed(stored)) => return replay(stored),
             Ok(IdempotencyClaim::Mismatch) => {
@@ -98,14 +118,16 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
     }
 
+    let renewals = tokio::spawn(renew_claim(store.clone(), key.clone(), takeover_after));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    renewals.abort();
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
         Err(err) => {
-            let _ = store.release_idempotency_key(&key).await;
+            let _ = store.release_idempotency_key(&key, owner).await;
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",
@@ -115,7 +137,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
     };
     let outcome = if parts.status.is_server_error() {
-        store.release_idempotency_key(&key).await
+        store.release_idempotency_key(&key, owner).await
     } else {
         let stored = StoredResponse {
             status: parts.status.as_u16(),
@@ -126,7 +148,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
         };
-        store.complete_idempotency_key(&key, &stored).await
+        store.complete_idempotency_key(&key, owner, &stored).await
     };
     if let Err(err) = outcome {
         // The request itself finished; only its record did not. A retry will then run again,
@@ -134,6 +156,30 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         tracing::warn!(key, error = %err, "could not record idempotency key outcome");
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Renews this instance's claim of `key` while its request runs, a few times per takeover
+/// timeout, so that only a claim whose owner stopped answering is taken over.
+async fn renew_claim(
+    store: std::sync::Arc<dyn floe_store::MetadataStore>,
+    key: String,
+    takeover_after: Duration,
+) {
+    let every = (takeover_after / 4).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(every).await;
+        match store.renew_idempotency_claim(&key, instance_id()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    key,
+                    "this server's idempotency claim was taken over while its request ran"
+                );
+                return;
+            }
+            Err(err) => tracing::warn!(key, error = %err, "could not renew an idempotency claim"),
+        }
+    }
 }
 
 fn replay(stored: StoredResponse) -> Response {

@@ -140,3 +140,59 @@ async fn a_retried_create_gets_the_first_answer_not_a_conflict() {
     assert_eq!(status, 409);
     assert_eq!(second, first);
 }
+
+/// A server killed after running a request but before recording its outcome leaves the key
+/// claimed. Its claim is no longer renewed, so once `--idempotency-takeover-ms` has passed, the
+/// retry on the restarted server takes it over and runs, instead of getting a 503 until the key
+/// expires.
+#[tokio::test]
+async fn a_claim_left_by_a_killed_server_is_taken_over_after_the_timeout() {
+    let mut server = FloeServer::start_with_args(&["--idempotency-takeover-ms", "1000"]);
+    let api = Api::new(&server);
+    api.create_namespace(&["ns"]).await;
+    api.create_table(&["ns"], "t", json!({})).await;
+    let url = api.table_url(&["ns"], "t");
+    let body = set_properties_body(json!({"k": "v1"}));
+    let key = new_key();
+    let (status, first) = post_with_key(&api, &url, &key, &body).await;
+    assert_eq!(status, 200, "{first}");
+    server.kill();
+
+    // What the killed server would have left had it died before recording the outcome: the key
+    // claimed by it, renewed a moment ago.
+    let database = server.data_dir().join("catalog.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let left = sqlx::query(
+        "UPDATE idempotency_keys SET state = 'claimed', status = NULL, body = NULL, \
+         content_type = NULL, owner = 'the-killed-server', renewed_at = ? WHERE key = ?",
+    )
+    .bind(now_ms)
+    .bind(&key)
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(left, 1);
+    pool.close().await;
+
+    server.restart();
+    let api = Api::new(&server);
+    let (status, retried) = post_with_key(&api, &url, &key, &body).await;
+    assert_eq!(
+        status, 200,
+        "the retry took the claim over and ran: {retried}"
+    );
+    assert_eq!(retried["metadata"]["properties"]["k"], "v1");
+    let (status, replayed) = post_with_key(&api, &url, &key, &body).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(
+        replayed, retried,
+        "the new outcome is recorded and replayed"
+    );
+}

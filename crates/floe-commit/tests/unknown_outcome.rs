@@ -178,14 +178,28 @@ impl MetadataStore for FaultyMetadataStore {
         &self,
         key: &str,
         fingerprint: &str,
+        owner: &str,
+        takeover_after: Duration,
     ) -> Result<IdempotencyClaim> {
-        self.inner.claim_idempotency_key(key, fingerprint).await
+        self.inner
+            .claim_idempotency_key(key, fingerprint, owner, takeover_after)
+            .await
     }
-    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
-        self.inner.complete_idempotency_key(key, response).await
+    async fn renew_idempotency_claim(&self, key: &str, owner: &str) -> Result<bool> {
+        self.inner.renew_idempotency_claim(key, owner).await
     }
-    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
-        self.inner.release_idempotency_key(key).await
+    async fn complete_idempotency_key(
+        &self,
+        key: &str,
+        owner: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        self.inner
+            .complete_idempotency_key(key, owner, response)
+            .await
+    }
+    async fn release_idempotency_key(&self, key: &str, owner: &str) -> Result<()> {
+        self.inner.release_idempotency_key(key, owner).await
     }
     async fn expire_idempotency_keys(&self, older_than: Duration) -> Result<u64> {
         self.inner.expire_idempotency_keys(older_than).await

@@ -375,3 +375,11 @@ mod tests {
         assert!(Keyset::new(&page).is_err());
     }
 }
+
+/// An idempotency-key takeover timeout in ms, capped far beyond any key's retention so that
+/// `now - timeout` cannot overflow.
+pub(crate) fn takeover_millis(takeover_after: Duration) -> i64 {
+    i64::try_from(takeover_after.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(1 << 50)
+}

@@ -85,6 +85,14 @@
 //! while its request runs and *completed* with the response once it finished, so that a retry
 //! replays the first outcome instead of applying the change twice.
 //!
+//! A claim records its *owner* (the server instance running the request) and when the owner
+//! last renewed it; the owner renews it while the request runs. A claim whose owner has not
+//! renewed it for the caller's takeover timeout — the owner crashed, or lost the store — is taken
+//! over by the next claim of the same request, so a crash leaves the key answering "in flight"
+//! for that timeout, not until the key expires. Completing and releasing are conditional on the
+//! owner, so an owner that was taken over cannot overwrite its successor's outcome. Like lease
+//! expiry, the timeout is judged by the store's clock.
+//!
 //! # Leases
 //!
 //! Some background jobs (expiring idempotency keys, later compaction planning) must run on one
@@ -470,15 +478,35 @@ pub trait MetadataStore: Send + Sync + 'static {
         location: &str,
     ) -> Result<Option<LocationHolder>>;
 
-    /// Claims an idempotency key for a request identified by `fingerprint`.
-    async fn claim_idempotency_key(&self, key: &str, fingerprint: &str)
-    -> Result<IdempotencyClaim>;
+    /// Claims an idempotency key for a request identified by `fingerprint`, for `owner` (the
+    /// server instance that runs it). A key another owner claimed is [`IdempotencyClaim::InFlight`]
+    /// until that owner has not renewed its claim for `takeover_after` (by the store's clock):
+    /// then it is taken over and [`IdempotencyClaim::Claimed`] by `owner` (see *Idempotency keys*
+    /// in the crate docs).
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        owner: &str,
+        takeover_after: Duration,
+    ) -> Result<IdempotencyClaim>;
 
-    /// Records the final response of a claimed key.
-    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()>;
+    /// Tells that `owner` is still running the request of its claimed key. `false` when the key
+    /// is no longer `owner`'s claim (taken over, released, completed or expired).
+    async fn renew_idempotency_claim(&self, key: &str, owner: &str) -> Result<bool>;
 
-    /// Forgets a claimed key whose request did not finish (e.g. a 5xx), so a retry runs again.
-    async fn release_idempotency_key(&self, key: &str) -> Result<()>;
+    /// Records the final response of a key `owner` claimed; [`StoreError::Internal`] if it is no
+    /// longer `owner`'s claim.
+    async fn complete_idempotency_key(
+        &self,
+        key: &str,
+        owner: &str,
+        response: &StoredResponse,
+    ) -> Result<()>;
+
+    /// Forgets a key `owner` claimed whose request did not finish (e.g. a 5xx), so a retry runs
+    /// again; does nothing if it is no longer `owner`'s claim.
+    async fn release_idempotency_key(&self, key: &str, owner: &str) -> Result<()>;
 
     /// Deletes keys created more than `older_than` ago; returns how many.
     async fn expire_idempotency_keys(&self, older_than: Duration) -> Result<u64>;

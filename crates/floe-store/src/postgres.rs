@@ -71,6 +71,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 
 use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
+    takeover_millis,
 };
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
@@ -837,20 +838,43 @@ impl MetadataStore for PostgresStore {
         &self,
         key: &str,
         fingerprint: &str,
+        owner: &str,
+        takeover_after: Duration,
     ) -> Result<IdempotencyClaim> {
+        let takeover = takeover_millis(takeover_after);
         self.run(Mode::Autocommit, async |conn| {
             // A key released between the insert and the read is tried again.
             for _ in 0..3 {
                 let inserted = sqlx::query(&format!(
-                    "INSERT INTO idempotency_keys (key, fingerprint, state, created_at) \
-                     VALUES ($1, $2, 'claimed', {NOW_MS}) ON CONFLICT (key) DO NOTHING"
+                    "INSERT INTO idempotency_keys \
+                     (key, fingerprint, state, created_at, owner, renewed_at) \
+                     VALUES ($1, $2, 'claimed', {NOW_MS}, $3, {NOW_MS}) \
+                     ON CONFLICT (key) DO NOTHING"
                 ))
                 .bind(key)
                 .bind(fingerprint)
+                .bind(owner)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
                 if inserted == 1 {
+                    return Ok(IdempotencyClaim::Claimed);
+                }
+                // One statement: of two replicas taking over one abandoned claim, the second
+                // re-checks the row after the first's update and finds it renewed.
+                let taken_over = sqlx::query(&format!(
+                    "UPDATE idempotency_keys SET owner = $1, renewed_at = {NOW_MS} \
+                     WHERE key = $2 AND fingerprint = $3 AND state = 'claimed' \
+                     AND owner <> $1 AND renewed_at <= {NOW_MS} - $4"
+                ))
+                .bind(owner)
+                .bind(key)
+                .bind(fingerprint)
+                .bind(takeover)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if taken_over == 1 {
                     return Ok(IdempotencyClaim::Claimed);
                 }
                 let row = sqlx::query(
@@ -872,22 +896,45 @@ impl MetadataStore for PostgresStore {
         .await
     }
 
-    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
+    async fn renew_idempotency_claim(&self, key: &str, owner: &str) -> Result<bool> {
+        self.run(Mode::Autocommit, async |conn| {
+            let renewed = sqlx::query(&format!(
+                "UPDATE idempotency_keys SET renewed_at = {NOW_MS} \
+                 WHERE key = $1 AND owner = $2 AND state = 'claimed'"
+            ))
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        key: &str,
+        owner: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
         self.run(Mode::Autocommit, async |conn| {
             let completed = sqlx::query(
                 "UPDATE idempotency_keys SET state = 'completed', status = $1, body = $2, \
-                 content_type = $3 WHERE key = $4 AND state = 'claimed'",
+                 content_type = $3 WHERE key = $4 AND owner = $5 AND state = 'claimed'",
             )
             .bind(i32::from(response.status))
             .bind(&response.body)
             .bind(&response.content_type)
             .bind(key)
+            .bind(owner)
             .execute(&mut *conn)
             .await?
             .rows_affected();
             if completed == 0 {
                 return Err(StoreError::Internal(format!(
-                    "idempotency key {key:?} is not claimed (released, expired or completed)"
+                    "idempotency key {key:?} is not claimed by this server (taken over, released, \
+                     expired or completed)"
                 ))
                 .into());
             }
@@ -896,12 +943,15 @@ impl MetadataStore for PostgresStore {
         .await
     }
 
-    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
+    async fn release_idempotency_key(&self, key: &str, owner: &str) -> Result<()> {
         self.run(Mode::Autocommit, async |conn| {
-            sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'claimed'")
-                .bind(key)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE key = $1 AND owner = $2 AND state = 'claimed'",
+            )
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         })
         .await

@@ -45,6 +45,7 @@ use tokio::sync::Mutex;
 
 use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
+    takeover_millis,
 };
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
@@ -733,11 +734,14 @@ impl MetadataStore for SqliteStore {
         &self,
         key: &str,
         fingerprint: &str,
+        owner: &str,
+        takeover_after: Duration,
     ) -> Result<IdempotencyClaim> {
         self.write(async |conn| {
+            let now = unix_millis(SystemTime::now());
             let row = sqlx::query(
-                "SELECT fingerprint, state, status, body, content_type FROM idempotency_keys \
-                 WHERE key = ?",
+                "SELECT fingerprint, state, status, body, content_type, owner, renewed_at \
+                 FROM idempotency_keys WHERE key = ?",
             )
             .bind(key)
             .fetch_optional(&mut *conn)
@@ -745,12 +749,15 @@ impl MetadataStore for SqliteStore {
             .map_err(db_error)?;
             let Some(row) = row else {
                 sqlx::query(
-                    "INSERT INTO idempotency_keys (key, fingerprint, state, created_at) \
-                     VALUES (?, ?, 'claimed', ?)",
+                    "INSERT INTO idempotency_keys \
+                     (key, fingerprint, state, created_at, owner, renewed_at) \
+                     VALUES (?, ?, 'claimed', ?, ?, ?)",
                 )
                 .bind(key)
                 .bind(fingerprint)
-                .bind(unix_millis(SystemTime::now()))
+                .bind(now)
+                .bind(owner)
+                .bind(now)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
@@ -760,7 +767,26 @@ impl MetadataStore for SqliteStore {
                 return Ok(IdempotencyClaim::Mismatch);
             }
             match row.get::<&str, _>("state") {
-                "claimed" => Ok(IdempotencyClaim::InFlight),
+                "claimed" => {
+                    let abandoned = row.get::<&str, _>("owner") != owner
+                        && row.get::<i64, _>("renewed_at")
+                            <= now.saturating_sub(takeover_millis(takeover_after));
+                    if !abandoned {
+                        return Ok(IdempotencyClaim::InFlight);
+                    }
+                    // The one writer's transaction: nobody renewed it since the read.
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET owner = ?, renewed_at = ? \
+                         WHERE key = ? AND state = 'claimed'",
+                    )
+                    .bind(owner)
+                    .bind(now)
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                    Ok(IdempotencyClaim::Claimed)
+                }
                 "completed" => {
                     let status: i64 = row.get("status");
                     let status = u16::try_from(status).map_err(|_| {
@@ -782,23 +808,48 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
+    async fn renew_idempotency_claim(&self, key: &str, owner: &str) -> Result<bool> {
+        self.write(async |conn| {
+            let renewed = sqlx::query(
+                "UPDATE idempotency_keys SET renewed_at = ? \
+                 WHERE key = ? AND owner = ? AND state = 'claimed'",
+            )
+            .bind(unix_millis(SystemTime::now()))
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        key: &str,
+        owner: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
         self.write(async |conn| {
             let completed = sqlx::query(
                 "UPDATE idempotency_keys SET state = 'completed', status = ?, body = ?, \
-                 content_type = ? WHERE key = ? AND state = 'claimed'",
+                 content_type = ? WHERE key = ? AND owner = ? AND state = 'claimed'",
             )
             .bind(i64::from(response.status))
             .bind(&response.body)
             .bind(&response.content_type)
             .bind(key)
+            .bind(owner)
             .execute(&mut *conn)
             .await
             .map_err(db_error)?
             .rows_affected();
             if completed == 0 {
                 return Err(StoreError::Internal(format!(
-                    "idempotency key {key:?} is not claimed (released, expired or completed)"
+                    "idempotency key {key:?} is not claimed by this server (taken over, released, \
+                     expired or completed)"
                 )));
             }
             Ok(())
@@ -806,13 +857,16 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
+    async fn release_idempotency_key(&self, key: &str, owner: &str) -> Result<()> {
         self.write(async |conn| {
-            sqlx::query("DELETE FROM idempotency_keys WHERE key = ? AND state = 'claimed'")
-                .bind(key)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE key = ? AND owner = ? AND state = 'claimed'",
+            )
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
             Ok(())
         })
         .await
@@ -1356,9 +1410,12 @@ mod tests {
             location: None,
         };
         store.swap_pointers(&[moved]).await.unwrap();
-        store.claim_idempotency_key("k", "f").await.unwrap();
         store
-            .complete_idempotency_key("k", &response)
+            .claim_idempotency_key("k", "f", "o", Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .complete_idempotency_key("k", "o", &response)
             .await
             .unwrap();
         store.close().await;
@@ -1378,7 +1435,10 @@ mod tests {
                 }
             );
             assert_eq!(
-                store.claim_idempotency_key("k", "f").await.unwrap(),
+                store
+                    .claim_idempotency_key("k", "f", "o", Duration::from_secs(60))
+                    .await
+                    .unwrap(),
                 IdempotencyClaim::Completed(response.clone())
             );
             let applied: Vec<i64> =

@@ -52,6 +52,7 @@ macro_rules! metadata_store_suite {
             concurrent_swaps_serialize,
             idempotency_keys,
             concurrent_claims_of_one_key,
+            abandoned_idempotency_claims_are_taken_over,
             names_are_opaque,
             invalid_names_are_refused,
             lease_is_exclusive,
@@ -925,6 +926,11 @@ pub async fn concurrent_swaps_serialize(store: Arc<dyn MetadataStore>) {
     assert_eq!(at, last.metadata_location);
 }
 
+/// The server instance claiming keys in the idempotency tests, and a takeover timeout no test
+/// reaches unless it means to.
+const OWNER: &str = "instance-a";
+const TAKEOVER: Duration = Duration::from_secs(120);
+
 pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
     let response = StoredResponse {
         status: 200,
@@ -933,7 +939,12 @@ pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
     };
     let claim = |key: &'static str, fingerprint: &'static str| {
         let store = store.clone();
-        async move { store.claim_idempotency_key(key, fingerprint).await.unwrap() }
+        async move {
+            store
+                .claim_idempotency_key(key, fingerprint, OWNER, TAKEOVER)
+                .await
+                .unwrap()
+        }
     };
 
     assert_eq!(claim("k1", "f1").await, IdempotencyClaim::Claimed);
@@ -941,7 +952,7 @@ pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
     assert_eq!(claim("k1", "f2").await, IdempotencyClaim::Mismatch);
 
     store
-        .complete_idempotency_key("k1", &response)
+        .complete_idempotency_key("k1", OWNER, &response)
         .await
         .unwrap();
     assert_eq!(
@@ -950,7 +961,7 @@ pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
     );
     assert_eq!(claim("k1", "f2").await, IdempotencyClaim::Mismatch);
     // A completed key is kept for replay: releasing it does nothing.
-    store.release_idempotency_key("k1").await.unwrap();
+    store.release_idempotency_key("k1", OWNER).await.unwrap();
     assert_eq!(
         claim("k1", "f1").await,
         IdempotencyClaim::Completed(response.clone())
@@ -963,15 +974,18 @@ pub async fn idempotency_keys(store: Arc<dyn MetadataStore>) {
         content_type: None,
     };
     assert_eq!(claim("k2", "f").await, IdempotencyClaim::Claimed);
-    store.complete_idempotency_key("k2", &empty).await.unwrap();
+    store
+        .complete_idempotency_key("k2", OWNER, &empty)
+        .await
+        .unwrap();
     assert_eq!(claim("k2", "f").await, IdempotencyClaim::Completed(empty));
 
     // A released key can be claimed again, by any request.
     assert_eq!(claim("k3", "f1").await, IdempotencyClaim::Claimed);
-    store.release_idempotency_key("k3").await.unwrap();
+    store.release_idempotency_key("k3", OWNER).await.unwrap();
     assert_eq!(claim("k3", "f2").await, IdempotencyClaim::Claimed);
     store
-        .release_idempotency_key("never-claimed")
+        .release_idempotency_key("never-claimed", OWNER)
         .await
         .unwrap();
 
@@ -1002,7 +1016,12 @@ pub async fn concurrent_claims_of_one_key(store: Arc<dyn MetadataStore>) {
     let mut claims = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let store = store.clone();
-        claims.spawn(async move { store.claim_idempotency_key("key", "f").await.unwrap() });
+        claims.spawn(async move {
+            store
+                .claim_idempotency_key("key", "f", OWNER, TAKEOVER)
+                .await
+                .unwrap()
+        });
     }
     let claims = claims.join_all().await;
     let claimed = claims
@@ -2173,4 +2192,91 @@ pub async fn file_marks_keep_their_first_time(store: Arc<dyn MetadataStore>) {
     );
     store.unmark_files(table, &[]).await.unwrap();
     assert!(store.mark_files(table, &[]).await.unwrap().is_empty());
+}
+
+/// A claim whose owner stops renewing it is taken over after the timeout, by the same request
+/// only; the owner that was taken over can neither complete nor release it any more, and one
+/// that keeps renewing is never taken over.
+pub async fn abandoned_idempotency_claims_are_taken_over(store: Arc<dyn MetadataStore>) {
+    let claim = |key: &'static str, fingerprint: &'static str, owner: &'static str, after_ms| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key(key, fingerprint, owner, Duration::from_millis(after_ms))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        claim("k", "f", "a", 120_000).await,
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        claim("k", "f", "b", 120_000).await,
+        IdempotencyClaim::InFlight,
+        "a's claim is fresh"
+    );
+    assert!(store.renew_idempotency_claim("k", "a").await.unwrap());
+    assert!(
+        !store.renew_idempotency_claim("k", "b").await.unwrap(),
+        "b holds no claim to renew"
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        claim("k", "other", "b", 10).await,
+        IdempotencyClaim::Mismatch,
+        "only the same request takes a claim over"
+    );
+    assert_eq!(
+        claim("k", "f", "a", 10).await,
+        IdempotencyClaim::InFlight,
+        "an owner does not take over its own claim: its request still runs"
+    );
+    assert_eq!(claim("k", "f", "b", 10).await, IdempotencyClaim::Claimed);
+    assert_eq!(
+        claim("k", "f", "c", 10).await,
+        IdempotencyClaim::InFlight,
+        "the takeover renewed the claim"
+    );
+
+    // The owner that was taken over has lost its say.
+    assert!(!store.renew_idempotency_claim("k", "a").await.unwrap());
+    let late = StoredResponse {
+        status: 200,
+        body: b"late".to_vec(),
+        content_type: None,
+    };
+    let refused = store.complete_idempotency_key("k", "a", &late).await;
+    assert!(
+        matches!(refused, Err(StoreError::Internal(_))),
+        "{refused:?}"
+    );
+    store.release_idempotency_key("k", "a").await.unwrap();
+    assert_eq!(
+        claim("k", "f", "c", 120_000).await,
+        IdempotencyClaim::InFlight,
+        "a's release did not free b's claim"
+    );
+    let response = StoredResponse {
+        status: 201,
+        body: b"b's".to_vec(),
+        content_type: None,
+    };
+    store
+        .complete_idempotency_key("k", "b", &response)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("k", "f", "c", 10).await,
+        IdempotencyClaim::Completed(response),
+        "a completed key is never taken over"
+    );
+
+    // An owner that keeps renewing keeps its claim past the timeout.
+    assert_eq!(claim("r", "f", "a", 1000).await, IdempotencyClaim::Claimed);
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.renew_idempotency_claim("r", "a").await.unwrap());
+        assert_eq!(claim("r", "f", "b", 1000).await, IdempotencyClaim::InFlight);
+    }
 }
