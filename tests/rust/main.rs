@@ -17,6 +17,7 @@ mod locations;
 mod maintenance;
 mod metadata_log;
 mod names;
+mod repair;
 mod replicas;
 mod s3;
 mod scheduler;

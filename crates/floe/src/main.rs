@@ -1,5 +1,6 @@
 //! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`),
-//! maintains them (`floe maintain`, see `maintain.rs`) and shows its configuration.
+//! maintains them (`floe maintain`, see `maintain.rs`), repairs them (`floe repair`, see
+//! `repair.rs`) and shows its configuration.
 //!
 //! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
 //! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
@@ -16,6 +17,7 @@ mod access;
 mod auth_args;
 mod maintain;
 mod maintenance;
+mod repair;
 mod sql;
 mod warehouse;
 
@@ -41,6 +43,9 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Maintain a table in a data dir: expire snapshots, or remove unreferenced files.
     Maintain(maintain::MaintainArgs),
+    /// Repair a table whose files were lost: roll back a missing or corrupt metadata file, or
+    /// forget missing data files (dry run unless --apply).
+    Repair(repair::RepairArgs),
     /// Create, list, show and drop warehouses (each a prefix with its own storage).
     Warehouse(warehouse::WarehouseArgs),
     /// What the server's automatic maintenance did, and each table's maintenance settings.
@@ -112,6 +117,10 @@ struct ConfigArgs {
     /// [default: 120000].
     #[arg(long, env = "FLOE_REQUEST_TIMEOUT_MS", value_name = "MS")]
     request_timeout_ms: Option<u64>,
+    /// A retry takes over the Idempotency-Key of a request whose server stopped renewing its claim
+    /// (it died mid-request) this long ago, in ms [default: 120000].
+    #[arg(long, env = "FLOE_IDEMPOTENCY_TAKEOVER_MS", value_name = "MS")]
+    idempotency_takeover_ms: Option<u64>,
     /// Requests handled at once; more get an immediate 503 with Retry-After [default: 256].
     #[arg(long, env = "FLOE_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     max_concurrent_requests: Option<usize>,
@@ -258,6 +267,9 @@ impl ConfigArgs {
             .header_read_timeout_ms
             .unwrap_or(config.header_read_timeout_ms);
         config.request_timeout_ms = self.request_timeout_ms.unwrap_or(config.request_timeout_ms);
+        config.idempotency_takeover_ms = self
+            .idempotency_takeover_ms
+            .unwrap_or(config.idempotency_takeover_ms);
         config.max_concurrent_requests = self
             .max_concurrent_requests
             .unwrap_or(config.max_concurrent_requests);
@@ -434,6 +446,10 @@ fn main() -> ExitCode {
         Command::Maintain(args) => {
             init_logging();
             maintain::run(args)
+        }
+        Command::Repair(args) => {
+            init_logging();
+            repair::run(args)
         }
         Command::Warehouse(args) => warehouse::run(args),
         Command::Maintenance(args) => maintenance::run(args),

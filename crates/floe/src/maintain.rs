@@ -526,7 +526,7 @@ fn failures(failed: &[String]) -> Result<(), String> {
 }
 
 /// `ns.table`, `a.b.table`: the namespace is everything before the last dot.
-fn parse_table(text: &str) -> Result<TableName, String> {
+pub(crate) fn parse_table(text: &str) -> Result<TableName, String> {
     match text.rsplit_once('.') {
         Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => Ok(TableName::new(
             namespace.split('.').map(str::to_string).collect::<Vec<_>>(),
