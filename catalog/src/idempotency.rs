@@ -118,11 +118,17 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
     }
 
-    let renewals = tokio::spawn(renew_claim(store.clone(), key.clone(), takeover_after));
+    // Renewed for as long as this future lives: also when the connection drops and the request
+    // is abandoned mid-way, the claim then ages and is taken over.
+    let renewals = AbortOnDrop(tokio::spawn(renew_claim(
+        store.clone(),
+        key.clone(),
+        takeover_after,
+    )));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    renewals.abort();
+    drop(renewals);
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -156,6 +162,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         tracing::warn!(key, error = %err, "could not record idempotency key outcome");
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Renews this instance's claim of `key` while its request runs, a few times per takeover

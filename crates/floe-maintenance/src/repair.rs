@@ -90,8 +90,8 @@ pub struct RollbackReport {
     /// Its current snapshot.
     pub restored_snapshot_id: Option<i64>,
     pub restored_last_sequence_number: i64,
-    /// Newer metadata files that were not restored: the damaged one, unreadable ones, and ones
-    /// never committed.
+    /// Other metadata files passed over, newest first: unreadable ones, and ones numbered above
+    /// the damaged one (never committed).
     pub skipped: Vec<SkippedMetadata>,
     /// Metadata versions (the number their file names start with) after the restored one, up to
     /// the damaged one: each is a commit that is lost.
@@ -129,12 +129,7 @@ pub async fn rollback(
     }
 
     let damaged_version = metadata_file_version(&damaged);
-    let mut skipped = vec![SkippedMetadata {
-        location: damaged.clone(),
-        problem: problem
-            .clone()
-            .unwrap_or_else(|| "intact, but rolled back by force".to_string()),
-    }];
+    let mut skipped = Vec::new();
     let candidates = match &current {
         Some(file) => log_candidates(file.metadata()),
         None => listed_candidates(catalog, &damaged, damaged_version, &mut skipped).await?,
@@ -150,9 +145,17 @@ pub async fn rollback(
         }
     }
     let Some((restored, file)) = restored else {
+        let passed_over: Vec<String> = skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.location, s.problem))
+            .collect();
         return Err(MaintenanceError::InvalidRequest(format!(
-            "no intact metadata file of {table} to roll back to ({} passed over)",
-            skipped.len()
+            "no intact metadata file of {table} to roll back to; passed over: {}",
+            if passed_over.is_empty() {
+                "none".to_string()
+            } else {
+                passed_over.join(", ")
+            }
         )));
     };
     let metadata = file.metadata();
@@ -493,7 +496,7 @@ async fn listed_candidates(
         }
         candidates.push((version, object.last_modified, object.location));
     }
-    candidates.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    candidates.sort_by_key(|(version, written, _)| std::cmp::Reverse((*version, *written)));
     Ok(candidates
         .into_iter()
         .map(|(_, _, location)| location)

@@ -257,3 +257,56 @@ async fn forget_missing_files_makes_the_table_readable_with_the_other_files_rows
     assert!(again.missing.is_empty(), "nothing left to forget");
     assert_eq!(again.snapshot_id, None);
 }
+
+/// The newest readable file wins: an unreadable older one is passed over too, and a file numbered
+/// above the pointer's (never committed) is never restored.
+#[tokio::test]
+async fn rollback_passes_over_unreadable_and_uncommitted_metadata_files() {
+    let t = table(false).await;
+    t.append(0, 3).await;
+    let first = pointer(&t).await;
+    t.append(3, 6).await;
+    let second = pointer(&t).await;
+    t.append(6, 9).await;
+    let third = pointer(&t).await;
+    // A writer that crashed after writing version 4 and before its swap left this behind.
+    let stray = third.replace("/00003-", "/00004-");
+    assert_ne!(stray, third);
+    std::fs::copy(local_path(&third), local_path(&stray)).unwrap();
+    std::fs::remove_file(local_path(&third)).unwrap();
+    std::fs::write(local_path(&second), b"").unwrap();
+
+    let report = rollback(&t.catalog, &t.table, &apply()).await.unwrap();
+    assert_eq!(report.restored, first);
+    assert_eq!(report.lost_versions, vec![2, 3]);
+    let skipped: Vec<&str> = report.skipped.iter().map(|s| s.location.as_str()).collect();
+    assert_eq!(skipped, vec![stray.as_str(), second.as_str()]);
+    assert!(report.skipped[0].problem.contains("never committed"));
+    assert!(report.skipped[1].problem.starts_with("not table metadata"));
+    assert_eq!(report.lost_snapshots.len(), 2);
+    assert_eq!(
+        rows_from_fresh_engine(&t).await,
+        (0..3).map(row).collect::<Vec<_>>()
+    );
+
+    // Back to the empty table the create wrote, then nothing intact is left: refused, naming
+    // what it passed over.
+    std::fs::remove_file(local_path(&first)).unwrap();
+    let report = rollback(&t.catalog, &t.table, &apply()).await.unwrap();
+    assert!(report.restored.contains("/00000-"), "{}", report.restored);
+    assert_eq!(report.restored_snapshot_id, None);
+    assert!(rows_from_fresh_engine(&t).await.is_empty());
+    let created = report.restored;
+    std::fs::remove_file(local_path(&created)).unwrap();
+    let err = rollback(&t.catalog, &t.table, &apply()).await.unwrap_err();
+    assert!(
+        matches!(&err, MaintenanceError::InvalidRequest(m)
+            if m.contains("no intact metadata file") && m.contains("never committed")),
+        "{err}"
+    );
+    assert_eq!(
+        pointer(&t).await,
+        created,
+        "a refused rollback moves nothing"
+    );
+}

@@ -190,6 +190,14 @@ pub(crate) fn lease_ttl_millis(name: &str, holder: &str, ttl: Duration) -> Resul
     Ok(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// An idempotency-key takeover timeout in ms, capped far beyond any key's retention so that
+/// `now - timeout` cannot overflow.
+pub(crate) fn takeover_millis(takeover_after: Duration) -> i64 {
+    i64::try_from(takeover_after.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(1 << 50)
+}
+
 pub(crate) fn check_lease_names(name: &str, holder: &str) -> Result<()> {
     for (what, value) in [("lease name", name), ("lease holder", holder)] {
         if value.is_empty() || value.contains('\0') {
@@ -374,12 +382,4 @@ mod tests {
         };
         assert!(Keyset::new(&page).is_err());
     }
-}
-
-/// An idempotency-key takeover timeout in ms, capped far beyond any key's retention so that
-/// `now - timeout` cannot overflow.
-pub(crate) fn takeover_millis(takeover_after: Duration) -> i64 {
-    i64::try_from(takeover_after.as_millis())
-        .unwrap_or(i64::MAX)
-        .min(1 << 50)
 }

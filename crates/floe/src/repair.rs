@@ -89,7 +89,7 @@ fn print_rollback(table: &TableName, report: &RollbackReport) {
         .as_deref()
         .unwrap_or("intact (rollback forced)");
     println!("current metadata: {} ({problem})", report.damaged);
-    for skipped in report.skipped.iter().skip(1) {
+    for skipped in &report.skipped {
         println!("passed over: {} ({})", skipped.location, skipped.problem);
     }
     let snapshot = report
