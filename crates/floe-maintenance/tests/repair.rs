@@ -310,3 +310,37 @@ async fn rollback_passes_over_unreadable_and_uncommitted_metadata_files() {
         "a refused rollback moves nothing"
     );
 }
+
+/// A lost position delete file is forgotten in an `overwrite` snapshot: the rows it deleted are
+/// visible again, and the report lists it with no rows lost.
+#[tokio::test]
+async fn forgetting_a_lost_delete_file_brings_its_rows_back() {
+    let t = table(false).await;
+    t.append(0, 4).await;
+    let data = t.live_files().await.into_iter().next().unwrap();
+    let deletes = t.position_deletes(None, &[(data.as_str(), 1)]).await;
+    let delete_path = deletes.file_path().to_string();
+    t.row_delta(vec![deletes]).await;
+    let deleted_id = t.ids_in_file(&data).await[1];
+    assert_eq!(t.rows("s.t").await.len(), 3);
+    std::fs::remove_file(local_path(&delete_path)).unwrap();
+
+    let done = forget_missing_files(&t.catalog, &t.table, &apply())
+        .await
+        .unwrap();
+    assert_eq!(done.missing.len(), 1);
+    assert_eq!(done.missing[0].location, delete_path);
+    assert_eq!(done.missing[0].content, "position-deletes");
+    assert_eq!(done.records_lost(), 0);
+    let metadata = t.metadata().await;
+    let snapshot = metadata.current_snapshot().unwrap();
+    assert_eq!(
+        snapshot.summary().operation,
+        iceberg::spec::Operation::Overwrite
+    );
+    assert!(t.live_delete_files().await.is_empty());
+    let mut expected: Vec<String> = (0..4).map(row).collect();
+    expected.sort();
+    assert_eq!(t.rows("s.t").await, expected);
+    assert!(expected.contains(&row(deleted_id)));
+}
