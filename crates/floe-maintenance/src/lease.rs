@@ -214,6 +214,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_renewal_that_finds_the_lease_taken_reports_it_lost() {
+        let (_dir, catalog) = catalog().await;
+        // What a renewal meets after its lease expired and another replica took it.
+        assert!(
+            catalog
+                .store()
+                .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(3600),
+            renew_every: Duration::from_millis(10),
+        };
+        let lost = keep(&catalog, LEASE, "this-job", settings, Instant::now()).await;
+        assert!(lost.contains("another run took it"), "{lost}");
+    }
+
+    #[tokio::test]
     async fn a_job_whose_lease_another_run_holds_does_not_start() {
         let (_dir, catalog) = catalog().await;
         assert!(
