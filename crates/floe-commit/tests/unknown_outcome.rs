@@ -196,6 +196,10 @@ impl MetadataStore for FaultyMetadataStore {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
         self.inner.release_lease(name, holder).await
     }
+
+    async fn lease_is_held(&self, name: &str) -> Result<bool> {
+        self.inner.lease_is_held(name).await
+    }
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }

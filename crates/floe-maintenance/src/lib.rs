@@ -41,6 +41,7 @@ mod expire;
 mod orphans;
 pub mod policy;
 mod reachable;
+pub mod recover;
 mod rewrite_manifests;
 pub mod scheduler;
 mod zorder;
