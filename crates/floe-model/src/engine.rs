@@ -7,9 +7,7 @@
 //! never trimmed in runs this short.
 
 use crate::model::{Choice, Fault, FloeModel, Mutation};
-use crate::state::{
-    Change, Content, FileId, FileSet, Metadata, Outcome, TABLES, World, tables_of,
-};
+use crate::state::{Change, Content, FileId, FileSet, Metadata, Outcome, TABLES, World, tables_of};
 
 /// What a commit asks for: the Iceberg requirements and updates, reduced to their effect.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -133,7 +131,8 @@ impl Engine {
             Phase::Write => faults(&[Fault::WriteLost, Fault::WriteLandedButFailed]),
             Phase::Swap => {
                 let mut choices = vec![Choice::Ok];
-                if self.swap_would_apply(model, world) && model.allows(world, Fault::SwapFailedApplied)
+                if self.swap_would_apply(model, world)
+                    && model.allows(world, Fault::SwapFailedApplied)
                 {
                     choices.push(Choice::Fault(Fault::SwapFailedApplied));
                 }
@@ -231,9 +230,12 @@ impl Engine {
                 return;
             };
             let requirement_holds = match &self.update {
-                Update::Append { pinned, .. } => pinned.is_none_or(|base| read.current == Some(base)),
+                Update::Append { pinned, .. } => {
+                    pinned.is_none_or(|base| read.current == Some(base))
+                }
                 Update::Replace { base, change, .. } => {
-                    (*change == Change::Compact && model.has(Mutation::CompactionWithoutRequirement))
+                    (*change == Change::Compact
+                        && model.has(Mutation::CompactionWithoutRequirement))
                         || read.current == Some(*base)
                 }
                 Update::Expire { base, .. } => read.current == Some(*base),
@@ -384,7 +386,9 @@ impl Engine {
     /// another replica's commits can).
     fn note_lost_race(&self, world: &mut World) {
         for t in tables_of(self.tables) {
-            let Some(now) = world.pointers[t] else { continue };
+            let Some(now) = world.pointers[t] else {
+                continue;
+            };
             for id in world.lineage(now) {
                 if Some(id) == self.read[t] {
                     break;

@@ -18,7 +18,11 @@ pub enum Proc {
     Expiry(Expiry),
     Orphans(Orphans),
     /// A writer that uploaded a data file and died before committing it.
-    LeftBehind { table: u8, row: u8, done: bool },
+    LeftBehind {
+        table: u8,
+        row: u8,
+        done: bool,
+    },
 }
 
 /// A client appending one row through a replica's REST API.
@@ -39,6 +43,8 @@ pub struct Client {
     /// Ghosts for the properties.
     pub first_final: Option<Outcome>,
     pub answers_differ: bool,
+    /// Files its latest run wrote, whether that run was refused (409 from its own commit, not a
+    /// replay), and whether one of its clean-up deletes failed.
     pub wrote: FileSet,
     pub refused: bool,
     pub cleanup_failed: bool,
@@ -127,7 +133,12 @@ impl Client {
         match self.phase {
             ClientPhase::Upload => {
                 for t in tables_of(self.tables) {
-                    let file = world.add_file(t as u8, Content::Data { rows: 1 << self.row })?;
+                    let file = world.add_file(
+                        t as u8,
+                        Content::Data {
+                            rows: 1 << self.row,
+                        },
+                    )?;
                     self.files[t] = Some(file);
                 }
                 self.phase = ClientPhase::Send;
@@ -143,6 +154,9 @@ impl Client {
                     .filter(|_| !model.has(Mutation::IdempotencyKeyIgnored));
                 match key.map(|k| world.keys[usize::from(k)]) {
                     None | Some(Key::Free) => {
+                        self.wrote = FileSet::EMPTY;
+                        self.refused = false;
+                        self.cleanup_failed = false;
                         if let Some(k) = key {
                             world.keys[usize::from(k)] = Key::Claimed;
                         }
@@ -165,9 +179,9 @@ impl Client {
                 let engine = self.engine.as_mut()?;
                 engine.step(model, world, me, choice)?;
                 if let Some(outcome) = engine.outcome() {
-                    self.wrote = self.wrote.union(engine.all_written);
+                    self.wrote = engine.all_written;
                     self.refused = outcome == Outcome::Conflict;
-                    self.cleanup_failed |= engine.cleanup_failed;
+                    self.cleanup_failed = engine.cleanup_failed;
                     self.settled_applied |= engine.settled_applied;
                     self.kept_unknown |= engine.kept_unknown;
                     self.won_after_losing |= outcome == Outcome::Committed && engine.attempt > 1;
@@ -599,9 +613,9 @@ impl Expiry {
                     self.phase = JobPhase::Done(JobResult::Nothing);
                     return Some(());
                 }
-                self.doomed = remove
-                    .iter()
-                    .fold(FileSet::EMPTY, |all, id| all.union(world.snapshot_files(id)));
+                self.doomed = remove.iter().fold(FileSet::EMPTY, |all, id| {
+                    all.union(world.snapshot_files(id))
+                });
                 let update = Update::Expire {
                     base: current,
                     remove,
@@ -785,7 +799,13 @@ impl Proc {
         }
     }
 
-    pub fn step(&mut self, model: &FloeModel, world: &mut World, me: u8, choice: Choice) -> Option<()> {
+    pub fn step(
+        &mut self,
+        model: &FloeModel,
+        world: &mut World,
+        me: u8,
+        choice: Choice,
+    ) -> Option<()> {
         match self {
             Proc::Client(client) => client.step(model, world, me, choice),
             Proc::Reader(reader) => reader.step(model, world, choice),
@@ -818,11 +838,26 @@ impl Proc {
         match self {
             Proc::Client(client) => {
                 client.server == server
-                    && matches!(client.phase, ClientPhase::Running | ClientPhase::Completing(_))
+                    && matches!(
+                        client.phase,
+                        ClientPhase::Running | ClientPhase::Completing(_)
+                    )
             }
-            Proc::Compaction(job) => job.server == server && job.engine.is_some() && !matches!(job.phase, JobPhase::Done(_)),
-            Proc::Deleter(job) => job.server == server && job.engine.is_some() && !matches!(job.phase, JobPhase::Done(_)),
-            Proc::Expiry(job) => job.server == server && job.engine.is_some() && !matches!(job.phase, JobPhase::Done(_)),
+            Proc::Compaction(job) => {
+                job.server == server
+                    && job.engine.is_some()
+                    && !matches!(job.phase, JobPhase::Done(_))
+            }
+            Proc::Deleter(job) => {
+                job.server == server
+                    && job.engine.is_some()
+                    && !matches!(job.phase, JobPhase::Done(_))
+            }
+            Proc::Expiry(job) => {
+                job.server == server
+                    && job.engine.is_some()
+                    && !matches!(job.phase, JobPhase::Done(_))
+            }
             _ => false,
         }
     }

@@ -276,7 +276,9 @@ impl World {
 
     /// A new file, young and unmarked; `None` once ids run out (the run is then cut there).
     pub fn add_file(&mut self, table: u8, content: Content) -> Option<FileId> {
-        let id = FileId::try_from(self.files.len()).ok().filter(|id| *id < 64)?;
+        let id = FileId::try_from(self.files.len())
+            .ok()
+            .filter(|id| *id < 64)?;
         self.files.push(File {
             table,
             content,
