@@ -233,7 +233,7 @@ impl FloeModel {
                 Proc::Reader(Reader::new(1, 0, false)),
             ],
             Scenario::Faults { pinned } => {
-                world.faults_left = 2;
+                world.faults_left = crate::fault_budget();
                 world.crashes_left = 1;
                 let keyed = Client::new(0, 1, 1).with_key(0, 1);
                 let keyed = if pinned {

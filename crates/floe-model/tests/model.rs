@@ -25,6 +25,11 @@ fn holds(model: FloeModel) {
         );
     }
     checker.assert_properties();
+    println!(
+        "{scenario:?}: {} states, deepest {} steps",
+        checker.unique_state_count(),
+        checker.max_depth()
+    );
     // The bound left nothing unexplored: a deeper search would find the same.
     assert!(
         checker.max_depth() < depth(),
