@@ -172,9 +172,10 @@ impl Engine {
             Phase::Swap => self.swap(model, world, choice),
             Phase::Settle => self.settle(world, choice),
             Phase::Cleanup(after) => {
+                let skipped = after == After::Retry && model.has(Mutation::NoCleanupAfterLostRace);
                 if choice == Choice::Fault(Fault::DeleteFailed) {
                     self.cleanup_failed = true;
-                } else {
+                } else if !skipped {
                     for id in self.written.iter().flatten() {
                         world.delete(*id);
                     }
@@ -318,6 +319,8 @@ impl Engine {
         }
         self.phase = match choice {
             Choice::Ok => Phase::Swap,
+            // Nothing landed: nothing to clean up.
+            Choice::Fault(Fault::WriteLost) => Phase::Finished(Outcome::Unavailable),
             _ => Phase::Cleanup(After::Fail(Outcome::Unavailable)),
         };
         Some(())

@@ -24,7 +24,8 @@
 //!   the committed metadata still reaches) against a reader that may read any snapshot;
 //!   unreferenced-file removal (list, then read the metadata, then act on unreferenced files past
 //!   the age floor: one phase deletes, two phases mark first and delete once the mark is due)
-//!   against a writer whose file is uploaded but not committed.
+//!   against a writer whose file is uploaded but not committed. The copy-on-write delete gives
+//!   up on a 409 (a client's retry would be a new run).
 //! - **Faults**: a put that is lost or lands but reports failure; a swap that fails after or
 //!   without applying; a re-read that fails; a delete that fails; a lost response; `kill -9` of a
 //!   replica (its runs vanish; committed state is durable).
@@ -59,7 +60,8 @@
 //! # Mutations
 //!
 //! [`Mutation`] switches one check off (swap without comparing, no commit turn, metadata files
-//! named by version and overwritten, pointers cached in a replica, step 7's re-read skipped,
+//! named by version and overwritten, pointers cached in a replica, step 6 without its clean-up,
+//! step 7's re-read skipped,
 //! one transaction per table, the idempotency key ignored, compaction without its requirement,
 //! expiry deleting live files, unreferenced-file removal without the age floor); the tests show
 //! that the checker then finds the counterexample.

@@ -50,6 +50,8 @@ pub enum Mutation {
     MetadataNamedByVersion,
     /// Pointers served from a replica's memory instead of the store.
     StalePointerCache,
+    /// Step 6 without its clean-up: a lost race leaves its metadata file behind.
+    NoCleanupAfterLostRace,
     /// Step 7 off: a swap that failed without a definite refusal is cleaned up at once.
     CleanupWithoutReread,
     /// Step 5 in one transaction per table.

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use floe_model::model::{
-    INV1, INV2, INV3, INV6_ONCE, INV8, INV10, INV12_17, INV13, KNOWN_LIMIT_409, LIVE_FILES_EXIST,
-    STEP0,
+    INV1, INV2, INV3, INV5, INV6_ONCE, INV8, INV10, INV12_17, INV13, KNOWN_LIMIT_409,
+    LIVE_FILES_EXIST, STEP0,
 };
 use floe_model::{Fault, FloeModel, Mutation, Scenario, depth};
 use stateright::{Checker, HasDiscoveries, Model};
@@ -111,6 +111,12 @@ fn metadata_files_named_by_version_alone_get_overwritten() {
 fn pointers_cached_in_a_replica_serve_a_state_older_than_an_acknowledged_commit() {
     let model = FloeModel::new(Scenario::Commits).with_mutation(Mutation::StalePointerCache);
     assert!(finds(model, INV10));
+}
+
+#[test]
+fn a_lost_race_without_its_clean_up_leaves_a_refused_commits_file() {
+    let model = FloeModel::new(Scenario::Commits).with_mutation(Mutation::NoCleanupAfterLostRace);
+    assert!(finds(model, INV5));
 }
 
 #[test]
