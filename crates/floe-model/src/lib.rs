@@ -61,10 +61,9 @@
 //!
 //! [`Mutation`] switches one check off (swap without comparing, no commit turn, metadata files
 //! named by version and overwritten, pointers cached in a replica, step 6 without its clean-up,
-//! step 7's re-read skipped,
-//! one transaction per table, the idempotency key ignored, compaction without its requirement,
-//! expiry deleting live files, unreferenced-file removal without the age floor); the tests show
-//! that the checker then finds the counterexample.
+//! step 7's re-read skipped, one transaction per table, the idempotency key ignored, compaction
+//! without its requirement, expiry deleting live files, unreferenced-file removal without the
+//! age floor); the tests show that the checker then finds the counterexample.
 //!
 //! # Running it
 //!
