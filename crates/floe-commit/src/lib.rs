@@ -714,18 +714,24 @@ impl Catalog {
                 }
                 Ok(pointer) => {
                     // Applied and then superseded by a later commit (whose metadata log names
-                    // ours) is as much a success as applied; it must not lose its file either.
+                    // ours) is as much a success as applied; answering otherwise makes the
+                    // client retry a commit that landed (found by floe-model's checker).
                     match self.read_metadata(&pointer.metadata_location).await {
                         Ok(file)
-                            if !file
+                            if file
                                 .metadata()
                                 .metadata_log()
                                 .iter()
                                 .any(|log| log.metadata_file == swap.new_location) =>
                         {
-                            others += 1
+                            applied.push(TablePointer {
+                                metadata_location: swap.new_location.clone(),
+                                // Ours was some version before this one; nothing reads it back.
+                                version: pointer.version,
+                            })
                         }
-                        _ => return SwapOutcome::Unknown,
+                        Ok(_) => others += 1,
+                        Err(_) => return SwapOutcome::Unknown,
                     }
                 }
                 Err(floe_store::StoreError::TableNotFound(_)) if swap.expected.is_none() => {

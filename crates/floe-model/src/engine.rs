@@ -417,9 +417,10 @@ impl Engine {
             let (Some(now), Some(ours)) = (world.pointers[t], self.written[t]) else {
                 continue;
             };
-            if now == ours {
+            // Applied and then superseded (ours is in the current metadata's log) is applied.
+            if now == ours || world.lineage(now).contains(&ours) {
                 applied += 1;
-            } else if !world.lineage(now).contains(&ours) {
+            } else {
                 others += 1;
             }
         }

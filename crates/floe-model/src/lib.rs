@@ -74,8 +74,8 @@
 //! # Known limits it shows
 //!
 //! Two behaviours of Floe are not invariants, and tests show the checker reaching them: after an
-//! unknown outcome that step 7 cannot settle (the re-read fails, or a later commit already sits
-//! on top of ours), the answer is 503 and the idempotency key is released, so a retry runs again:
+//! unknown outcome that step 7 cannot settle (the re-read fails; a later commit already on top
+//! of ours, naming ours in its metadata log, settles as applied), the answer is 503 and the idempotency key is released, so a retry runs again:
 //! a pinned append then hears 409 although it is in the table
 //! ([`model::KNOWN_LIMIT_409`]), and a request with no requirement would be applied twice.
 

@@ -598,9 +598,9 @@ pub const READER_ALL_OR_ERROR: &str =
     "expiry: a reader gets all of its snapshot's rows or an error, never part of them";
 
 /// A known limit, not an invariant: a commit whose swap happened but was reported failed, and
-/// was then superseded before step 7 re-read the pointer, answers 503 (step 7 finds its file in
-/// the metadata log, not under the pointer, and cannot tell); a retry with the same key runs
-/// again and its requirement fails: the client hears 409 for a commit that is in the table.
+/// whose pointer step 7 then cannot read back, answers 503; a retry with the same key runs again
+/// and its requirement fails: the client hears 409 for a commit that is in the table. (A swap
+/// superseded before the re-read is settled as applied: its file is in the metadata log.)
 pub const KNOWN_LIMIT_409: &str =
     "known limit: a client answered 409 never has its append in the table";
 

@@ -160,8 +160,8 @@ fn unreferenced_file_removal_without_the_age_floor_deletes_an_uncommitted_writer
     assert!(finds(model, LIVE_FILES_EXIST));
 }
 
-/// Known limit: an unknown outcome (a swap that happened but was reported failed, then either
-/// superseded before the re-read or not re-readable) answers 503 and releases the key; the retry
+/// Known limit: an unknown outcome (a swap that happened but was reported failed, whose pointer
+/// cannot be read back) answers 503 and releases the key; the retry
 /// runs again and its `assert-ref-snapshot-id` fails, so the client hears 409 for an append that
 /// is in the table. (Without a requirement the retry would apply it a second time: next test.)
 #[test]

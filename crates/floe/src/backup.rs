@@ -67,6 +67,10 @@ pub struct RecoverArgs {
     /// Report what would be registered; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The default warehouse's URL, as given to `floe serve --warehouse-url`, when it is not
+    /// DIR/warehouse (credentials for s3:// and the like from the environment, as for the server).
+    #[arg(long, value_name = "URL")]
+    warehouse_url: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -491,7 +495,8 @@ fn backend_name(backend: Backend) -> &'static str {
 }
 
 async fn recover(args: RecoverArgs) -> Result<(), String> {
-    let options = args.store.options();
+    let mut options = args.store.options();
+    options.warehouse_url = args.warehouse_url.clone();
     let catalog: Arc<floe_commit::Catalog> =
         floe_commit::open::open_catalog(&options, Some(&args.from_storage)).await?;
     let report = recover_from_storage(
