@@ -446,9 +446,18 @@ impl Catalog {
 
     /// Drops a table; with `purge`, also deletes every file under its location. A purge of a table
     /// whose `gc.enabled` is false is refused before anything is dropped, as Iceberg Java does.
+    ///
+    /// A purge while a backup runs ([`Catalog::backup_in_progress`]) is refused as unavailable
+    /// before the drop; a backup that starts between that check and the drop keeps the files.
     pub async fn drop_table(&self, table: &TableName, purge: bool) -> Result<()> {
         if purge && !gc_enabled(self.load_table(table).await?.metadata()) {
             return Err(gc_disabled(table));
+        }
+        if purge && self.backup_in_progress().await? {
+            return Err(CommitError::Unavailable(format!(
+                "cannot purge table {table} now: a metadata-store backup is running, and its \
+                 copy may name the table's files; retry when it is done"
+            )));
         }
         let pointer = self.store.drop_table(table).await?;
         info!(%table, purge, "table dropped");
@@ -457,6 +466,11 @@ impl Catalog {
             // A commit between the check above and the drop may have turned GC off.
             if !gc_enabled(file.metadata()) {
                 warn!(%table, "gc.enabled turned false while the table was dropped; its files are kept");
+                return Ok(());
+            }
+            // Checked again after the drop: a backup that began before it may hold the table.
+            if self.backup_in_progress().await? {
+                warn!(%table, "a backup began while the table was dropped; its files are kept");
                 return Ok(());
             }
             let location = file.metadata().location();
@@ -521,6 +535,18 @@ impl Catalog {
             version: pointers[0].version,
             file,
         })
+    }
+
+    /// Whether a metadata-store backup is running (it holds [`floe_store::backup::BACKUP_LEASE`]).
+    /// Whatever deletes files that a committed state named — expiry, unreferenced-file removal,
+    /// purge — asks this *after* its commit and deletes nothing while it is true: a backup
+    /// that began before that commit may still name those files, and one that begins after the
+    /// question no longer does.
+    pub async fn backup_in_progress(&self) -> Result<bool> {
+        Ok(self
+            .store
+            .lease_is_held(floe_store::backup::BACKUP_LEASE)
+            .await?)
     }
 
     // ---- internals
@@ -688,18 +714,24 @@ impl Catalog {
                 }
                 Ok(pointer) => {
                     // Applied and then superseded by a later commit (whose metadata log names
-                    // ours) is as much a success as applied; it must not lose its file either.
+                    // ours) is as much a success as applied; answering otherwise makes the
+                    // client retry a commit that landed (found by floe-model's checker).
                     match self.read_metadata(&pointer.metadata_location).await {
                         Ok(file)
-                            if !file
+                            if file
                                 .metadata()
                                 .metadata_log()
                                 .iter()
                                 .any(|log| log.metadata_file == swap.new_location) =>
                         {
-                            others += 1
+                            applied.push(TablePointer {
+                                metadata_location: swap.new_location.clone(),
+                                // Ours was some version before this one; nothing reads it back.
+                                version: pointer.version,
+                            })
                         }
-                        _ => return SwapOutcome::Unknown,
+                        Ok(_) => others += 1,
+                        Err(_) => return SwapOutcome::Unknown,
                     }
                 }
                 Err(floe_store::StoreError::TableNotFound(_)) if swap.expected.is_none() => {

@@ -23,7 +23,7 @@ use iceberg::TableUpdate;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 
 /// What the next `swap_pointers` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Fault {
     /// Applies the swap, then reports an internal error (as a failed `COMMIT` acknowledgement).
     ApplyThenFail,
@@ -31,6 +31,9 @@ enum Fault {
     FailBeforeApplying,
     /// Applies the swap, reports the connection lost, and fails the next `load_table` too.
     ApplyThenGoDark,
+    /// Applies the swap; another writer commits on top of it (its metadata log naming ours)
+    /// before the error comes back.
+    ApplyThenFailThenSupersede(Warehouse),
 }
 
 /// A metadata store that injects one [`Fault`] into the next swap.
@@ -114,6 +117,31 @@ impl MetadataStore for FaultyMetadataStore {
             )),
             Some(Fault::ApplyThenFail) => {
                 self.inner.swap_pointers(swaps).await?;
+                Err(StoreError::Internal("error returned from COMMIT".into()))
+            }
+            Some(Fault::ApplyThenFailThenSupersede(warehouse)) => {
+                let ours = self.inner.swap_pointers(swaps).await?;
+                let ours = &ours[0].metadata_location;
+                let mut later: serde_json::Value =
+                    serde_json::from_slice(&warehouse.get(ours).await.unwrap()).unwrap();
+                let updated = later["last-updated-ms"].clone();
+                later["metadata-log"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"timestamp-ms": updated, "metadata-file": ours}));
+                let next = ours.replace(".metadata.json", "-later.metadata.json");
+                warehouse
+                    .put_new(&next, serde_json::to_vec(&later).unwrap().into())
+                    .await
+                    .unwrap();
+                self.inner
+                    .swap_pointers(&[PointerSwap {
+                        table: swaps[0].table.clone(),
+                        expected: Some(ours.clone()),
+                        new_location: next,
+                        location: None,
+                    }])
+                    .await?;
                 Err(StoreError::Internal("error returned from COMMIT".into()))
             }
             Some(Fault::ApplyThenGoDark) => {
@@ -209,6 +237,10 @@ impl MetadataStore for FaultyMetadataStore {
     }
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
         self.inner.release_lease(name, holder).await
+    }
+
+    async fn lease_is_held(&self, name: &str) -> Result<bool> {
+        self.inner.lease_is_held(name).await
     }
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
@@ -336,6 +368,35 @@ async fn a_swap_that_happened_but_reported_an_error_is_a_success_and_keeps_its_f
     assert!(after.contains(&location), "{location} was deleted");
     assert!(before.is_subset(&after));
     assert_eq!(after.len(), before.len() + 1);
+}
+
+#[tokio::test]
+async fn a_swap_that_happened_and_was_superseded_before_the_error_is_a_success() {
+    let setup = Setup::new().await;
+    setup
+        .store
+        .inject(Fault::ApplyThenFailThenSupersede(setup.warehouse.clone()));
+    let committed = setup
+        .catalog()
+        .commit_table(setup.set_property("applied"))
+        .await
+        .expect("the swap happened (a later commit names it), so the commit succeeded");
+    let location = committed.metadata_location.unwrap();
+
+    let loaded = setup.catalog().load_table(&setup.table).await.unwrap();
+    assert_ne!(loaded.metadata_location.as_deref(), Some(location.as_str()));
+    assert!(
+        loaded
+            .metadata()
+            .metadata_log()
+            .iter()
+            .any(|entry| entry.metadata_file == location)
+    );
+    assert_eq!(loaded.metadata().properties()["applied"], "v");
+    assert!(
+        setup.metadata_files().await.contains(&location),
+        "{location} was deleted"
+    );
 }
 
 #[tokio::test]

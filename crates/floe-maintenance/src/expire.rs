@@ -81,6 +81,8 @@ pub struct ExpireReport {
     pub failed_deletes: Vec<String>,
     /// The table's `gc.enabled` is false: snapshots were expired, no file was deleted.
     pub gc_disabled: bool,
+    /// A metadata-store backup was running: snapshots were expired, no file was deleted.
+    pub held_for_backup: bool,
 }
 
 /// Expires `table`'s snapshots by its retention settings and `options`, then deletes the files
@@ -148,6 +150,18 @@ async fn run(
             expired_snapshots: plan.expire.iter().copied().collect(),
             removed_refs: plan.expired_refs.clone(),
             gc_disabled: true,
+            ..ExpireReport::default()
+        });
+    }
+    if !options.dry_run && catalog.backup_in_progress().await? {
+        // Asked after the commit: see `Catalog::backup_in_progress`. The files stay behind as
+        // unreferenced files, for unreferenced-file removal once the backup is done.
+        info!(%table, "a metadata-store backup is running: expired snapshots' files are kept");
+        return Ok(ExpireReport {
+            dry_run: options.dry_run,
+            expired_snapshots: plan.expire.iter().copied().collect(),
+            removed_refs: plan.expired_refs.clone(),
+            held_for_backup: true,
             ..ExpireReport::default()
         });
     }

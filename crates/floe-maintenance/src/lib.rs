@@ -48,6 +48,7 @@ pub mod lease;
 mod orphans;
 pub mod policy;
 mod reachable;
+pub mod recover;
 pub mod repair;
 mod rewrite_manifests;
 pub mod scheduler;

@@ -81,6 +81,8 @@ pub struct OrphanReport {
     pub marked_pending: usize,
     /// Files that could not be deleted (logged).
     pub failed_deletes: Vec<String>,
+    /// A metadata-store backup was running: nothing was deleted.
+    pub held_for_backup: bool,
 }
 
 /// Deletes the files under `table`'s location that its live metadata does not reach and that are
@@ -163,6 +165,12 @@ async fn run(
             due
         }
     };
+    if !options.dry_run && catalog.backup_in_progress().await? {
+        // A backup that began before the commits which unreferenced these files may name them.
+        info!(%table, "a metadata-store backup is running: no unreferenced file is deleted");
+        report.held_for_backup = true;
+        return Ok(report);
+    }
     if !options.dry_run {
         options.progress.start(
             "deleting unreferenced files",

@@ -357,6 +357,39 @@ impl Warehouse {
             .collect())
     }
 
+    /// One level of the directory `location` (the warehouse root when `None`): the locations of
+    /// the directories in it and the files directly in it. For walks that must not list what
+    /// lies deeper (`floe recover` looks for tables' `metadata/` folders, never at their data).
+    pub async fn list_children(
+        &self,
+        location: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<ListedObject>)> {
+        let prefix = location
+            .map(|location| self.object_path(location))
+            .transpose()?;
+        let at = location.unwrap_or(self.root());
+        let listed = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|source| self.error("list", at, source))?;
+        let directories = listed
+            .common_prefixes
+            .into_iter()
+            .map(|path| format!("{}/{}", self.root(), path))
+            .collect();
+        let files = listed
+            .objects
+            .into_iter()
+            .map(|meta| ListedObject {
+                location: format!("{}/{}", self.root(), meta.location),
+                last_modified: meta.last_modified.into(),
+                size: meta.size,
+            })
+            .collect();
+        Ok((directories, files))
+    }
+
     /// The underlying store, for readers (e.g. Iceberg's FileIO) that need it.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

@@ -126,6 +126,7 @@ pub use access::{
 
 pub mod access;
 mod access_sql;
+pub mod backup;
 mod input;
 mod kind;
 mod location;
@@ -520,6 +521,11 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Gives the lease up if `holder` holds it (expired or not); does nothing otherwise.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Whether someone holds the lease `name` now (it exists and has not expired, by the store's
+    /// clock). For work that must pause while another holds a lease without taking it itself:
+    /// maintenance deletes no file while a backup holds [`backup::BACKUP_LEASE`].
+    async fn lease_is_held(&self, name: &str) -> Result<bool>;
 
     /// Runs a trivial query (`SELECT 1`) on a pooled connection: `Ok` if the store answers,
     /// [`StoreError::Unavailable`] if it cannot be reached within the pool's acquire timeout. For

@@ -82,6 +82,9 @@ use crate::{
 };
 
 mod access;
+mod backup;
+
+pub use backup::{Export, ExportedRow, latest_schema_version};
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
 const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)";
@@ -1018,6 +1021,19 @@ impl MetadataStore for PostgresStore {
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lease_is_held(&self, name: &str) -> Result<bool> {
+        self.run(Mode::Autocommit, async |conn| {
+            let held: Option<i32> = sqlx::query_scalar(&format!(
+                "SELECT 1 FROM leases WHERE name = $1 AND expires_at_ms > {NOW_MS}"
+            ))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(held.is_some())
         })
         .await
     }

@@ -56,8 +56,20 @@ use crate::{
 };
 
 mod access;
+mod backup;
+
+pub use backup::check_backup_file;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The newest schema version (migration) this release brings a store to.
+pub fn latest_schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
+}
 
 /// Tuning of a [`SqliteStore`]. Durability settings are not here on purpose: they are not optional.
 #[derive(Debug, Clone)]
@@ -941,6 +953,18 @@ impl MetadataStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn lease_is_held(&self, name: &str) -> Result<bool> {
+        let now = unix_millis(SystemTime::now());
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM leases WHERE name = ? AND expires_at_ms > ?")
+                .bind(name)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(held.is_some())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,6 +15,7 @@ use floe_catalog::ServerConfig;
 
 mod access;
 mod auth_args;
+mod backup;
 mod maintain;
 mod maintenance;
 mod repair;
@@ -60,6 +61,12 @@ enum Command {
     Revoke(access::GrantArgs),
     /// The audit log: every mutation and every denied request.
     Audit(access::AuditArgs),
+    /// Write a consistent copy of the metadata store to a directory or an s3:// prefix.
+    Backup(backup::BackupArgs),
+    /// Restore the metadata store from a `floe backup` folder (stop every server first).
+    Restore(backup::RestoreArgs),
+    /// Rebuild a lost catalog's tables and views from a warehouse's folders alone.
+    Recover(backup::RecoverArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -458,6 +465,18 @@ fn main() -> ExitCode {
         Command::Grant(args) => access::run_grant(args, false),
         Command::Revoke(args) => access::run_grant(args, true),
         Command::Audit(args) => access::run_audit(args),
+        Command::Backup(args) => {
+            init_logging();
+            backup::run_backup(args)
+        }
+        Command::Restore(args) => {
+            init_logging();
+            backup::run_restore(args)
+        }
+        Command::Recover(args) => {
+            init_logging();
+            backup::run_recover(args)
+        }
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
