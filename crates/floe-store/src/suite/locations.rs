@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{ns, warehouse};
 use crate::{
-    LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError, TableName,
+    FileChecksum, LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError, TableName,
     TablePointer,
 };
 
@@ -19,6 +19,7 @@ async fn create_at(
             table: name.clone(),
             expected: None,
             new_location: format!("{location}/metadata/0.json"),
+            new_checksum: FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
             location: Some(location.to_string()),
         }])
         .await?;
@@ -31,7 +32,7 @@ async fn create_view_at(
     location: &str,
 ) -> Result<TablePointer, StoreError> {
     store
-        .create_view(name, &format!("{location}/metadata/0.json"), location)
+        .create_view(name, &format!("{location}/metadata/0.json"), &FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()), location)
         .await
 }
 
@@ -119,6 +120,7 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             table: b.clone(),
             expected: None,
             new_location: "s3://lake/wh/b/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/wh/b/metadata/0.json".as_bytes()),
             location: None,
         }])
         .await
@@ -132,12 +134,14 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             table: c.clone(),
             expected: None,
             new_location: "s3://lake/c/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/c/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c".into()),
         },
         PointerSwap {
             table: d.clone(),
             expected: None,
             new_location: "s3://lake/c/d/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/c/d/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c/d".into()),
         },
     ];
@@ -247,6 +251,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
         table: b.clone(),
         expected: Some(before.metadata_location.clone()),
         new_location: new_location.into(),
+        new_checksum: FileChecksum::of(new_location.as_bytes()),
         location: location.map(str::to_string),
     };
 
@@ -272,6 +277,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             table: b.clone(),
             expected: Some("s3://lake/b/metadata/1.json".into()),
             new_location: "s3://lake/b2/metadata/2.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/b2/metadata/2.json".as_bytes()),
             location: Some("s3://lake/b2".into()),
         }])
         .await
@@ -288,6 +294,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             table: a.clone(),
             expected: Some("s3://lake/a/metadata/0.json".into()),
             new_location: "s3://lake/a/inner/metadata/1.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/a/inner/metadata/1.json".as_bytes()),
             location: Some("s3://lake/a/inner".into()),
         }])
         .await
@@ -302,8 +309,8 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
                 &v,
                 "s3://lake/v/metadata/0.json",
                 "s3://lake/a/inner/v/metadata/1.json",
-                Some("s3://lake/a/inner/v"),
-            )
+                &FileChecksum::of("s3://lake/a/inner/v/metadata/1.json".as_bytes()),
+                Some("s3://lake/a/inner/v"))
             .await,
     );
     assert_eq!(holder.name, a);
@@ -313,8 +320,8 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             &v,
             "s3://lake/v/metadata/0.json",
             "s3://lake/v2/metadata/1.json",
-            Some("s3://lake/v2"),
-        )
+            &FileChecksum::of("s3://lake/v2/metadata/1.json".as_bytes()),
+            Some("s3://lake/v2"))
         .await
         .unwrap();
     create_at(&*store, &table("e"), "s3://lake/v")
