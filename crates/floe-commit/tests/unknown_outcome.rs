@@ -135,10 +135,11 @@ impl MetadataStore for FaultyMetadataStore {
         &self,
         view: &ViewName,
         metadata_location: &str,
+        checksum: &floe_store::FileChecksum,
         location: &str,
     ) -> Result<TablePointer> {
         self.inner
-            .create_view(view, metadata_location, location)
+            .create_view(view, metadata_location, checksum, location)
             .await
     }
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
@@ -152,10 +153,22 @@ impl MetadataStore for FaultyMetadataStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        new_checksum: &floe_store::FileChecksum,
         location: Option<&str>,
     ) -> Result<TablePointer> {
         self.inner
-            .swap_view_pointer(view, expected, new_location, location)
+            .swap_view_pointer(view, expected, new_location, new_checksum, location)
+            .await
+    }
+    async fn record_checksum(
+        &self,
+        kind: floe_store::PointerKind,
+        name: &TableName,
+        metadata_location: &str,
+        checksum: &floe_store::FileChecksum,
+    ) -> Result<bool> {
+        self.inner
+            .record_checksum(kind, name, metadata_location, checksum)
             .await
     }
     async fn unlocated_pointers(&self) -> Result<Vec<floe_store::UnlocatedPointer>> {
