@@ -36,7 +36,12 @@ async fn a_corrupt_metadata_file_is_a_503_until_restored() {
         let (kind, status, message) = error_model(response).await;
         assert_eq!(status, 503, "{message}");
         assert_eq!(kind, "ServiceUnavailableException");
-        for expected in ["ns.t", file.as_str(), "does not match its checksum", "floe repair"] {
+        for expected in [
+            "ns.t",
+            file.as_str(),
+            "does not match its checksum",
+            "floe repair",
+        ] {
             assert!(message.contains(expected), "{expected:?} in {message}");
         }
     }
@@ -46,7 +51,9 @@ async fn a_corrupt_metadata_file_is_a_503_until_restored() {
         .await;
     assert_eq!(response.status(), 503);
     assert!(
-        server.log().contains("does not match the checksum its pointer records"),
+        server
+            .log()
+            .contains("does not match the checksum its pointer records"),
         "{}",
         server.log()
     );

@@ -141,7 +141,9 @@ impl Catalog {
             .record_checksum(kind, name, location, checksum)
             .await
         {
-            Ok(true) => debug!(%kind, %name, file = location, "recorded the checksum of a metadata file committed before checksums were"),
+            Ok(true) => {
+                debug!(%kind, %name, file = location, "recorded the checksum of a metadata file committed before checksums were")
+            }
             Ok(false) => {}
             Err(err) => {
                 warn!(%kind, %name, file = location, error = %err, "cannot record a metadata file's checksum; the next read tries again")

@@ -1,5 +1,6 @@
 //! Floe's metadata store: the strongly consistent record of which namespaces exist, which tables
-//! exist, and where each table's *current* metadata file is; beside them, the service's own
+//! exist, and where each table's *current* metadata file is (with the file's size and SHA-256, to
+//! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
 //! access-control records: principals, roles, grants, signing keys, the audit log).
 //!

@@ -50,9 +50,10 @@ use crate::integrity;
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
 use crate::{
-    FileChecksum, IdempotencyClaim, PointerKind, JobFilter, JobRecord, LocationHolder, MetadataStore, NamespacePath, Page,
-    PageRequest, PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse,
-    TableName, TablePointer, UnlocatedPointer, ViewName, WarehouseRecord,
+    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore,
+    NamespacePath, Page, PageRequest, PointerKind, PointerSwap, Properties, PropertiesChange,
+    Result, StoreError, StoredResponse, TableName, TablePointer, UnlocatedPointer, ViewName,
+    WarehouseRecord,
 };
 
 mod access;

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, PageRequest, PointerSwap,
-    Properties, PropertiesChange, StoreError, StoredResponse, TableName, TablePointer,
-    WarehouseRecord,
+    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath,
+    PageRequest, PointerSwap, Properties, PropertiesChange, StoreError, StoredResponse, TableName,
+    TablePointer, WarehouseRecord,
 };
 
 mod access;
@@ -1397,7 +1397,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     let monthly = view(&["sales"], "monthly");
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v/1.json", &FileChecksum::of("s3://b/v/1.json".as_bytes()), &fresh_location())
+            .create_view(
+                &monthly,
+                "s3://b/v/1.json",
+                &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                &fresh_location()
+            )
             .await
             .unwrap(),
         pointer("s3://b/v/1.json", 1)
@@ -1412,7 +1417,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     );
 
     let err = store
-        .create_view(&monthly, "s3://b/v/other.json", &FileChecksum::of("s3://b/v/other.json".as_bytes()), &fresh_location())
+        .create_view(
+            &monthly,
+            "s3://b/v/other.json",
+            &FileChecksum::of("s3://b/v/other.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1424,7 +1434,8 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
             &view(&["nowhere"], "v"),
             "s3://b/v/1.json",
             &FileChecksum::of("s3://b/v/1.json".as_bytes()),
-            &fresh_location())
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NamespaceNotFound(_)), "{err:?}");
@@ -1437,13 +1448,25 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // The compare-and-swap: from the pointer read, once.
     assert_eq!(
         store
-            .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/2.json", &FileChecksum::of("s3://b/v/2.json".as_bytes()), None)
+            .swap_view_pointer(
+                &monthly,
+                "s3://b/v/1.json",
+                "s3://b/v/2.json",
+                &FileChecksum::of("s3://b/v/2.json".as_bytes()),
+                None
+            )
             .await
             .unwrap(),
         pointer("s3://b/v/2.json", 2)
     );
     let err = store
-        .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/3.json", &FileChecksum::of("s3://b/v/3.json".as_bytes()), None)
+        .swap_view_pointer(
+            &monthly,
+            "s3://b/v/1.json",
+            "s3://b/v/3.json",
+            &FileChecksum::of("s3://b/v/3.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1461,7 +1484,8 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
             "s3://b/v/1.json",
             "s3://b/v/3.json",
             &FileChecksum::of("s3://b/v/3.json".as_bytes()),
-            None)
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
@@ -1497,7 +1521,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // A dropped name can be used again, from version 1.
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v2/1.json", &FileChecksum::of("s3://b/v2/1.json".as_bytes()), &fresh_location())
+            .create_view(
+                &monthly,
+                "s3://b/v2/1.json",
+                &FileChecksum::of("s3://b/v2/1.json".as_bytes()),
+                &fresh_location()
+            )
             .await
             .unwrap(),
         pointer("s3://b/v2/1.json", 1)
@@ -1511,7 +1540,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
         view(&[], "v"),
     ] {
         let err = store
-            .create_view(&bad, "s3://b/v/1.json", &FileChecksum::of("s3://b/v/1.json".as_bytes()), &fresh_location())
+            .create_view(
+                &bad,
+                "s3://b/v/1.json",
+                &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                &fresh_location(),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -1538,12 +1572,22 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
     let view = TableName::new(sales.clone(), "monthly");
     create_table(&*store, &table, "s3://b/t/1.json").await;
     store
-        .create_view(&view, "s3://b/v/1.json", &FileChecksum::of("s3://b/v/1.json".as_bytes()), &fresh_location())
+        .create_view(
+            &view,
+            "s3://b/v/1.json",
+            &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap();
 
     let err = store
-        .create_view(&table, "s3://b/v/x.json", &FileChecksum::of("s3://b/v/x.json".as_bytes()), &fresh_location())
+        .create_view(
+            &table,
+            "s3://b/v/x.json",
+            &FileChecksum::of("s3://b/v/x.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1587,7 +1631,13 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
     let err = store
-        .swap_view_pointer(&table, "s3://b/t/1.json", "s3://b/v/x.json", &FileChecksum::of("s3://b/v/x.json".as_bytes()), None)
+        .swap_view_pointer(
+            &table,
+            "s3://b/t/1.json",
+            "s3://b/v/x.json",
+            &FileChecksum::of("s3://b/v/x.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
@@ -1634,7 +1684,12 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
             let (store, name) = (store.clone(), name.clone());
             async move {
                 store
-                    .create_view(&name, "s3://b/v/1.json", &FileChecksum::of("s3://b/v/1.json".as_bytes()), &fresh_location())
+                    .create_view(
+                        &name,
+                        "s3://b/v/1.json",
+                        &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                        &fresh_location(),
+                    )
                     .await
             }
         });
@@ -1684,7 +1739,12 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
         .unwrap();
     let monthly = TableName::new(sales, "monthly");
     store
-        .create_view(&monthly, "s3://b/v/0.json", &FileChecksum::of("s3://b/v/0.json".as_bytes()), &fresh_location())
+        .create_view(
+            &monthly,
+            "s3://b/v/0.json",
+            &FileChecksum::of("s3://b/v/0.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -1697,7 +1757,8 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
                     "s3://b/v/0.json",
                     &format!("s3://b/v/new-{task}.json"),
                     &FileChecksum::of(format!("s3://b/v/new-{task}.json").as_bytes()),
-                    None)
+                    None,
+                )
                 .await
         });
     }
@@ -1732,7 +1793,8 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
                 &TableName::new(sales.clone(), name),
                 &format!("s3://b/{name}.json"),
                 &FileChecksum::of(format!("s3://b/{name}.json").as_bytes()),
-                &fresh_location())
+                &fresh_location(),
+            )
             .await
             .unwrap();
     }
@@ -1758,7 +1820,13 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
     let from = TableName::new(sales.clone(), "a");
     let to = TableName::new(archive.clone(), "a_2025");
     store
-        .swap_view_pointer(&from, "s3://b/a.json", "s3://b/a2.json", &FileChecksum::of("s3://b/a2.json".as_bytes()), None)
+        .swap_view_pointer(
+            &from,
+            "s3://b/a.json",
+            "s3://b/a2.json",
+            &FileChecksum::of("s3://b/a2.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap();
     store.rename_view(&from, &to).await.unwrap();
@@ -1810,7 +1878,8 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
         &TableName::new(sales.clone(), "b"),
         "s3://lake/b.json",
         &FileChecksum::of("s3://lake/b.json".as_bytes()),
-        &fresh_location())
+        &fresh_location(),
+    )
     .await
     .unwrap();
     assert_eq!(

@@ -219,11 +219,7 @@ async fn a_table_committed_before_checksums_gets_one_on_first_read() {
 
     setup.catalog().load_table(&setup.table).await.unwrap();
     let after = setup.store.load_table(&setup.table).await.unwrap();
-    let bytes = setup
-        .warehouse
-        .get(&after.metadata_location)
-        .await
-        .unwrap();
+    let bytes = setup.warehouse.get(&after.metadata_location).await.unwrap();
     assert_eq!(after.checksum, Some(FileChecksum::of(&bytes)));
     assert_eq!(after.version, before.version, "a backfill is not a commit");
 
@@ -239,7 +235,11 @@ async fn a_registered_file_is_recorded_as_read() {
     let setup = Setup::new().await;
     let file = setup.current_file().await;
     let copy = TableName::new(vec!["ns".to_string()], "copy");
-    setup.catalog().drop_table(&setup.table, false).await.unwrap();
+    setup
+        .catalog()
+        .drop_table(&setup.table, false)
+        .await
+        .unwrap();
     setup
         .catalog()
         .register_table(&copy, &file, false)

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::{ns, warehouse};
 use crate::{
-    FileChecksum, LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError, TableName,
-    TablePointer,
+    FileChecksum, LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError,
+    TableName, TablePointer,
 };
 
 /// Creates `name` at `location` (a table location; its metadata file somewhere inside).
@@ -32,7 +32,12 @@ async fn create_view_at(
     location: &str,
 ) -> Result<TablePointer, StoreError> {
     store
-        .create_view(name, &format!("{location}/metadata/0.json"), &FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()), location)
+        .create_view(
+            name,
+            &format!("{location}/metadata/0.json"),
+            &FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
+            location,
+        )
         .await
 }
 
@@ -310,7 +315,8 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
                 "s3://lake/v/metadata/0.json",
                 "s3://lake/a/inner/v/metadata/1.json",
                 &FileChecksum::of("s3://lake/a/inner/v/metadata/1.json".as_bytes()),
-                Some("s3://lake/a/inner/v"))
+                Some("s3://lake/a/inner/v"),
+            )
             .await,
     );
     assert_eq!(holder.name, a);
@@ -321,7 +327,8 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             "s3://lake/v/metadata/0.json",
             "s3://lake/v2/metadata/1.json",
             &FileChecksum::of("s3://lake/v2/metadata/1.json".as_bytes()),
-            Some("s3://lake/v2"))
+            Some("s3://lake/v2"),
+        )
         .await
         .unwrap();
     create_at(&*store, &table("e"), "s3://lake/v")
