@@ -50,12 +50,15 @@ async fn a_corrupt_metadata_file_is_a_503_until_restored() {
         .commit(&["ns"], "t", &set_properties_body(json!({"k": "2"})))
         .await;
     assert_eq!(response.status(), 503);
+    let log = server.log();
     assert!(
-        server
-            .log()
-            .contains("does not match the checksum its pointer records"),
-        "{}",
-        server.log()
+        log.contains("does not match the checksum its pointer records"),
+        "{log}"
+    );
+    // The hook the scrub findings will be recorded from: table, file and kind.
+    assert!(
+        log.contains("scrub finding") && log.contains("metadata-checksum-mismatch"),
+        "{log}"
     );
 
     std::fs::write(&path, &original).unwrap();
