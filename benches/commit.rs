@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use floe_store::sqlite::SqliteStore;
-use floe_store::{MetadataStore, PointerSwap, StoreError, TableName};
+use floe_store::{FileChecksum, MetadataStore, PointerSwap, StoreError, TableName};
 use floe_testkit::FloeServer;
 
 mod common;
@@ -41,6 +41,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
             table: TableName::new(namespace.clone(), format!("t{t}")),
             expected: None,
             new_location: format!("file:///bench/t{t}/0"),
+            new_checksum: FileChecksum::of(b"bench"),
             location: Some(format!("file:///bench/t{t}")),
         };
         store.swap_pointers(&[swap]).await.expect("create");
@@ -64,6 +65,8 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
                         table: table.clone(),
                         expected: Some(pointer.metadata_location),
                         new_location: format!("file:///bench/{c}/{i}"),
+                        // The store's swap alone is measured: what the checksum is of does not matter.
+                        new_checksum: FileChecksum::of(b"bench"),
                         location: None,
                     };
                     match store.swap_pointers(&[swap]).await {

@@ -59,7 +59,9 @@ impl From<CommitError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "CommitFailedException", message)
             }
             CommitError::InvalidRequest(_) => Self::bad_request(message),
-            CommitError::Unavailable(_) => Self::new(
+            // A corrupt metadata file: the table is unavailable until an operator restores the
+            // file or repairs the table, not a fault of the request.
+            CommitError::Unavailable(_) | CommitError::Corrupt(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
                 message,

@@ -13,6 +13,7 @@ mod crash;
 mod etag;
 mod hardening;
 mod idempotency;
+mod integrity;
 mod lifecycle;
 mod locations;
 mod maintenance;

@@ -4,11 +4,16 @@
 //! invalidation; freshness comes from reading the table's pointer from the store on every load and
 //! only then looking its location up here. The cache is bounded by the size of the JSON it holds,
 //! since one table with a long history can outweigh thousands of small ones.
+//!
+//! Each file carries the checksum of its bytes (see `integrity`): taken when the engine
+//! serialized it, or when it was read and verified against its pointer. A hit is served only if
+//! that checksum is the one the pointer records, a comparison that needs no hashing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
+use floe_store::FileChecksum;
 use iceberg::spec::TableMetadata;
 use serde_json::Value;
 
@@ -19,22 +24,35 @@ use crate::{CommitError, Result};
 pub struct MetadataFile {
     metadata: TableMetadata,
     json: Bytes,
+    /// Of `json`: what a pointer to this file records.
+    checksum: FileChecksum,
     /// The same document with only the snapshots that branches and tags point at; built on first
     /// use, since most tables are never loaded that way.
     refs_only_json: OnceLock<Bytes>,
 }
 
 impl MetadataFile {
-    /// Parses a metadata file's bytes.
-    pub fn parse(location: &str, json: Bytes) -> Result<Self> {
+    /// Parses a metadata file's bytes, whose checksum the caller took (or verified) already.
+    pub(crate) fn parse_checked(
+        location: &str,
+        json: Bytes,
+        checksum: FileChecksum,
+    ) -> Result<Self> {
         let metadata = serde_json::from_slice(&json).map_err(|err| {
             CommitError::Internal(format!("metadata file {location} is not valid: {err}"))
         })?;
         Ok(Self {
             metadata,
             json,
+            checksum,
             refs_only_json: OnceLock::new(),
         })
+    }
+
+    /// Parses a metadata file's bytes.
+    pub fn parse(location: &str, json: Bytes) -> Result<Self> {
+        let checksum = FileChecksum::of(&json);
+        Self::parse_checked(location, json, checksum)
     }
 
     /// Serializes metadata the commit engine built.
@@ -47,9 +65,12 @@ impl MetadataFile {
         let json = serde_json::to_vec(&document)
             .map(Bytes::from)
             .map_err(serialize_error)?;
+        // Hashed here, in memory, once: the pointer swap records it, and no commit reads back.
+        let checksum = FileChecksum::of(&json);
         Ok(Self {
             metadata,
             json,
+            checksum,
             refs_only_json: OnceLock::new(),
         })
     }
@@ -61,6 +82,11 @@ impl MetadataFile {
     /// The full document, byte for byte as stored.
     pub fn json(&self) -> &Bytes {
         &self.json
+    }
+
+    /// The size and SHA-256 of [`MetadataFile::json`].
+    pub fn checksum(&self) -> &FileChecksum {
+        &self.checksum
     }
 
     /// The document without snapshots that no branch or tag references (the REST API's

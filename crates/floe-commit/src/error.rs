@@ -33,6 +33,12 @@ pub enum CommitError {
     /// A dependency (metadata store, object store) is down or overloaded; retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// A current metadata file does not match the size and checksum its pointer records: it was
+    /// changed or damaged after it was committed. The table is not served until an operator
+    /// restores the file or repairs the table (503: nothing the client does will fix it, but
+    /// the table may come back).
+    #[error("{0}")]
+    Corrupt(String),
     #[error("{0}")]
     Internal(String),
 }

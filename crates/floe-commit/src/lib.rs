@@ -9,13 +9,15 @@
 //!
 //! 1. reads each table's current pointer from the [`MetadataStore`] and its metadata file (cached
 //!    by location: metadata files are immutable, so a cache hit is never stale once the pointer
-//!    was read fresh);
+//!    was read fresh; a file read from storage is verified against the size and SHA-256 the
+//!    pointer records first, see `integrity`);
 //! 2. checks every requirement against that state; a failed requirement is a real conflict (409);
 //! 3. applies every update with Iceberg's `TableMetadataBuilder` (partition specs that it binds
 //!    more strictly than Iceberg's Java reference implementation: see `partition_specs`);
 //! 4. writes each new metadata file under its table's location with put-if-absent;
 //! 5. moves all pointers from the values read in step 1 to the new files in one
-//!    [`MetadataStore::swap_pointers`] call: all tables or none.
+//!    [`MetadataStore::swap_pointers`] call: all tables or none. Each new pointer records its
+//!    file's size and SHA-256, taken of the bytes serialized in step 4 (no read back).
 //!
 //! If step 5 loses a race, the files written in step 4 are deleted and the attempt starts over from
 //! step 1, so that commits which do not really conflict (their requirements still hold on the new
@@ -39,6 +41,7 @@ mod cache;
 mod create;
 mod error;
 pub mod file_io;
+mod integrity;
 pub mod locations;
 mod locks;
 pub mod open;
@@ -63,6 +66,7 @@ use tracing::{debug, info, warn};
 
 pub use cache::{MetadataCache, MetadataFile};
 pub use error::{CommitError, Result};
+pub use integrity::integrity_failures_total;
 pub use producer::{ProducedSnapshot, SnapshotChange, produce};
 pub use views::{CreateView, LoadedView, ViewChange, ViewRequirement};
 pub use warehouses::{NewWarehouse, WarehouseInfo, Warehouses};
@@ -246,7 +250,7 @@ impl Catalog {
     /// it can.
     pub async fn load_table(&self, table: &TableName) -> Result<LoadedTable> {
         let pointer = self.store.load_table(table).await?;
-        let file = self.read_metadata(&pointer.metadata_location).await?;
+        let file = self.read_current(table, &pointer).await?;
         Ok(LoadedTable {
             name: table.clone(),
             metadata_location: Some(pointer.metadata_location),
@@ -323,6 +327,7 @@ impl Catalog {
             table: request.name.clone(),
             expected: None,
             new_location: new_location.clone(),
+            new_checksum: file.checksum().clone(),
             location: Some(file.metadata().location().to_string()),
         };
         match self.store.swap_pointers(&[swap]).await {
@@ -388,6 +393,7 @@ impl Catalog {
                     table: p.table.clone(),
                     expected: p.expected.clone(),
                     new_location: p.new_location.clone(),
+                    new_checksum: p.file.checksum().clone(),
                     location: p.location.clone(),
                 })
                 .collect::<Vec<_>>();
@@ -462,7 +468,7 @@ impl Catalog {
         let pointer = self.store.drop_table(table).await?;
         info!(%table, purge, "table dropped");
         if purge {
-            let file = self.read_metadata(&pointer.metadata_location).await?;
+            let file = self.read_current(table, &pointer).await?;
             // A commit between the check above and the drop may have turned GC off.
             if !gc_enabled(file.metadata()) {
                 warn!(%table, "gc.enabled turned false while the table was dropped; its files are kept");
@@ -502,7 +508,7 @@ impl Catalog {
     ) -> Result<LoadedTable> {
         validate_name(&table.name, "table")?;
         self.store.load_namespace(&table.namespace).await?;
-        let file = match self.read_metadata(metadata_location).await {
+        let file = match self.read_to_register(metadata_location).await {
             Err(CommitError::NotFound(message)) => {
                 return Err(CommitError::InvalidRequest(format!(
                     "cannot register {table}: {message}"
@@ -525,6 +531,8 @@ impl Catalog {
             table: table.clone(),
             expected,
             new_location: metadata_location.to_string(),
+            // Of the bytes just read: from now on, reads verify against what was registered.
+            new_checksum: file.checksum().clone(),
             // Also when it replaces a table's state: the new file may name another location.
             location: Some(location),
         };
@@ -563,7 +571,7 @@ impl Catalog {
     async fn prepare_one(&self, change: &TableChange) -> Result<PreparedCommit> {
         let current = match self.store.load_table(&change.table).await {
             Ok(pointer) => {
-                let file = self.read_metadata(&pointer.metadata_location).await?;
+                let file = self.read_current(&change.table, &pointer).await?;
                 Some((pointer, file))
             }
             Err(floe_store::StoreError::TableNotFound(_)) => None,
@@ -665,7 +673,9 @@ impl Catalog {
         }
     }
 
-    async fn read_metadata(&self, location: &str) -> Result<Arc<MetadataFile>> {
+    /// A metadata file that no pointer names yet, to register: nothing to verify it against,
+    /// so its checksum is taken of what is read here (or was read, if cached).
+    async fn read_to_register(&self, location: &str) -> Result<Arc<MetadataFile>> {
         if let Some(metadata) = self.cache.get(location) {
             return Ok(metadata);
         }
@@ -716,7 +726,7 @@ impl Catalog {
                     // Applied and then superseded by a later commit (whose metadata log names
                     // ours) is as much a success as applied; answering otherwise makes the
                     // client retry a commit that landed (found by floe-model's checker).
-                    match self.read_metadata(&pointer.metadata_location).await {
+                    match self.read_current(&swap.table, &pointer).await {
                         Ok(file)
                             if file
                                 .metadata()
@@ -728,6 +738,7 @@ impl Catalog {
                                 metadata_location: swap.new_location.clone(),
                                 // Ours was some version before this one; nothing reads it back.
                                 version: pointer.version,
+                                checksum: Some(swap.new_checksum.clone()),
                             })
                         }
                         Ok(_) => others += 1,

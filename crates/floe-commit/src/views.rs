@@ -17,14 +17,15 @@
 //! A lost race deletes the file of step 4 and starts again from step 1, up to the catalog's
 //! attempt limit; a failed commit never leaves a file any pointer names. View metadata files are
 //! small and read rarely (when a query plans), so they are not cached: every load reads the
-//! pointer and the file afresh. Dropping a view removes its pointer and leaves its files, as
+//! pointer and the file afresh, and verifies the file against the size and SHA-256 the pointer
+//! records (see `integrity`). Dropping a view removes its pointer and leaves its files, as
 //! dropping a table without `purgeRequested` does.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use floe_storage::StorageError;
-use floe_store::{Page, PageRequest, TablePointer, ViewName};
+use floe_store::{FileChecksum, Page, PageRequest, TablePointer, ViewName};
 use iceberg::ViewUpdate;
 use iceberg::spec::{Schema, ViewFormatVersion, ViewMetadata, ViewMetadataBuilder, ViewVersion};
 use serde::{Deserialize, Serialize};
@@ -95,7 +96,7 @@ impl Catalog {
     /// The view's current state, read afresh from the store and its metadata file.
     pub async fn load_view(&self, view: &ViewName) -> Result<LoadedView> {
         let pointer = self.store.load_view(view).await?;
-        let (metadata, json) = self.read_view_metadata(&pointer.metadata_location).await?;
+        let (metadata, json) = self.read_view_metadata(view, &pointer).await?;
         Ok(LoadedView {
             name: view.clone(),
             metadata_location: pointer.metadata_location,
@@ -132,7 +133,12 @@ impl Catalog {
         self.write_view_metadata(&new_location, &json).await?;
         match self
             .store
-            .create_view(&request.name, &new_location, metadata.location())
+            .create_view(
+                &request.name,
+                &new_location,
+                &FileChecksum::of(&json),
+                metadata.location(),
+            )
             .await
         {
             Ok(pointer) => {
@@ -163,7 +169,7 @@ impl Catalog {
             attempt += 1;
             // Steps 1–3: read, check, apply.
             let pointer = self.store.load_view(&change.view).await?;
-            let (current, _) = self.read_view_metadata(&pointer.metadata_location).await?;
+            let (current, _) = self.read_view_metadata(&change.view, &pointer).await?;
             for requirement in &change.requirements {
                 check_requirement(&change.view, requirement, &current)?;
             }
@@ -192,6 +198,7 @@ impl Catalog {
                     &change.view,
                     &pointer.metadata_location,
                     &new_location,
+                    &FileChecksum::of(&json),
                     location.as_deref(),
                 )
                 .await
@@ -240,9 +247,14 @@ impl Catalog {
         Ok(self.store.rename_view(from, to).await?)
     }
 
-    /// The parsed metadata file and its bytes.
-    async fn read_view_metadata(&self, location: &str) -> Result<(ViewMetadata, Bytes)> {
-        let bytes = self.warehouse.get(location).await?;
+    /// The parsed metadata file `pointer` names, and its bytes, verified.
+    async fn read_view_metadata(
+        &self,
+        view: &ViewName,
+        pointer: &TablePointer,
+    ) -> Result<(ViewMetadata, Bytes)> {
+        let location = &pointer.metadata_location;
+        let bytes = self.read_current_view(view, pointer).await?;
         let metadata = serde_json::from_slice(&bytes).map_err(|err| {
             CommitError::Internal(format!("view metadata file {location} is corrupt: {err}"))
         })?;

@@ -130,16 +130,16 @@ impl MetadataStore for FaultyMetadataStore {
                     .unwrap()
                     .push(serde_json::json!({"timestamp-ms": updated, "metadata-file": ours}));
                 let next = ours.replace(".metadata.json", "-later.metadata.json");
-                warehouse
-                    .put_new(&next, serde_json::to_vec(&later).unwrap().into())
-                    .await
-                    .unwrap();
+                let bytes = serde_json::to_vec(&later).unwrap();
+                let new_checksum = floe_store::FileChecksum::of(&bytes);
+                warehouse.put_new(&next, bytes.into()).await.unwrap();
                 self.inner
                     .swap_pointers(&[PointerSwap {
                         table: swaps[0].table.clone(),
                         expected: Some(ours.clone()),
                         new_location: next,
                         location: None,
+                        new_checksum,
                     }])
                     .await?;
                 Err(StoreError::Internal("error returned from COMMIT".into()))
@@ -163,10 +163,11 @@ impl MetadataStore for FaultyMetadataStore {
         &self,
         view: &ViewName,
         metadata_location: &str,
+        checksum: &floe_store::FileChecksum,
         location: &str,
     ) -> Result<TablePointer> {
         self.inner
-            .create_view(view, metadata_location, location)
+            .create_view(view, metadata_location, checksum, location)
             .await
     }
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
@@ -180,10 +181,22 @@ impl MetadataStore for FaultyMetadataStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        new_checksum: &floe_store::FileChecksum,
         location: Option<&str>,
     ) -> Result<TablePointer> {
         self.inner
-            .swap_view_pointer(view, expected, new_location, location)
+            .swap_view_pointer(view, expected, new_location, new_checksum, location)
+            .await
+    }
+    async fn record_checksum(
+        &self,
+        kind: floe_store::PointerKind,
+        name: &TableName,
+        metadata_location: &str,
+        checksum: &floe_store::FileChecksum,
+    ) -> Result<bool> {
+        self.inner
+            .record_checksum(kind, name, metadata_location, checksum)
             .await
     }
     async fn unlocated_pointers(&self) -> Result<Vec<floe_store::UnlocatedPointer>> {

@@ -304,9 +304,11 @@ async fn register(
             .map(|_| ()),
         EntryKind::View => {
             let location = catalog.warehouse().table_location(&entry.location)?;
+            let bytes = catalog.warehouse().get(&entry.metadata_location).await?;
+            let checksum = floe_store::FileChecksum::of(&bytes);
             catalog
                 .store()
-                .create_view(&entry.name, &entry.metadata_location, &location)
+                .create_view(&entry.name, &entry.metadata_location, &checksum, &location)
                 .await
                 .map(|_| ())
                 .map_err(CommitError::from)

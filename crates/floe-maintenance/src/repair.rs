@@ -210,6 +210,7 @@ pub async fn rollback(
         new_location: restored,
         // The lost commits may have moved the table; the restored file says where it is.
         location: Some(location),
+        new_checksum: file.checksum().clone(),
     };
     match catalog.store().swap_pointers(&[swap]).await {
         Ok(_) => {}

@@ -80,6 +80,7 @@ fn iceberg_error(err: CommitError) -> Error {
         | CommitError::WarehouseNotFound(_)
         | CommitError::WarehouseNotEmpty(_)
         | CommitError::Unavailable(_)
+        | CommitError::Corrupt(_)
         | CommitError::Internal(_) => ErrorKind::Unexpected,
     };
     // As iceberg's REST client does: a conflict is retryable, so that a transaction (e.g. an

@@ -1,5 +1,6 @@
 //! Floe's metadata store: the strongly consistent record of which namespaces exist, which tables
-//! exist, and where each table's *current* metadata file is; beside them, the service's own
+//! exist, and where each table's *current* metadata file is (with the file's size and SHA-256, to
+//! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
 //! access-control records: principals, roles, grants, signing keys, the audit log).
 //!
@@ -49,6 +50,17 @@
 //! Rows written before locations were recorded have none (SQL NULL) and take part in no check
 //! until `floe-commit` fills them in, once, from their metadata files
 //! ([`MetadataStore::unlocated_pointers`], [`MetadataStore::record_location`]).
+//!
+//! # Integrity
+//!
+//! A pointer also records what the file it names *is*: its size in bytes and its SHA-256
+//! ([`FileChecksum`], in [`TablePointer::checksum`]), set by the same statement that sets the
+//! location, from what the committer wrote ([`PointerSwap::new_checksum`],
+//! [`MetadataStore::create_view`], [`MetadataStore::swap_view_pointer`]). A reader that fetches
+//! the file compares; bytes that differ (a truncated, overwritten or rotted file, another table's
+//! file copied over it) are refused, never served as the table. Rows written before checksums
+//! were recorded have none (SQL NULL) until the first read of their file records it
+//! ([`MetadataStore::record_checksum`]), only while the row still names that file.
 //!
 //! # Names
 //!
@@ -117,6 +129,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use integrity::FileChecksum;
 pub use kind::Kind as PointerKind;
 
 pub use access::{
@@ -128,6 +141,7 @@ pub mod access;
 mod access_sql;
 pub mod backup;
 mod input;
+mod integrity;
 mod kind;
 mod location;
 pub mod postgres;
@@ -175,6 +189,9 @@ pub struct TablePointer {
     /// Starts at 1 when the table is created and grows by one on every successful swap. Cheap to
     /// read, so caches can check freshness against it.
     pub version: i64,
+    /// The size and SHA-256 of the metadata file, as written (see *Integrity* in the crate docs);
+    /// `None` only for a row written before checksums were recorded and not read since.
+    pub checksum: Option<FileChecksum>,
 }
 
 /// One pointer move inside [`MetadataStore::swap_pointers`].
@@ -186,6 +203,9 @@ pub struct PointerSwap {
     pub expected: Option<String>,
     /// The new metadata location.
     pub new_location: String,
+    /// The size and SHA-256 of the file at `new_location`, of the bytes the committer wrote (or,
+    /// registering a file, read).
+    pub new_checksum: FileChecksum,
     /// The table's location (canonical: see *Locations* in the crate docs), when the swap sets
     /// it: required when it creates the table, `Some` when it moves the table elsewhere, `None`
     /// when the table stays where it is (so that ordinary commits are not serialized).
@@ -430,14 +450,15 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     // Views (see *Views* in the crate docs): the table operations for the other kind of pointer.
 
-    /// Creates the view's pointer at `metadata_location`, version 1, with the view's (canonical)
-    /// `location`. Its namespace must exist ([`StoreError::NamespaceNotFound`]), no table or view
-    /// may have its name there, and none a location overlapping it
-    /// ([`StoreError::LocationOverlap`]).
+    /// Creates the view's pointer at `metadata_location` (whose file has `checksum`), version 1,
+    /// with the view's (canonical) `location`. Its namespace must exist
+    /// ([`StoreError::NamespaceNotFound`]), no table or view may have its name there, and none a
+    /// location overlapping it ([`StoreError::LocationOverlap`]).
     async fn create_view(
         &self,
         view: &ViewName,
         metadata_location: &str,
+        checksum: &FileChecksum,
         location: &str,
     ) -> Result<TablePointer>;
 
@@ -447,15 +468,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// View names in `namespace`, in name order; tables are not listed.
     async fn list_views(&self, namespace: &[String], page: &PageRequest) -> Result<Page<String>>;
 
-    /// Moves the view's pointer from `expected` to `new_location`: [`StoreError::Conflict`] if it
-    /// holds something else, [`StoreError::ViewNotFound`] if the view is gone. `location` is the
-    /// view's new location when the change moves it, checked as [`MetadataStore::create_view`]
-    /// checks it.
+    /// Moves the view's pointer from `expected` to `new_location` (whose file has
+    /// `new_checksum`): [`StoreError::Conflict`] if it holds something else,
+    /// [`StoreError::ViewNotFound`] if the view is gone. `location` is the view's new location
+    /// when the change moves it, checked as [`MetadataStore::create_view`] checks it.
     async fn swap_view_pointer(
         &self,
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        new_checksum: &FileChecksum,
         location: Option<&str>,
     ) -> Result<TablePointer>;
 
@@ -478,6 +500,19 @@ pub trait MetadataStore: Send + Sync + 'static {
         pointer: &UnlocatedPointer,
         location: &str,
     ) -> Result<Option<LocationHolder>>;
+
+    /// Records the checksum of the metadata file of a `kind` row written before checksums were
+    /// (see *Integrity* in the crate docs), taken by a reader that fetched it: only if the row
+    /// still names `metadata_location` and has no checksum, and without moving its version, so
+    /// that it never races a commit. Returns whether it recorded; `false` (the row is gone, moved
+    /// on, or has a checksum by now) is not an error.
+    async fn record_checksum(
+        &self,
+        kind: PointerKind,
+        name: &TableName,
+        metadata_location: &str,
+        checksum: &FileChecksum,
+    ) -> Result<bool>;
 
     /// Claims an idempotency key for a request identified by `fingerprint`, for `owner` (the
     /// server instance that runs it). A key another owner claimed is [`IdempotencyClaim::InFlight`]

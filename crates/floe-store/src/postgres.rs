@@ -73,12 +73,14 @@ use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
     takeover_millis,
 };
+use crate::integrity;
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore, NamespacePath, Page,
-    PageRequest, PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse,
-    TableName, TablePointer, UnlocatedPointer, ViewName, WarehouseRecord,
+    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore,
+    NamespacePath, Page, PageRequest, PointerKind, PointerSwap, Properties, PropertiesChange,
+    Result, StoreError, StoredResponse, TableName, TablePointer, UnlocatedPointer, ViewName,
+    WarehouseRecord,
 };
 
 mod access;
@@ -301,7 +303,7 @@ impl PostgresStore {
         self.run(Mode::Autocommit, async |conn| {
             let row = sqlx::query(
                 "DELETE FROM tables WHERE namespace = $1 AND name = $2 AND kind = $3 \
-                 RETURNING metadata_location, version",
+                 RETURNING metadata_location, version, metadata_size, metadata_sha256",
             )
             .bind(&key)
             .bind(&name.name)
@@ -309,7 +311,7 @@ impl PostgresStore {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| kind.not_found(name))?;
-            Ok(pointer_from_row(&row))
+            Ok(pointer_from_row(&row)?)
         })
         .await
     }
@@ -703,12 +705,20 @@ impl MetadataStore for PostgresStore {
                             &target,
                             expected,
                             &swap.new_location,
+                            &swap.new_checksum,
                             location.as_deref(),
                         )
                         .await?
                     }
                     (None, Some(location)) => {
-                        create_pointer(conn, &target, &swap.new_location, location).await?
+                        create_pointer(
+                            conn,
+                            &target,
+                            &swap.new_location,
+                            &swap.new_checksum,
+                            location,
+                        )
+                        .await?
                     }
                     (None, None) => return Err(location::missing(&swap.table).into()),
                 });
@@ -730,6 +740,7 @@ impl MetadataStore for PostgresStore {
         &self,
         view: &ViewName,
         metadata_location: &str,
+        checksum: &FileChecksum,
         location: &str,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
@@ -741,7 +752,7 @@ impl MetadataStore for PostgresStore {
         };
         self.run(Mode::Write, async |conn| {
             lock_locations(conn).await?;
-            create_pointer(conn, &target, metadata_location, location).await
+            create_pointer(conn, &target, metadata_location, checksum, location).await
         })
         .await
     }
@@ -759,6 +770,7 @@ impl MetadataStore for PostgresStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        new_checksum: &FileChecksum,
         location: Option<&str>,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
@@ -772,7 +784,29 @@ impl MetadataStore for PostgresStore {
             if location.is_some() {
                 lock_locations(conn).await?;
             }
-            move_pointer(conn, &target, expected, new_location, location).await
+            move_pointer(
+                conn,
+                &target,
+                expected,
+                new_location,
+                new_checksum,
+                location,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn record_checksum(
+        &self,
+        kind: PointerKind,
+        name: &TableName,
+        metadata_location: &str,
+        checksum: &FileChecksum,
+    ) -> Result<bool> {
+        let key = self.scope.table_key(name)?;
+        self.run(Mode::Autocommit, async |conn| {
+            integrity::record(conn, kind, &key, &name.name, metadata_location, checksum).await
         })
         .await
     }
@@ -1220,12 +1254,14 @@ async fn move_pointer(
     target: &Target<'_>,
     expected: &str,
     new_location: &str,
+    new_checksum: &FileChecksum,
     location: Option<&str>,
 ) -> Attempt<TablePointer> {
     let Target { kind, name, key } = *target;
+    let (size, sha256) = new_checksum.columns()?;
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE tables SET metadata_location = $1, version = version + 1, \
-         location = COALESCE($2, location) \
+         location = COALESCE($2, location), metadata_size = $7, metadata_sha256 = $8 \
          WHERE namespace = $3 AND name = $4 AND kind = $5 AND metadata_location = $6 \
          RETURNING version",
     )
@@ -1235,6 +1271,8 @@ async fn move_pointer(
     .bind(&name.name)
     .bind(kind.as_str())
     .bind(expected)
+    .bind(size)
+    .bind(&sha256)
     .fetch_optional(&mut *conn)
     .await?;
     match version {
@@ -1245,6 +1283,7 @@ async fn move_pointer(
             Ok(TablePointer {
                 metadata_location: new_location.to_string(),
                 version,
+                checksum: Some(new_checksum.clone()),
             })
         }
         // A new statement, so a new snapshot: it sees the commit that moved the pointer.
@@ -1264,22 +1303,26 @@ async fn create_pointer(
     conn: &mut PgConnection,
     target: &Target<'_>,
     metadata_location: &str,
+    checksum: &FileChecksum,
     location: &str,
 ) -> Attempt<TablePointer> {
     let Target { kind, name, key } = *target;
+    let (size, sha256) = checksum.columns()?;
     // Says which kind holds the name; one committed after this read is refused by the primary key.
     if let Some(holder) = kind_of(conn, key, &name.name).await? {
         return Err(holder.already_exists(name).into());
     }
     let inserted = sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location) \
-         VALUES ($1, $2, $3, 1, $4, $5)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location, \
+         metadata_size, metadata_sha256) VALUES ($1, $2, $3, 1, $4, $5, $6, $7)",
     )
     .bind(key)
     .bind(&name.name)
     .bind(metadata_location)
     .bind(kind.as_str())
     .bind(location)
+    .bind(size)
+    .bind(&sha256)
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -1288,6 +1331,7 @@ async fn create_pointer(
             Ok(TablePointer {
                 metadata_location: metadata_location.to_string(),
                 version: 1,
+                checksum: Some(checksum.clone()),
             })
         }
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -1360,7 +1404,7 @@ async fn load_pointer(
     name: &str,
 ) -> Attempt<Option<TablePointer>> {
     Ok(sqlx::query(
-        "SELECT metadata_location, version FROM tables \
+        "SELECT metadata_location, version, metadata_size, metadata_sha256 FROM tables \
          WHERE namespace = $1 AND name = $2 AND kind = $3",
     )
     .bind(namespace_key)
@@ -1368,7 +1412,8 @@ async fn load_pointer(
     .bind(kind.as_str())
     .fetch_optional(conn)
     .await?
-    .map(|row| pointer_from_row(&row)))
+    .map(|row| pointer_from_row(&row))
+    .transpose()?)
 }
 
 /// Which kind of row holds this name, if any.
@@ -1386,11 +1431,12 @@ async fn kind_of(
     Ok(kind.as_deref().map(Kind::parse).transpose()?)
 }
 
-fn pointer_from_row(row: &PgRow) -> TablePointer {
-    TablePointer {
+fn pointer_from_row(row: &PgRow) -> Result<TablePointer> {
+    Ok(TablePointer {
         metadata_location: row.get("metadata_location"),
         version: row.get("version"),
-    }
+        checksum: FileChecksum::from_columns(row.get("metadata_size"), row.get("metadata_sha256"))?,
+    })
 }
 
 fn claim_from_row(key: &str, fingerprint: &str, row: &PgRow) -> Result<IdempotencyClaim> {
@@ -1532,6 +1578,23 @@ mod tests {
         crate::metadata_store_suite!(super::fresh());
     }
 
+    #[tokio::test]
+    async fn checksums_are_backfilled_only_while_current() {
+        let store = Arc::new(
+            PostgresStore::connect(&fresh_database().await, &options())
+                .await
+                .unwrap(),
+        );
+        let pool = store.pool.clone();
+        crate::suite::checksums_are_backfilled_only_while_current(store, async || {
+            sqlx::query("UPDATE tables SET metadata_size = NULL, metadata_sha256 = NULL")
+                .execute(&pool)
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+
     /// The suite again, in a database whose default collation sorts `B` before `a` and `é`
     /// before `f`: listings must still come in code point order.
     async fn fresh_with_icu_collation() -> (Arc<dyn MetadataStore>, ()) {
@@ -1573,6 +1636,7 @@ mod tests {
             table: table.clone(),
             expected: expected.map(str::to_string),
             new_location: new_location.into(),
+            new_checksum: FileChecksum::of(new_location.as_bytes()),
             // A create needs a location; one per table keeps them apart.
             location: expected.is_none().then(|| format!("s3://b/{}", table.name)),
         }
@@ -1839,6 +1903,7 @@ mod tests {
             TablePointer {
                 metadata_location: "s3://b/orders/2.json".into(),
                 version: 2,
+                checksum: Some(FileChecksum::of("s3://b/orders/2.json".as_bytes())),
             },
             "an acknowledged commit was lost"
         );

@@ -47,12 +47,14 @@ use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
     takeover_millis,
 };
+use crate::integrity;
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore, NamespacePath, Page,
-    PageRequest, PointerSwap, Properties, PropertiesChange, Result, StoreError, StoredResponse,
-    TableName, TablePointer, UnlocatedPointer, ViewName, WarehouseRecord,
+    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore,
+    NamespacePath, Page, PageRequest, PointerKind, PointerSwap, Properties, PropertiesChange,
+    Result, StoreError, StoredResponse, TableName, TablePointer, UnlocatedPointer, ViewName,
+    WarehouseRecord,
 };
 
 mod access;
@@ -242,7 +244,7 @@ impl SqliteStore {
         self.write(async |conn| {
             let row = sqlx::query(
                 "DELETE FROM tables WHERE namespace = ? AND name = ? AND kind = ? \
-                 RETURNING metadata_location, version",
+                 RETURNING metadata_location, version, metadata_size, metadata_sha256",
             )
             .bind(&key)
             .bind(&name.name)
@@ -251,7 +253,7 @@ impl SqliteStore {
             .await
             .map_err(db_error)?
             .ok_or_else(|| kind.not_found(name))?;
-            Ok(pointer_from_row(&row))
+            pointer_from_row(&row)
         })
         .await
     }
@@ -620,12 +622,20 @@ impl MetadataStore for SqliteStore {
                             &target,
                             expected,
                             &swap.new_location,
+                            &swap.new_checksum,
                             location.as_deref(),
                         )
                         .await?
                     }
                     (None, Some(location)) => {
-                        create_pointer(conn, &target, &swap.new_location, location).await?
+                        create_pointer(
+                            conn,
+                            &target,
+                            &swap.new_location,
+                            &swap.new_checksum,
+                            location,
+                        )
+                        .await?
                     }
                     (None, None) => return Err(location::missing(&swap.table)),
                 };
@@ -648,6 +658,7 @@ impl MetadataStore for SqliteStore {
         &self,
         view: &ViewName,
         metadata_location: &str,
+        checksum: &FileChecksum,
         location: &str,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
@@ -657,8 +668,10 @@ impl MetadataStore for SqliteStore {
             name: view,
             key: &key,
         };
-        self.write(async |conn| create_pointer(conn, &target, metadata_location, location).await)
-            .await
+        self.write(async |conn| {
+            create_pointer(conn, &target, metadata_location, checksum, location).await
+        })
+        .await
     }
 
     async fn load_view(&self, view: &ViewName) -> Result<TablePointer> {
@@ -674,6 +687,7 @@ impl MetadataStore for SqliteStore {
         view: &ViewName,
         expected: &str,
         new_location: &str,
+        new_checksum: &FileChecksum,
         location: Option<&str>,
     ) -> Result<TablePointer> {
         let key = self.scope.table_key(view)?;
@@ -683,8 +697,32 @@ impl MetadataStore for SqliteStore {
             name: view,
             key: &key,
         };
-        self.write(async |conn| move_pointer(conn, &target, expected, new_location, location).await)
+        self.write(async |conn| {
+            move_pointer(
+                conn,
+                &target,
+                expected,
+                new_location,
+                new_checksum,
+                location,
+            )
             .await
+        })
+        .await
+    }
+
+    async fn record_checksum(
+        &self,
+        kind: PointerKind,
+        name: &TableName,
+        metadata_location: &str,
+        checksum: &FileChecksum,
+    ) -> Result<bool> {
+        let key = self.scope.table_key(name)?;
+        self.write(async |conn| {
+            integrity::record(conn, kind, &key, &name.name, metadata_location, checksum).await
+        })
+        .await
     }
 
     async fn unlocated_pointers(&self) -> Result<Vec<UnlocatedPointer>> {
@@ -1150,15 +1188,19 @@ async fn move_pointer(
     target: &Target<'_>,
     expected: &str,
     new_location: &str,
+    new_checksum: &FileChecksum,
     location: Option<&str>,
 ) -> Result<TablePointer> {
     let Target { kind, name, key } = *target;
+    let (size, sha256) = new_checksum.columns()?;
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE tables SET metadata_location = ?, version = version + 1, \
-         location = COALESCE(?, location) \
+         metadata_size = ?, metadata_sha256 = ?, location = COALESCE(?, location) \
          WHERE namespace = ? AND name = ? AND kind = ? AND metadata_location = ? RETURNING version",
     )
     .bind(new_location)
+    .bind(size)
+    .bind(&sha256)
     .bind(location)
     .bind(key)
     .bind(&name.name)
@@ -1175,6 +1217,7 @@ async fn move_pointer(
             Ok(TablePointer {
                 metadata_location: new_location.to_string(),
                 version,
+                checksum: Some(new_checksum.clone()),
             })
         }
         None => match load_pointer(conn, kind, key, &name.name).await? {
@@ -1192,9 +1235,11 @@ async fn create_pointer(
     conn: &mut SqliteConnection,
     target: &Target<'_>,
     metadata_location: &str,
+    checksum: &FileChecksum,
     location: &str,
 ) -> Result<TablePointer> {
     let Target { kind, name, key } = *target;
+    let (size, sha256) = checksum.columns()?;
     if !namespace_exists(conn, key).await? {
         return Err(StoreError::NamespaceNotFound(name.namespace.clone()));
     }
@@ -1204,14 +1249,16 @@ async fn create_pointer(
         return Err(holder.already_exists(name));
     }
     sqlx::query(
-        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location) \
-         VALUES (?, ?, ?, 1, ?, ?)",
+        "INSERT INTO tables (namespace, name, metadata_location, version, kind, location, \
+         metadata_size, metadata_sha256) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
     )
     .bind(key)
     .bind(&name.name)
     .bind(metadata_location)
     .bind(kind.as_str())
     .bind(location)
+    .bind(size)
+    .bind(&sha256)
     .execute(&mut *conn)
     .await
     .map_err(|err| match &err {
@@ -1222,6 +1269,7 @@ async fn create_pointer(
     Ok(TablePointer {
         metadata_location: metadata_location.to_string(),
         version: 1,
+        checksum: Some(checksum.clone()),
     })
 }
 
@@ -1282,8 +1330,8 @@ async fn load_pointer(
     namespace_key: &str,
     name: &str,
 ) -> Result<Option<TablePointer>> {
-    Ok(sqlx::query(
-        "SELECT metadata_location, version FROM tables \
+    sqlx::query(
+        "SELECT metadata_location, version, metadata_size, metadata_sha256 FROM tables \
          WHERE namespace = ? AND name = ? AND kind = ?",
     )
     .bind(namespace_key)
@@ -1292,7 +1340,8 @@ async fn load_pointer(
     .fetch_optional(conn)
     .await
     .map_err(db_error)?
-    .map(|row| pointer_from_row(&row)))
+    .map(|row| pointer_from_row(&row))
+    .transpose()
 }
 
 /// Which kind of row holds this name, if any.
@@ -1311,11 +1360,12 @@ async fn kind_of(
     kind.as_deref().map(Kind::parse).transpose()
 }
 
-fn pointer_from_row(row: &sqlx::sqlite::SqliteRow) -> TablePointer {
-    TablePointer {
+fn pointer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TablePointer> {
+    Ok(TablePointer {
         metadata_location: row.get("metadata_location"),
         version: row.get("version"),
-    }
+        checksum: FileChecksum::from_columns(row.get("metadata_size"), row.get("metadata_sha256"))?,
+    })
 }
 
 fn warehouse_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WarehouseRecord> {
@@ -1399,6 +1449,19 @@ mod tests {
         crate::metadata_store_suite!(super::fresh_in_memory());
     }
 
+    #[tokio::test]
+    async fn checksums_are_backfilled_only_while_current() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let pool = store.pool.clone();
+        crate::suite::checksums_are_backfilled_only_while_current(store, async || {
+            sqlx::query("UPDATE tables SET metadata_size = NULL, metadata_sha256 = NULL")
+                .execute(&pool)
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+
     fn ns(level: &str) -> Vec<String> {
         vec![level.to_string()]
     }
@@ -1424,6 +1487,7 @@ mod tests {
             table: orders.clone(),
             expected: None,
             new_location: "s3://b/1.json".into(),
+            new_checksum: FileChecksum::of("s3://b/1.json".as_bytes()),
             location: Some("s3://b/orders".into()),
         };
         store.swap_pointers(&[create]).await.unwrap();
@@ -1431,6 +1495,7 @@ mod tests {
             table: orders.clone(),
             expected: Some("s3://b/1.json".into()),
             new_location: "s3://b/2.json".into(),
+            new_checksum: FileChecksum::of("s3://b/2.json".as_bytes()),
             location: None,
         };
         store.swap_pointers(&[moved]).await.unwrap();
@@ -1456,6 +1521,7 @@ mod tests {
                 TablePointer {
                     metadata_location: "s3://b/2.json".into(),
                     version: 2,
+                    checksum: Some(FileChecksum::of("s3://b/2.json".as_bytes())),
                 }
             );
             assert_eq!(
@@ -1501,6 +1567,7 @@ mod tests {
             table: TableName::new(ns("sales"), name),
             expected: None,
             new_location: format!("{location}/metadata/0.json"),
+            new_checksum: FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
             location: Some(location.to_string()),
         };
         store

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath, PageRequest, PointerSwap,
-    Properties, PropertiesChange, StoreError, StoredResponse, TableName, TablePointer,
-    WarehouseRecord,
+    FileChecksum, IdempotencyClaim, JobFilter, JobRecord, MetadataStore, NamespacePath,
+    PageRequest, PointerSwap, Properties, PropertiesChange, StoreError, StoredResponse, TableName,
+    TablePointer, WarehouseRecord,
 };
 
 mod access;
@@ -70,6 +70,8 @@ macro_rules! metadata_store_suite {
             dropping_frees_a_location_and_renaming_keeps_it,
             a_location_change_is_checked,
             racing_creates_at_one_location,
+            checksums_round_trip,
+            recorded_checksums_are_not_replaced,
         );
         // The access-control records (suite/access.rs).
         $crate::metadata_store_suite!(@checks $fresh;
@@ -95,7 +97,9 @@ macro_rules! metadata_store_suite {
     };
 }
 
+mod integrity;
 mod locations;
+pub use integrity::*;
 pub use locations::*;
 
 fn ns(levels: &[&str]) -> NamespacePath {
@@ -135,6 +139,7 @@ async fn create_table(
             table: table.clone(),
             expected: None,
             new_location: location.into(),
+            new_checksum: FileChecksum::of(location.as_bytes()),
             location: Some(fresh_location()),
         }])
         .await
@@ -148,14 +153,17 @@ fn swap(table: &TableName, expected: &str, new_location: &str) -> PointerSwap {
         table: table.clone(),
         expected: Some(expected.into()),
         new_location: new_location.into(),
+        new_checksum: FileChecksum::of(new_location.as_bytes()),
         location: None,
     }
 }
 
+/// The pointer the suite expects: its files' checksums are taken of their names.
 fn pointer(location: &str, version: i64) -> TablePointer {
     TablePointer {
         metadata_location: location.into(),
         version,
+        checksum: Some(FileChecksum::of(location.as_bytes())),
     }
 }
 
@@ -510,6 +518,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             table: orders.clone(),
             expected: None,
             new_location: "s3://b/orders/other.json".into(),
+            new_checksum: FileChecksum::of("s3://b/orders/other.json".as_bytes()),
             location: Some(fresh_location()),
         }])
         .await
@@ -526,6 +535,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             table: elsewhere,
             expected: None,
             new_location: "s3://b/x.json".into(),
+            new_checksum: FileChecksum::of("s3://b/x.json".as_bytes()),
             location: Some(fresh_location()),
         }])
         .await
@@ -768,6 +778,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: fresh.clone(),
                 expected: None,
                 new_location: "s3://b/fresh/1.json".into(),
+                new_checksum: FileChecksum::of("s3://b/fresh/1.json".as_bytes()),
                 location: Some(fresh_location()),
             },
             swap(&b, "s3://b/b/0.json", "s3://b/b/2.json"),
@@ -808,6 +819,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: c.clone(),
                 expected: None,
                 new_location: "s3://b/c/new.json".into(),
+                new_checksum: FileChecksum::of("s3://b/c/new.json".as_bytes()),
                 location: Some(fresh_location()),
             },
         ])
@@ -827,6 +839,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 table: fresh.clone(),
                 expected: None,
                 new_location: "s3://b/fresh/1.json".into(),
+                new_checksum: FileChecksum::of("s3://b/fresh/1.json".as_bytes()),
                 location: Some(fresh_location()),
             },
             swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
@@ -1170,6 +1183,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 table,
                 expected: None,
                 new_location: "s3://b/t.json".into(),
+                new_checksum: FileChecksum::of("s3://b/t.json".as_bytes()),
                 location: Some(fresh_location()),
             }])
             .await
@@ -1186,6 +1200,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 table,
                 expected: None,
                 new_location: "s3://b/t.json".into(),
+                new_checksum: FileChecksum::of("s3://b/t.json".as_bytes()),
                 location: Some(fresh_location()),
             }])
             .await
@@ -1401,7 +1416,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     let monthly = view(&["sales"], "monthly");
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v/1.json", &fresh_location())
+            .create_view(
+                &monthly,
+                "s3://b/v/1.json",
+                &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                &fresh_location()
+            )
             .await
             .unwrap(),
         pointer("s3://b/v/1.json", 1)
@@ -1416,7 +1436,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     );
 
     let err = store
-        .create_view(&monthly, "s3://b/v/other.json", &fresh_location())
+        .create_view(
+            &monthly,
+            "s3://b/v/other.json",
+            &FileChecksum::of("s3://b/v/other.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1427,6 +1452,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
         .create_view(
             &view(&["nowhere"], "v"),
             "s3://b/v/1.json",
+            &FileChecksum::of("s3://b/v/1.json".as_bytes()),
             &fresh_location(),
         )
         .await
@@ -1441,13 +1467,25 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // The compare-and-swap: from the pointer read, once.
     assert_eq!(
         store
-            .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/2.json", None)
+            .swap_view_pointer(
+                &monthly,
+                "s3://b/v/1.json",
+                "s3://b/v/2.json",
+                &FileChecksum::of("s3://b/v/2.json".as_bytes()),
+                None
+            )
             .await
             .unwrap(),
         pointer("s3://b/v/2.json", 2)
     );
     let err = store
-        .swap_view_pointer(&monthly, "s3://b/v/1.json", "s3://b/v/3.json", None)
+        .swap_view_pointer(
+            &monthly,
+            "s3://b/v/1.json",
+            "s3://b/v/3.json",
+            &FileChecksum::of("s3://b/v/3.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1464,6 +1502,7 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
             &view(&["sales"], "ghost"),
             "s3://b/v/1.json",
             "s3://b/v/3.json",
+            &FileChecksum::of("s3://b/v/3.json".as_bytes()),
             None,
         )
         .await
@@ -1501,7 +1540,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
     // A dropped name can be used again, from version 1.
     assert_eq!(
         store
-            .create_view(&monthly, "s3://b/v2/1.json", &fresh_location())
+            .create_view(
+                &monthly,
+                "s3://b/v2/1.json",
+                &FileChecksum::of("s3://b/v2/1.json".as_bytes()),
+                &fresh_location()
+            )
             .await
             .unwrap(),
         pointer("s3://b/v2/1.json", 1)
@@ -1515,7 +1559,12 @@ pub async fn views_life_cycle(store: Arc<dyn MetadataStore>) {
         view(&[], "v"),
     ] {
         let err = store
-            .create_view(&bad, "s3://b/v/1.json", &fresh_location())
+            .create_view(
+                &bad,
+                "s3://b/v/1.json",
+                &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                &fresh_location(),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -1542,12 +1591,22 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
     let view = TableName::new(sales.clone(), "monthly");
     create_table(&*store, &table, "s3://b/t/1.json").await;
     store
-        .create_view(&view, "s3://b/v/1.json", &fresh_location())
+        .create_view(
+            &view,
+            "s3://b/v/1.json",
+            &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap();
 
     let err = store
-        .create_view(&table, "s3://b/v/x.json", &fresh_location())
+        .create_view(
+            &table,
+            "s3://b/v/x.json",
+            &FileChecksum::of("s3://b/v/x.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1559,6 +1618,7 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
             table: view.clone(),
             expected: None,
             new_location: "s3://b/t/x.json".into(),
+            new_checksum: FileChecksum::of("s3://b/t/x.json".as_bytes()),
             location: Some(fresh_location()),
         }])
         .await
@@ -1590,7 +1650,13 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::TableNotFound(_)), "{err:?}");
     let err = store
-        .swap_view_pointer(&table, "s3://b/t/1.json", "s3://b/v/x.json", None)
+        .swap_view_pointer(
+            &table,
+            "s3://b/t/1.json",
+            "s3://b/v/x.json",
+            &FileChecksum::of("s3://b/v/x.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::ViewNotFound(_)), "{err:?}");
@@ -1637,7 +1703,12 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
             let (store, name) = (store.clone(), name.clone());
             async move {
                 store
-                    .create_view(&name, "s3://b/v/1.json", &fresh_location())
+                    .create_view(
+                        &name,
+                        "s3://b/v/1.json",
+                        &FileChecksum::of("s3://b/v/1.json".as_bytes()),
+                        &fresh_location(),
+                    )
                     .await
             }
         });
@@ -1649,6 +1720,7 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
                         table: name,
                         expected: None,
                         new_location: "s3://b/t/1.json".into(),
+                        new_checksum: FileChecksum::of("s3://b/t/1.json".as_bytes()),
                         location: Some(fresh_location()),
                     }])
                     .await
@@ -1686,7 +1758,12 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
         .unwrap();
     let monthly = TableName::new(sales, "monthly");
     store
-        .create_view(&monthly, "s3://b/v/0.json", &fresh_location())
+        .create_view(
+            &monthly,
+            "s3://b/v/0.json",
+            &FileChecksum::of("s3://b/v/0.json".as_bytes()),
+            &fresh_location(),
+        )
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -1698,6 +1775,7 @@ pub async fn concurrent_view_swaps_serialize(store: Arc<dyn MetadataStore>) {
                     &monthly,
                     "s3://b/v/0.json",
                     &format!("s3://b/v/new-{task}.json"),
+                    &FileChecksum::of(format!("s3://b/v/new-{task}.json").as_bytes()),
                     None,
                 )
                 .await
@@ -1733,6 +1811,7 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
             .create_view(
                 &TableName::new(sales.clone(), name),
                 &format!("s3://b/{name}.json"),
+                &FileChecksum::of(format!("s3://b/{name}.json").as_bytes()),
                 &fresh_location(),
             )
             .await
@@ -1760,7 +1839,13 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
     let from = TableName::new(sales.clone(), "a");
     let to = TableName::new(archive.clone(), "a_2025");
     store
-        .swap_view_pointer(&from, "s3://b/a.json", "s3://b/a2.json", None)
+        .swap_view_pointer(
+            &from,
+            "s3://b/a.json",
+            "s3://b/a2.json",
+            &FileChecksum::of("s3://b/a2.json".as_bytes()),
+            None,
+        )
         .await
         .unwrap();
     store.rename_view(&from, &to).await.unwrap();
@@ -1811,6 +1896,7 @@ pub async fn views_rename_page_and_keep_to_their_warehouse(store: Arc<dyn Metada
     lake.create_view(
         &TableName::new(sales.clone(), "b"),
         "s3://lake/b.json",
+        &FileChecksum::of("s3://lake/b.json".as_bytes()),
         &fresh_location(),
     )
     .await

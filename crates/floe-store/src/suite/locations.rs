@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::{ns, warehouse};
 use crate::{
-    LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError, TableName,
-    TablePointer,
+    FileChecksum, LocationHolder, MetadataStore, PointerKind, PointerSwap, Properties, StoreError,
+    TableName, TablePointer,
 };
 
 /// Creates `name` at `location` (a table location; its metadata file somewhere inside).
@@ -19,6 +19,7 @@ async fn create_at(
             table: name.clone(),
             expected: None,
             new_location: format!("{location}/metadata/0.json"),
+            new_checksum: FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
             location: Some(location.to_string()),
         }])
         .await?;
@@ -31,7 +32,12 @@ async fn create_view_at(
     location: &str,
 ) -> Result<TablePointer, StoreError> {
     store
-        .create_view(name, &format!("{location}/metadata/0.json"), location)
+        .create_view(
+            name,
+            &format!("{location}/metadata/0.json"),
+            &FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
+            location,
+        )
         .await
 }
 
@@ -119,6 +125,7 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             table: b.clone(),
             expected: None,
             new_location: "s3://lake/wh/b/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/wh/b/metadata/0.json".as_bytes()),
             location: None,
         }])
         .await
@@ -132,12 +139,14 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             table: c.clone(),
             expected: None,
             new_location: "s3://lake/c/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/c/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c".into()),
         },
         PointerSwap {
             table: d.clone(),
             expected: None,
             new_location: "s3://lake/c/d/metadata/0.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/c/d/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c/d".into()),
         },
     ];
@@ -247,6 +256,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
         table: b.clone(),
         expected: Some(before.metadata_location.clone()),
         new_location: new_location.into(),
+        new_checksum: FileChecksum::of(new_location.as_bytes()),
         location: location.map(str::to_string),
     };
 
@@ -272,6 +282,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             table: b.clone(),
             expected: Some("s3://lake/b/metadata/1.json".into()),
             new_location: "s3://lake/b2/metadata/2.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/b2/metadata/2.json".as_bytes()),
             location: Some("s3://lake/b2".into()),
         }])
         .await
@@ -288,6 +299,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             table: a.clone(),
             expected: Some("s3://lake/a/metadata/0.json".into()),
             new_location: "s3://lake/a/inner/metadata/1.json".into(),
+            new_checksum: FileChecksum::of("s3://lake/a/inner/metadata/1.json".as_bytes()),
             location: Some("s3://lake/a/inner".into()),
         }])
         .await
@@ -302,6 +314,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
                 &v,
                 "s3://lake/v/metadata/0.json",
                 "s3://lake/a/inner/v/metadata/1.json",
+                &FileChecksum::of("s3://lake/a/inner/v/metadata/1.json".as_bytes()),
                 Some("s3://lake/a/inner/v"),
             )
             .await,
@@ -313,6 +326,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             &v,
             "s3://lake/v/metadata/0.json",
             "s3://lake/v2/metadata/1.json",
+            &FileChecksum::of("s3://lake/v2/metadata/1.json".as_bytes()),
             Some("s3://lake/v2"),
         )
         .await
