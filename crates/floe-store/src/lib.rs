@@ -1,7 +1,8 @@
 //! Floe's metadata store: the strongly consistent record of which namespaces exist, which tables
 //! exist, and where each table's *current* metadata file is; beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
-//! access-control records: principals, roles, grants, signing keys, the audit log).
+//! access-control records: principals, roles, grants, signing keys, the audit log; the
+//! scrubber's findings).
 //!
 //! # The model
 //!
@@ -79,6 +80,13 @@
 //! these operations, with only placeholders, the clock and constraint errors told apart per
 //! dialect.
 //!
+//! # Scrub findings
+//!
+//! The scrubber (`floe-maintenance`) records the problems it finds with the files tables reference
+//! (a missing file, a wrong size, an unreadable footer) behind their own trait, [`ScrubStore`],
+//! reached with [`MetadataStore::scrub`]: one open finding per problem however often it is found
+//! again, resolved when a later pass finds the file fine; the [`scrub`] module says how.
+//!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
@@ -115,6 +123,10 @@ pub use access::{
     AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
     Securable, SigningKeyRecord,
 };
+pub use scrub::{
+    FindingFilter, FindingKind, OpenFindings, Problem, ScrubFinding, ScrubPass, ScrubRecorded,
+    ScrubStore,
+};
 
 pub mod access;
 mod access_sql;
@@ -122,6 +134,8 @@ mod input;
 mod kind;
 mod location;
 pub mod postgres;
+pub mod scrub;
+mod scrub_sql;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "test-suite"))]
@@ -358,6 +372,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The access-control records (see *Access control* in the crate docs): global, so a handle
     /// from [`MetadataStore::in_warehouse`] sees the same ones.
     fn access(&self) -> &dyn AccessStore;
+
+    /// The scrubber's findings (see *Scrub findings* in the crate docs): global, like the
+    /// access-control records.
+    fn scrub(&self) -> &dyn ScrubStore;
 
     /// A handle on the same database (same pool) working in the registered warehouse `name`. It
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not

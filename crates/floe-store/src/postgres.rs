@@ -81,6 +81,7 @@ use crate::{
 };
 
 mod access;
+mod scrub;
 
 /// The database server's clock in Unix milliseconds, fixed for the duration of one statement.
 const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)";
@@ -359,6 +360,10 @@ impl PostgresStore {
 #[async_trait]
 impl MetadataStore for PostgresStore {
     fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
+    fn scrub(&self) -> &dyn crate::ScrubStore {
         self
     }
 

@@ -55,6 +55,7 @@ use crate::{
 };
 
 mod access;
+mod scrub;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -301,6 +302,10 @@ async fn finish<T>(
 #[async_trait]
 impl MetadataStore for SqliteStore {
     fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
+    fn scrub(&self) -> &dyn crate::ScrubStore {
         self
     }
 
