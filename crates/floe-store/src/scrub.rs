@@ -11,8 +11,8 @@
 //!   replicas recording at once cannot make two either.
 //! - A pass resolves every open finding of its table that it checked for and did not find again:
 //!   the file is fine now (restored), or the table no longer references it (repaired, expired). A
-//!   pass that did not check a kind (a shallow pass and footer problems) leaves its findings as
-//!   they are. A repair resolves the findings of the files it dealt with
+//!   pass that did not check a kind (a shallow pass and footer problems), or that could not reach
+//!   every file (an unreadable manifest), leaves findings as they are. A repair resolves the findings of the files it dealt with
 //!   ([`ScrubStore::resolve_findings`]).
 //! - A problem that comes back after being resolved opens a new finding: the history keeps both.
 //!
@@ -113,6 +113,10 @@ pub struct ScrubPass {
     /// The kinds the pass checked for: open findings of the table of these kinds that it did not
     /// find again are resolved; those of other kinds are left alone.
     pub checked: Vec<FindingKind>,
+    /// Whether the pass reached every file the table references. One that could not (its
+    /// metadata file or a manifest was unreadable) resolves nothing: a file it did not reach is
+    /// not known to be fine.
+    pub complete: bool,
 }
 
 /// What [`ScrubStore::record_scrub`] changed.

@@ -169,6 +169,9 @@ pub(crate) async fn record_scrub<C: AccessConn>(
         )
         .await?;
     }
+    if !pass.complete {
+        return Ok(recorded);
+    }
     for ((file, kind), id) in &open {
         let checked = pass.checked.iter().any(|checked| checked.as_str() == kind);
         if checked && !found.contains(&(file.clone(), kind.clone())) {

@@ -29,6 +29,7 @@ fn shallow(warehouse: &str, table: &TableName, problems: Vec<Problem>) -> ScrubP
             .into_iter()
             .filter(|kind| *kind != FindingKind::UnreadableFooter)
             .collect(),
+        complete: true,
     }
 }
 
@@ -140,6 +141,13 @@ pub async fn scrub_findings_open_refresh_and_resolve(store: Arc<dyn MetadataStor
             .len(),
         2
     );
+    // A pass that could not reach every file resolves nothing.
+    let incomplete = ScrubPass {
+        checked: FindingKind::ALL.to_vec(),
+        complete: false,
+        ..shallow("main", &orders, Vec::new())
+    };
+    assert_eq!(scrub.record_scrub(&incomplete).await.unwrap().resolved, 0);
     let clean = ScrubPass {
         checked: FindingKind::ALL.to_vec(),
         ..shallow("main", &orders, Vec::new())
