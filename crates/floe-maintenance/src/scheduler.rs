@@ -521,7 +521,15 @@ async fn run_scrub(
     table: &TableName,
     policy: &MaintenancePolicy,
 ) -> JobResult {
-    if !due(catalog, warehouse, table, kind::SCRUB, policy.scrub_interval_hours).await? {
+    if !due(
+        catalog,
+        warehouse,
+        table,
+        kind::SCRUB,
+        policy.scrub_interval_hours,
+    )
+    .await?
+    {
         return Ok(None);
     }
     let options = ScrubOptions {

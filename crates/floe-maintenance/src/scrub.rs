@@ -621,7 +621,7 @@ mod tests {
         // The eleventh request in the same instant waits a tenth of a second.
         assert_eq!(bucket.take(1, start), Duration::from_millis(100));
         // Half a second later, the debt is paid and four more are free.
-        let later = start + Duration::from_millis(600);
+        let later = start + Duration::from_millis(500);
         for _ in 0..4 {
             assert_eq!(bucket.take(1, later), Duration::ZERO);
         }
