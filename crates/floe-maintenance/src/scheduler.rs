@@ -573,9 +573,9 @@ async fn save(catalog: &Catalog, record: &JobRecord) {
     }
 }
 
-/// Every table of every namespace of the warehouse, nested namespaces included. A namespace
-/// that disappears meanwhile is skipped.
-async fn all_tables(catalog: &Catalog) -> Vec<TableName> {
+/// Every table of every namespace of the warehouse, nested namespaces included, in name order.
+/// A namespace that disappears meanwhile is skipped.
+pub async fn all_tables(catalog: &Catalog) -> Vec<TableName> {
     let mut tables = Vec::new();
     let mut pending: Vec<Option<NamespacePath>> = vec![None];
     while let Some(parent) = pending.pop() {

@@ -369,7 +369,7 @@ async fn record(
     }
 }
 
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -526,7 +526,7 @@ fn failures(failed: &[String]) -> Result<(), String> {
 }
 
 /// `ns.table`, `a.b.table`: the namespace is everything before the last dot.
-fn parse_table(text: &str) -> Result<TableName, String> {
+pub(crate) fn parse_table(text: &str) -> Result<TableName, String> {
     match text.rsplit_once('.') {
         Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => Ok(TableName::new(
             namespace.split('.').map(str::to_string).collect::<Vec<_>>(),
