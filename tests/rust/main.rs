@@ -20,6 +20,7 @@ mod names;
 mod replicas;
 mod s3;
 mod scheduler;
+mod scrub;
 mod sql;
 mod transactions;
 mod views;

@@ -95,9 +95,7 @@ pub async fn findings(
         .get("since")
         .map(|raw| {
             raw.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "since is a time in Unix milliseconds, not {raw:?}"
-                ))
+                ApiError::bad_request(format!("since is a time in Unix milliseconds, not {raw:?}"))
             })
         })
         .transpose()?;

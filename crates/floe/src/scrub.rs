@@ -14,7 +14,8 @@ use floe_store::{FindingFilter, ScrubFinding};
 use crate::maintain::{parse_table, unix_ms};
 
 #[derive(Args, Debug)]
-#[command(long_about = "Check that every file a table references is still there, whole: the \
+#[command(
+    long_about = "Check that every file a table references is still there, whole: the \
     current metadata file, every manifest list and manifest of every snapshot the table keeps, and \
     every data, delete and statistics file they name (its size against the size the metadata \
     records; nothing of a data file is read). With --deep, also read each Parquet file's footer. \
@@ -24,7 +25,8 @@ use crate::maintain::{parse_table, unix_ms};
     (restored, or no longer referenced after a repair) is resolved. The open findings of the \
     scrubbed tables are printed; the exit status is 1 if there are any, 0 otherwise.\n\n\
     Safe while servers on the same data dir keep serving: the scrub changes no table. It runs at \
-    full speed unless --max-bytes-per-second or --max-requests-per-second slow it down.")]
+    full speed unless --max-bytes-per-second or --max-requests-per-second slow it down."
+)]
 pub struct ScrubArgs {
     /// The table, as namespace.table (a.b.table for nested namespaces) [default: every table of
     /// the warehouse].
