@@ -1,4 +1,5 @@
-//! Table maintenance: the jobs that keep a table's history and its files from growing without end.
+//! Table maintenance: the jobs that keep a table's history and its files from growing without end,
+//! and the scrubber that checks they are all still there.
 //!
 //! This crate owns the on-demand jobs over one table, all built only on the commit engine
 //! ([`floe_commit::Catalog`]), the warehouse ([`floe_storage::Warehouse`]) and Iceberg's own file
