@@ -483,7 +483,7 @@ async fn due(
         .into_iter()
         .find(|job| job.outcome == "succeeded");
     let interval_ms = i64::try_from(interval_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
-    Ok(!last.is_some_and(|job| now_ms().saturating_sub(job.started_at_ms) < interval_ms))
+    Ok(last.is_none_or(|job| now_ms().saturating_sub(job.started_at_ms) >= interval_ms))
 }
 
 async fn run_orphan_removal(

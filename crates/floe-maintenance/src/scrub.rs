@@ -14,6 +14,9 @@
 //! - a *deep* pass also reads each Parquet file's footer (the last bytes: the footer length and
 //!   the `PAR1` magic, then the footer itself, parsed with the `parquet` crate).
 //!
+//! A pass that found problems while the table moved on (a commit meanwhile) is done once more
+//! from the new state, so that files a concurrent expiry rightly removed are not reported.
+//!
 //! What is wrong becomes a [`Problem`] (missing, size mismatch, unreadable metadata, manifest or
 //! footer) naming the file and the snapshots that reference it, and the pass is recorded in the
 //! metadata store ([`floe_store::ScrubStore::record_scrub`]): new problems open findings, problems
@@ -114,6 +117,16 @@ pub async fn scrub_table(
 ) -> Result<ScrubReport> {
     crate::with_lease(catalog, table, async {
         let mut report = walk(catalog, table, options).await?;
+        // A writer that committed meanwhile may have removed files the pass still looked for
+        // (another engine's expiry deletes the files of the snapshots it dropped): what the
+        // table references now decides, so a pass with problems over a table that moved on is
+        // done once more, from its new state.
+        if !report.problems.is_empty() {
+            let now = catalog.table_pointer(table).await?;
+            if now.metadata_location != report.metadata_location {
+                report = walk(catalog, table, options).await?;
+            }
+        }
         let mut checked: Vec<FindingKind> = vec![
             FindingKind::Missing,
             FindingKind::SizeMismatch,
