@@ -22,6 +22,9 @@
 //!    `scrub.max-requests-per-second`; the findings go to the metadata store (see
 //!    [`crate::scrub`]). Every run is recorded, with its finding counts.
 //!
+//! A table that does not load (its metadata file lost or damaged) gets the scrub only, by its
+//! namespace's and warehouse's settings, so that the scrub records why.
+//!
 //! A table whose `gc.enabled` is false gets no unreferenced-file removal, and its expiry deletes
 //! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
 //!
@@ -237,8 +240,15 @@ impl Scheduler {
             }
             Err(err) => {
                 warn!(warehouse, %table, error = %err, "cannot resolve the table's maintenance settings");
-                outcome.skipped = true;
-                return outcome;
+                // A table that does not load may have lost its metadata file: the scrub reads
+                // what the pointer names itself, so it still runs, to record why.
+                match scrub_only_policy(catalog, table, warehouse_properties).await {
+                    Some(policy) => policy,
+                    None => {
+                        outcome.skipped = true;
+                        return outcome;
+                    }
+                }
             }
         };
         let jobs: [(&'static str, bool); 5] = [
@@ -382,6 +392,22 @@ async fn table_policy(
         policy.unreferenced_files = false;
     }
     Ok(policy.enabled.then_some(policy))
+}
+
+/// The policy of a table that does not load, from its namespace's and warehouse's settings, with
+/// every job but the scrub off; `None` when that is off too (or the namespace is gone).
+async fn scrub_only_policy(
+    catalog: &Catalog,
+    table: &TableName,
+    warehouse_properties: &Properties,
+) -> Option<MaintenancePolicy> {
+    let namespace = catalog.load_namespace(&table.namespace).await.ok()?;
+    let mut policy = policy::resolve(warehouse_properties, &namespace, &Properties::new()).ok()?;
+    policy.compaction = false;
+    policy.snapshot_expiry = false;
+    policy.manifest_rewrite = false;
+    policy.unreferenced_files = false;
+    (policy.enabled && policy.scrub).then_some(policy)
 }
 
 type JobResult = Result<Option<Properties>, MaintenanceError>;

@@ -332,3 +332,27 @@ async fn the_scheduler_leaves_a_table_with_scrubbing_off_alone() {
     scheduler.run_pass().await;
     assert!(t.open_findings().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_scheduler_records_a_lost_metadata_file_of_a_table_it_cannot_load() {
+    let t = two_appends().await;
+    let pointer = t.t.catalog.table_pointer(&t.t.table).await.unwrap();
+    std::fs::remove_file(local_path(&pointer.metadata_location)).unwrap();
+    // A fresh catalog: nothing cached, so the table does not load.
+    let catalog = open(&OpenOptions::new(t.t.data_dir())).await.unwrap();
+    assert!(catalog.load_table(&t.t.table).await.is_err());
+    let warehouses = Warehouses::new(catalog, RetryOptions::default(), CommitSettings::default());
+    let scheduler = Arc::new(Scheduler::new(
+        Arc::new(warehouses),
+        SchedulerOptions::default(),
+    ));
+    let pass = scheduler.run_pass().await;
+    assert_eq!(pass.jobs_failed, 0, "{pass:?}");
+    let open = t.open_findings().await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].file, pointer.metadata_location);
+    assert_eq!(open[0].kind, FindingKind::Missing);
+    let runs = scrub_runs(&t.t).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].stats["files-checked"], "1");
+}

@@ -36,10 +36,11 @@ pub struct ScrubArgs {
     /// file).
     #[arg(long)]
     deep: bool,
-    /// Read at most this many bytes per second from the object store [default: no limit].
+    /// Read at most this many bytes per second from the object store (0: no limit).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     max_bytes_per_second: u64,
-    /// Make at most this many object-store requests per second [default: no limit].
+    /// Make at most this many object-store requests (reads and size checks) per second (0: no
+    /// limit).
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_requests_per_second: u64,
     /// Data dir holding the catalog [default: ./floe-data].
