@@ -183,6 +183,10 @@ pub trait ScrubStore: Send + Sync + 'static {
     /// refreshes the open one of its file and kind; the table's other open findings of a checked
     /// kind are resolved. Table and warehouse names follow the store's naming rules, and no text
     /// holds U+0000 ([`crate::StoreError::InvalidInput`] otherwise).
+    ///
+    /// A problem found outside a pass (a metadata file whose checksum does not match, on a read)
+    /// is recorded as a pass with that one problem, `checked` empty and `complete` false: it opens
+    /// or refreshes its finding and resolves nothing.
     async fn record_scrub(&self, pass: &ScrubPass) -> Result<ScrubRecorded>;
 
     /// Resolves the open findings of `files` in `table` (a repair dealt with them); returns how
