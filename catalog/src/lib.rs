@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             get(maintenance::table_settings).post(maintenance::update_table_settings),
         )
         .route("/management/v1/maintenance/jobs", get(maintenance::jobs))
+        .route("/management/v1/scrub/findings", get(handlers::scrub::findings))
         .route("/management/v1/openapi.yaml", get(management_openapi))
         .route("/v1/oauth/tokens", post(auth::token::issue))
         .route(

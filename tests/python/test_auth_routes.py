@@ -368,6 +368,7 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
         "POST", "maintain", MAINTENANCE_UPDATE
     ),
     ("GET", M + "/maintenance/jobs"): admin_call("GET", M + "/maintenance/jobs", 200),
+    ("GET", M + "/scrub/findings"): lambda r: Call("GET", M + "/scrub/findings", [Need("maintain", "server")], 200),
     ("GET", M + "/principals"): admin_call("GET", M + "/principals", 200),
     ("POST", M + "/principals"): lambda r: admin_call("POST", M + "/principals", 201, {"name": unique("new")})(r),
     ("DELETE", M + "/principals/{principal}"): delete_principal,

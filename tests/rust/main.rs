@@ -23,6 +23,7 @@ mod repair;
 mod replicas;
 mod s3;
 mod scheduler;
+mod scrub;
 mod sql;
 mod transactions;
 mod views;

@@ -422,7 +422,10 @@ async fn the_scheduler_compacts_a_table_on_s3() {
         .set_properties(
             &["events"],
             "clicks",
-            json!({ "floe.maintenance.enabled": "true" }),
+            json!({
+                "floe.maintenance.enabled": "true",
+                "floe.maintenance.scrub.deep": "true",
+            }),
         )
         .await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -448,6 +451,36 @@ async fn the_scheduler_compacts_a_table_on_s3() {
     assert_eq!(summary["total-data-files"], "1", "{summary:?}");
     expected.sort_unstable();
     assert_eq!(read_ids(&compacted).await, expected);
+    // The same pass scrubs the table after compacting it, on S3 too: sizes by HEAD, footers by
+    // ranged GETs (deep), and nothing wrong.
+    let scrub = loop {
+        let jobs: serde_json::Value = floe_testkit::http()
+            .get(format!("{}/management/v1/maintenance/jobs", server.uri()))
+            .query(&[
+                ("namespace", "events"),
+                ("table", "clicks"),
+                ("kind", "scrub"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(job) = jobs["jobs"].as_array().and_then(|jobs| jobs.first()) {
+            break job.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not scrubbed within 60 s:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(scrub["outcome"], "succeeded", "{scrub}");
+    assert_eq!(scrub["stats"]["deep"], "1", "{scrub}");
+    assert_eq!(scrub["stats"]["findings"], "0", "{scrub}");
+    assert_eq!(scrub["open-findings"], 0, "{scrub}");
     let data_files: Vec<String> = s3
         .list("lake", &key_of(compacted.metadata().location()))
         .await

@@ -96,6 +96,12 @@ pub const RULES: &[(Method, &str, Rule)] = &[
         "/management/v1/maintenance/jobs",
         Rule::Server(Privilege::Admin),
     ),
+    // Findings name files of any table: `maintain` on the server (which `admin` implies).
+    (
+        Method::GET,
+        "/management/v1/scrub/findings",
+        Rule::Server(Privilege::Maintain),
+    ),
     (
         Method::GET,
         "/management/v1/principals",

@@ -8,11 +8,11 @@
 //! - `GET`/`POST /management/v1/warehouses/{w}/namespaces/{ns}/maintenance`: the same for a
 //!   namespace's defaults (namespace properties);
 //! - `GET /management/v1/maintenance/jobs?warehouse=&namespace=&table=&kind=&limit=`: recorded
-//!   job runs, newest first.
+//!   job runs, newest first, each with the scrub findings its table has open now.
 //!
 //! Namespaces in paths are encoded as in the Iceberg REST API (levels joined by U+001F).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
@@ -149,6 +149,8 @@ struct JobJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     stats: BTreeMap<String, String>,
+    /// The scrub findings the job's table has open now (not when the job ran).
+    open_findings: u64,
 }
 
 impl From<JobRecord> for JobJson {
@@ -165,6 +167,7 @@ impl From<JobRecord> for JobJson {
             outcome: job.outcome,
             error: job.error,
             stats: job.stats,
+            open_findings: 0,
         }
     }
 }
@@ -202,14 +205,34 @@ pub async fn jobs(
         table,
         kind: query.get("kind").map(str::to_string),
     };
-    let jobs = state
-        .default_catalog()
-        .store()
+    let store = state.default_catalog().store();
+    let jobs = store
         .list_jobs(&filter, limit)
         .await
         .map_err(floe_commit::CommitError::from)?;
+    // One grouped query for every table's count, not one per job.
+    let open: HashMap<(String, TableName), u64> = store
+        .scrub()
+        .open_finding_counts(filter.warehouse.as_deref())
+        .await
+        .map_err(floe_commit::CommitError::from)?
+        .into_iter()
+        .map(|count| ((count.warehouse, count.table), count.open))
+        .collect();
     Ok(Json(JobsResponse {
-        jobs: jobs.into_iter().map(JobJson::from).collect(),
+        jobs: jobs
+            .into_iter()
+            .map(|job| {
+                let open_findings = open
+                    .get(&(job.warehouse.clone(), job.table.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                JobJson {
+                    open_findings,
+                    ..JobJson::from(job)
+                }
+            })
+            .collect(),
     }))
 }
 

@@ -4,6 +4,7 @@ pub mod config;
 pub mod health;
 pub mod maintenance;
 pub mod namespaces;
+pub mod scrub;
 pub mod tables;
 pub mod views;
 pub mod warehouses;

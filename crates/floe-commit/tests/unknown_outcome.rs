@@ -54,6 +54,9 @@ impl MetadataStore for FaultyMetadataStore {
     fn access(&self) -> &dyn floe_store::AccessStore {
         self.inner.access()
     }
+    fn scrub(&self) -> &dyn floe_store::ScrubStore {
+        self.inner.scrub()
+    }
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         self.inner.in_warehouse(name)
     }

@@ -1,6 +1,7 @@
-//! Table maintenance: the jobs that keep a table's history and its files from growing without end.
+//! Table maintenance: the jobs that keep a table's history and its files from growing without end,
+//! and the scrubber that checks they are all still there.
 //!
-//! This crate owns three on-demand jobs over one table, all built only on the commit engine
+//! This crate owns the on-demand jobs over one table, all built only on the commit engine
 //! ([`floe_commit::Catalog`]), the warehouse ([`floe_storage::Warehouse`]) and Iceberg's own file
 //! readers — never on the server:
 //!
@@ -22,13 +23,17 @@
 //! - **Manifest rewrite** ([`rewrite_manifests`]) clusters the entries of many small data
 //!   manifests by partition into manifests near `commit.manifest.target-size-bytes`, as a
 //!   `replace` snapshot that changes no data.
-//!
 //! - **Repair** ([`repair`]) of a table whose files were lost: rolling the pointer back from a
 //!   missing or corrupt current metadata file to the newest intact one
 //!   ([`repair::rollback`]), and committing a snapshot that forgets data and delete files that are
 //!   gone ([`repair::forget_missing_files`]). Dry runs by default; applied repairs are audited.
+//! - **Scrubbing** ([`scrub_table`]) changes nothing: it checks that every file the table's
+//!   snapshots reference is still there with the size its metadata records (and, deep, that each
+//!   Parquet footer parses), rate-limited, and records what is wrong as findings in the metadata
+//!   store ([`floe_store::ScrubStore`]), resolving those it no longer finds.
 //!
-//! All have a dry run that reports what would go and changes nothing. Deleting is always
+//! All that change the table have a dry run that reports what would go and changes nothing.
+//! Deleting is always
 //! confined to the table's own location inside the warehouse: every delete goes through a
 //! [`floe_storage::TableScope`], so a file the metadata names elsewhere (another table's, a
 //! registered table's) or one reached through a symbolic link is never deleted. A table whose
@@ -52,6 +57,7 @@ pub mod recover;
 pub mod repair;
 mod rewrite_manifests;
 pub mod scheduler;
+pub mod scrub;
 mod zorder;
 
 use std::sync::Arc;
@@ -70,6 +76,7 @@ pub use orphans::{
     DEFAULT_ORPHAN_AGE, MIN_ORPHAN_AGE, OrphanOptions, OrphanReport, remove_orphan_files,
 };
 pub use rewrite_manifests::{ManifestRewriteOptions, ManifestRewriteReport, rewrite_manifests};
+pub use scrub::{RateLimits, ScrubOptions, ScrubReport, scrub_table};
 
 /// Where a long job reports how far it got, e.g. to draw a progress bar. Jobs call
 /// [`Progress::start`] once per phase with its totals, then [`Progress::advance`] as files are

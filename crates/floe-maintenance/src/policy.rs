@@ -2,7 +2,8 @@
 //!
 //! Every table is maintained by default, with settings like S3 Tables': compaction to 512 MiB
 //! files (64–512 MiB allowed), at least 1 snapshot kept and snapshots older than 120 hours
-//! expired, unreferenced files marked once 3 days old and deleted 10 days after being marked. Each
+//! expired, unreferenced files marked once 3 days old and deleted 10 days after being marked; and
+//! its files scrubbed once a day, slowly (8 MiB/s, 20 requests/s), without reading footers. Each
 //! setting is a property named
 //! `floe.maintenance.<key>` ([`KEYS`]) and may be set on the warehouse (its properties), on a
 //! namespace (namespace properties) or on the table (table properties); the most specific wins:
@@ -39,6 +40,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("unreferenced-files.interval-hours", "24"),
     ("manifest-rewrite.enabled", "true"),
     ("manifest-rewrite.min-manifests", "100"),
+    ("scrub.enabled", "true"),
+    ("scrub.interval-hours", "24"),
+    ("scrub.deep", "false"),
+    // Slow on purpose: the scrubber must never compete with readers and writers.
+    ("scrub.max-bytes-per-second", "8388608"),
+    ("scrub.max-requests-per-second", "20"),
 ];
 
 /// Turns an Iceberg property's value into the setting's unit; `None` if it does not parse.
@@ -108,6 +115,12 @@ pub struct MaintenancePolicy {
     pub orphan_interval_hours: u64,
     pub manifest_rewrite: bool,
     pub min_manifests: usize,
+    pub scrub: bool,
+    pub scrub_interval_hours: u64,
+    /// Also read every Parquet data and delete file's footer.
+    pub scrub_deep: bool,
+    /// The scrub's rate: bytes read and requests made per second (0: unlimited).
+    pub scrub_limits: crate::scrub::RateLimits,
     /// Every setting by key (without [`PREFIX`]) with its source, for people.
     pub settings: BTreeMap<String, Setting>,
 }
@@ -174,6 +187,13 @@ pub fn resolve(
         orphan_interval_hours: number("unreferenced-files.interval-hours")?.max(1),
         manifest_rewrite: flag("manifest-rewrite.enabled")?,
         min_manifests: to_usize(number("manifest-rewrite.min-manifests")?).max(2),
+        scrub: flag("scrub.enabled")?,
+        scrub_interval_hours: number("scrub.interval-hours")?.max(1),
+        scrub_deep: flag("scrub.deep")?,
+        scrub_limits: crate::scrub::RateLimits {
+            bytes_per_second: number("scrub.max-bytes-per-second")?,
+            requests_per_second: number("scrub.max-requests-per-second")?,
+        },
         settings,
     };
     Ok(policy)
@@ -262,6 +282,10 @@ mod tests {
         assert_eq!(policy.max_snapshot_age_hours, 120);
         assert_eq!(policy.unreferenced_days, 3);
         assert_eq!(policy.non_current_days, 10);
+        assert!(policy.scrub && !policy.scrub_deep);
+        assert_eq!(policy.scrub_interval_hours, 24);
+        assert_eq!(policy.scrub_limits.bytes_per_second, 8 * MIB);
+        assert_eq!(policy.scrub_limits.requests_per_second, 20);
         assert!(
             policy
                 .settings

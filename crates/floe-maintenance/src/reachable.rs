@@ -43,7 +43,7 @@ impl FileSet {
 
 /// The object path of `location`; a location outside the warehouse keeps its own spelling under a
 /// prefix no object path has, so it never matches a listed file.
-fn key(warehouse: &Warehouse, location: &str) -> String {
+pub(crate) fn key(warehouse: &Warehouse, location: &str) -> String {
     match warehouse.object_path(location) {
         Ok(path) => path.to_string(),
         Err(_) => format!("\u{0}outside:{location}"),

@@ -16,6 +16,14 @@
 //!    the last successful run in the job records (shared by all replicas), in two phases: a file
 //!    unreferenced for `unreferenced-days` is marked, and deleted by a later run once marked for
 //!    `non-current-days`.
+//! 5. **scrubbing** at most every `scrub.interval-hours` (judged by the job records, like
+//!    unreferenced-file removal): every file the table references is checked for existence and
+//!    size (and, with `scrub.deep`, its Parquet footer), at `scrub.max-bytes-per-second` and
+//!    `scrub.max-requests-per-second`; the findings go to the metadata store (see
+//!    [`crate::scrub`]). Every run is recorded, with its finding counts.
+//!
+//! A table that does not load (its metadata file lost or damaged) gets the scrub only, by its
+//! namespace's and warehouse's settings, so that the scrub records why.
 //!
 //! A table whose `gc.enabled` is false gets no unreferenced-file removal, and its expiry deletes
 //! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
@@ -45,7 +53,8 @@ use tracing::{debug, info, warn};
 use crate::policy::{self, MaintenancePolicy};
 use crate::{
     CompactOptions, ExpireOptions, LeaseSettings, MaintenanceError, ManifestRewriteOptions,
-    OrphanOptions, compact, expire_snapshots, remove_orphan_files, rewrite_manifests,
+    OrphanOptions, ScrubOptions, compact, expire_snapshots, remove_orphan_files, rewrite_manifests,
+    scrub_table,
 };
 
 /// How long job records are kept.
@@ -59,6 +68,7 @@ pub mod kind {
     pub const SNAPSHOT_EXPIRY: &str = "snapshot-expiry";
     pub const MANIFEST_REWRITE: &str = "manifest-rewrite";
     pub const ORPHAN_REMOVAL: &str = "orphan-removal";
+    pub const SCRUB: &str = "scrub";
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +155,9 @@ impl Scheduler {
             let store = self.warehouses.default_catalog().store();
             if let Err(err) = store.expire_jobs(JOB_RETENTION).await {
                 warn!(error = %err, "could not expire old maintenance job records");
+            }
+            if let Err(err) = store.scrub().expire_findings(JOB_RETENTION).await {
+                warn!(error = %err, "could not expire old resolved scrub findings");
             }
         }
     }
@@ -233,15 +246,23 @@ impl Scheduler {
             }
             Err(err) => {
                 warn!(warehouse, %table, error = %err, "cannot resolve the table's maintenance settings");
-                outcome.skipped = true;
-                return outcome;
+                // A table that does not load may have lost its metadata file: the scrub reads
+                // what the pointer names itself, so it still runs, to record why.
+                match scrub_only_policy(catalog, table, warehouse_properties).await {
+                    Some(policy) => policy,
+                    None => {
+                        outcome.skipped = true;
+                        return outcome;
+                    }
+                }
             }
         };
-        let jobs: [(&'static str, bool); 4] = [
+        let jobs: [(&'static str, bool); 5] = [
             (kind::COMPACTION, policy.compaction),
             (kind::SNAPSHOT_EXPIRY, policy.snapshot_expiry),
             (kind::MANIFEST_REWRITE, policy.manifest_rewrite),
             (kind::ORPHAN_REMOVAL, policy.unreferenced_files),
+            (kind::SCRUB, policy.scrub),
         ];
         for (job, enabled) in jobs {
             let key = (warehouse.to_string(), table.clone(), job);
@@ -255,7 +276,10 @@ impl Scheduler {
                 kind::COMPACTION => Box::pin(run_compaction(catalog, table, &policy)),
                 kind::SNAPSHOT_EXPIRY => Box::pin(run_expiry(catalog, table, &policy)),
                 kind::MANIFEST_REWRITE => Box::pin(run_manifest_rewrite(catalog, table, &policy)),
-                _ => Box::pin(run_orphan_removal(catalog, warehouse, table, &policy)),
+                kind::ORPHAN_REMOVAL => {
+                    Box::pin(run_orphan_removal(catalog, warehouse, table, &policy))
+                }
+                _ => Box::pin(run_scrub(catalog, warehouse, table, &policy)),
             };
             let result = crate::lease::with_settings(self.options.lease, job_future).await;
             let record = |outcome: &str, error: Option<String>, stats: Properties| JobRecord {
@@ -387,6 +411,22 @@ async fn table_policy(
     Ok(policy.enabled.then_some(policy))
 }
 
+/// The policy of a table that does not load, from its namespace's and warehouse's settings, with
+/// every job but the scrub off; `None` when that is off too (or the namespace is gone).
+async fn scrub_only_policy(
+    catalog: &Catalog,
+    table: &TableName,
+    warehouse_properties: &Properties,
+) -> Option<MaintenancePolicy> {
+    let namespace = catalog.load_namespace(&table.namespace).await.ok()?;
+    let mut policy = policy::resolve(warehouse_properties, &namespace, &Properties::new()).ok()?;
+    policy.compaction = false;
+    policy.snapshot_expiry = false;
+    policy.manifest_rewrite = false;
+    policy.unreferenced_files = false;
+    (policy.enabled && policy.scrub).then_some(policy)
+}
+
 type JobResult = Result<Option<Properties>, MaintenanceError>;
 
 async fn run_compaction(
@@ -463,29 +503,40 @@ async fn run_manifest_rewrite(
     ])))
 }
 
-async fn run_orphan_removal(
+/// Whether a job spaced out by `interval_hours` is due: no run succeeded within the interval, on
+/// any replica (the job records tell).
+async fn due(
     catalog: &Catalog,
     warehouse: &str,
     table: &TableName,
-    policy: &MaintenancePolicy,
-) -> JobResult {
-    // Due when no run succeeded within the interval, on any replica: the records tell.
+    job: &str,
+    interval_hours: u64,
+) -> Result<bool, MaintenanceError> {
     let last = catalog
         .store()
         .list_jobs(
             &JobFilter {
                 warehouse: Some(warehouse.to_string()),
                 table: Some(table.clone()),
-                kind: Some(kind::ORPHAN_REMOVAL.to_string()),
+                kind: Some(job.to_string()),
             },
             10,
         )
         .await?
         .into_iter()
         .find(|job| job.outcome == "succeeded");
-    let interval_ms =
-        i64::try_from(policy.orphan_interval_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
-    if last.is_some_and(|job| now_ms().saturating_sub(job.started_at_ms) < interval_ms) {
+    let interval_ms = i64::try_from(interval_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+    Ok(last.is_none_or(|job| now_ms().saturating_sub(job.started_at_ms) >= interval_ms))
+}
+
+async fn run_orphan_removal(
+    catalog: &Catalog,
+    warehouse: &str,
+    table: &TableName,
+    policy: &MaintenancePolicy,
+) -> JobResult {
+    let interval = policy.orphan_interval_hours;
+    if !due(catalog, warehouse, table, kind::ORPHAN_REMOVAL, interval).await? {
         return Ok(None);
     }
     // Two phases, as S3 Tables: marked once past the floor, deleted after the delay.
@@ -507,6 +558,51 @@ async fn run_orphan_removal(
     ])))
 }
 
+async fn run_scrub(
+    catalog: &Catalog,
+    warehouse: &str,
+    table: &TableName,
+    policy: &MaintenancePolicy,
+) -> JobResult {
+    if !due(
+        catalog,
+        warehouse,
+        table,
+        kind::SCRUB,
+        policy.scrub_interval_hours,
+    )
+    .await?
+    {
+        return Ok(None);
+    }
+    let options = ScrubOptions {
+        deep: policy.scrub_deep,
+        limits: policy.scrub_limits,
+        ..ScrubOptions::default()
+    };
+    let report = scrub_table(catalog, table, &options).await?;
+    if !report.problems.is_empty() {
+        warn!(
+            warehouse,
+            %table,
+            problems = report.problems.len(),
+            new = report.recorded.opened,
+            "the scrub found files missing or damaged; see `floe scrub` or GET /management/v1/scrub/findings"
+        );
+    }
+    // Recorded even when all is well: the record is what spaces the runs out.
+    Ok(Some(stats(&[
+        ("files-checked", report.files_checked),
+        ("bytes-verified", report.bytes_verified),
+        ("bytes-read", report.bytes_read),
+        ("requests", report.requests),
+        ("deep", u64::from(report.deep)),
+        ("findings", report.problems.len() as u64),
+        ("findings-new", report.recorded.opened),
+        ("findings-resolved", report.recorded.resolved),
+    ])))
+}
+
 fn stats(pairs: &[(&str, u64)]) -> Properties {
     pairs
         .iter()
@@ -520,9 +616,9 @@ async fn save(catalog: &Catalog, record: &JobRecord) {
     }
 }
 
-/// Every table of every namespace of the warehouse, nested namespaces included. A namespace
-/// that disappears meanwhile is skipped.
-async fn all_tables(catalog: &Catalog) -> Vec<TableName> {
+/// Every table of every namespace of the warehouse, nested namespaces included, in name order.
+/// A namespace that disappears meanwhile is skipped.
+pub async fn all_tables(catalog: &Catalog) -> Vec<TableName> {
     let mut tables = Vec::new();
     let mut pending: Vec<Option<NamespacePath>> = vec![None];
     while let Some(parent) = pending.pop() {

@@ -314,6 +314,25 @@ impl Warehouse {
             .map_err(|source| self.error("get", location, source))
     }
 
+    /// The file's size in bytes, from the store's metadata (an S3 `HEAD`, a `stat`): nothing of
+    /// the file is read. For checks that a file is still there, whole.
+    pub async fn size(&self, location: &str) -> Result<u64> {
+        let path = self.object_path(location)?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(meta.size),
+            Err(source) => Err(self.error("head", location, source)),
+        }
+    }
+
+    /// The bytes `range` of the file (one ranged `GET`), e.g. a Parquet footer.
+    pub async fn get_range(&self, location: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let path = self.object_path(location)?;
+        self.store
+            .get_range(&path, range)
+            .await
+            .map_err(|source| self.error("get", location, source))
+    }
+
     /// Deletes one file; a file that is already gone is not an error. Only [`TableScope`] calls
     /// it, after checking the file is its table's own.
     pub(crate) async fn delete(&self, location: &str) -> Result<()> {

@@ -47,7 +47,7 @@ pub(crate) struct Stmt<'a> {
     pub args: Vec<Arg<'a>>,
 }
 
-fn stmt<'a>(sql: impl Into<String>, args: impl Into<Vec<Arg<'a>>>) -> Stmt<'a> {
+pub(crate) fn stmt<'a>(sql: impl Into<String>, args: impl Into<Vec<Arg<'a>>>) -> Stmt<'a> {
     Stmt {
         sql: sql.into(),
         args: args.into(),
@@ -99,7 +99,7 @@ pub(crate) trait AccessConn: Send {
 }
 
 /// The rows of a query, as records.
-async fn fetch<C: AccessConn, T>(
+pub(crate) async fn fetch<C: AccessConn, T>(
     conn: &mut C,
     stmt: Stmt<'_>,
     columns: &[Col],
@@ -114,7 +114,7 @@ async fn fetch<C: AccessConn, T>(
 }
 
 /// A changing statement's row count; a constraint it breaks is a bug here, so [`StoreError::Internal`].
-async fn rows<C: AccessConn>(conn: &mut C, stmt: Stmt<'_>) -> Result<u64, C::Error> {
+pub(crate) async fn rows<C: AccessConn>(conn: &mut C, stmt: Stmt<'_>) -> Result<u64, C::Error> {
     match conn.execute(&stmt).await? {
         Executed::Rows(rows) => Ok(rows),
         other => Err(StoreError::Internal(format!("{:?} running {:?}", other, stmt.sql)).into()),
@@ -126,19 +126,19 @@ pub(crate) struct Fields(std::vec::IntoIter<Value>);
 
 impl Fields {
     fn next(&mut self) -> Result<Value> {
-        self.0.next().ok_or_else(|| {
-            StoreError::Internal("an access-control row has fewer columns than asked".into())
-        })
+        self.0
+            .next()
+            .ok_or_else(|| StoreError::Internal("a row has fewer columns than asked".into()))
     }
 
-    fn text(&mut self) -> Result<String> {
+    pub(crate) fn text(&mut self) -> Result<String> {
         match self.next()? {
             Value::Text(text) => Ok(text),
             other => Err(mistyped("text", &other)),
         }
     }
 
-    fn int(&mut self) -> Result<i64> {
+    pub(crate) fn int(&mut self) -> Result<i64> {
         match self.next()? {
             Value::Int(int) => Ok(int),
             other => Err(mistyped("an integer", &other)),
@@ -159,16 +159,14 @@ fn mistyped(expected: &str, got: &Value) -> StoreError {
         Value::Int(_) => "an integer",
         Value::Bytes(_) => "bytes",
     };
-    StoreError::Internal(format!(
-        "an access-control column holds {got}, not {expected}"
-    ))
+    StoreError::Internal(format!("a column holds {got}, not {expected}"))
 }
 
 // Input checks: every backend refuses the same things.
 
 /// Names (principals, roles, privileges, kids...) are non-empty and free of U+0000, which
 /// PostgreSQL cannot store in text.
-fn check_name(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_name(what: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.contains('\0') {
         return Err(StoreError::InvalidInput(format!(
             "a {what} is non-empty without U+0000, not {value:?}"
@@ -178,7 +176,7 @@ fn check_name(what: &str, value: &str) -> Result<()> {
 }
 
 /// Free text (an audit record's target) may be empty, but PostgreSQL cannot store U+0000 either.
-fn check_text(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
     if value.contains('\0') {
         return Err(StoreError::InvalidInput(format!(
             "a {what} contains U+0000: {value:?}"
@@ -314,7 +312,7 @@ fn check_grant(grant: &GrantRecord) -> Result<SecurableColumns<'_>> {
 }
 
 /// Ages are capped far beyond any retention, so that `now - age` cannot overflow.
-fn age_millis(age: Duration) -> i64 {
+pub(crate) fn age_millis(age: Duration) -> i64 {
     i64::try_from(age.as_millis())
         .unwrap_or(i64::MAX)
         .min(1 << 50)

@@ -2,7 +2,8 @@
 //! exist, and where each table's *current* metadata file is (with the file's size and SHA-256, to
 //! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
-//! access-control records: principals, roles, grants, signing keys, the audit log).
+//! access-control records: principals, roles, grants, signing keys, the audit log; the
+//! scrubber's findings).
 //!
 //! # The model
 //!
@@ -91,6 +92,13 @@
 //! these operations, with only placeholders, the clock and constraint errors told apart per
 //! dialect.
 //!
+//! # Scrub findings
+//!
+//! The scrubber (`floe-maintenance`) records the problems it finds with the files tables reference
+//! (a missing file, a wrong size, an unreadable footer) behind their own trait, [`ScrubStore`],
+//! reached with [`MetadataStore::scrub`]: one open finding per problem however often it is found
+//! again, resolved when a later pass finds the file fine; the [`scrub`] module says how.
+//!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
@@ -136,6 +144,10 @@ pub use access::{
     AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
     Securable, SigningKeyRecord,
 };
+pub use scrub::{
+    FindingFilter, FindingKind, OpenFindings, Problem, ScrubFinding, ScrubPass, ScrubRecorded,
+    ScrubStore,
+};
 
 pub mod access;
 mod access_sql;
@@ -145,6 +157,8 @@ mod integrity;
 mod kind;
 mod location;
 pub mod postgres;
+pub mod scrub;
+mod scrub_sql;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "test-suite"))]
@@ -387,6 +401,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The access-control records (see *Access control* in the crate docs): global, so a handle
     /// from [`MetadataStore::in_warehouse`] sees the same ones.
     fn access(&self) -> &dyn AccessStore;
+
+    /// The scrubber's findings (see *Scrub findings* in the crate docs): global, like the
+    /// access-control records.
+    fn scrub(&self) -> &dyn ScrubStore;
 
     /// A handle on the same database (same pool) working in the registered warehouse `name`. It
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not

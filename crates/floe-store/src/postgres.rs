@@ -85,6 +85,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod scrub;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
 
@@ -365,6 +366,10 @@ impl PostgresStore {
 #[async_trait]
 impl MetadataStore for PostgresStore {
     fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
+    fn scrub(&self) -> &dyn crate::ScrubStore {
         self
     }
 

@@ -59,6 +59,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod scrub;
 
 pub use backup::check_backup_file;
 
@@ -316,6 +317,10 @@ async fn finish<T>(
 #[async_trait]
 impl MetadataStore for SqliteStore {
     fn access(&self) -> &dyn crate::AccessStore {
+        self
+    }
+
+    fn scrub(&self) -> &dyn crate::ScrubStore {
         self
     }
 

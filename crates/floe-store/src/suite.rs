@@ -26,6 +26,8 @@ use crate::{
 
 mod access;
 pub use access::*;
+mod scrub;
+pub use scrub::*;
 
 /// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
 ///
@@ -84,6 +86,13 @@ macro_rules! metadata_store_suite {
             signing_keys_newest_first,
             audit_log_lists_and_expires,
             invalid_access_names_are_refused,
+        );
+        // The scrubber's findings (suite/scrub.rs).
+        $crate::metadata_store_suite!(@checks $fresh;
+            scrub_findings_open_refresh_and_resolve,
+            scrub_findings_are_listed_counted_and_expired,
+            concurrent_scrubs_keep_one_open_finding,
+            invalid_scrub_input_is_refused,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {

@@ -19,6 +19,7 @@ mod backup;
 mod maintain;
 mod maintenance;
 mod repair;
+mod scrub;
 mod sql;
 mod warehouse;
 
@@ -51,6 +52,9 @@ enum Command {
     Warehouse(warehouse::WarehouseArgs),
     /// What the server's automatic maintenance did, and each table's maintenance settings.
     Maintenance(maintenance::MaintenanceArgs),
+    /// Check that every file a table references exists with its recorded size (--deep: and
+    /// that Parquet footers parse); exits 1 if any finding is open.
+    Scrub(scrub::ScrubArgs),
     /// Principals of the oauth2 auth mode: create (prints the secret once), list, delete, rotate.
     Principal(access::PrincipalArgs),
     /// Roles: create, delete, list, assign to and unassign from principals.
@@ -460,6 +464,10 @@ fn main() -> ExitCode {
         }
         Command::Warehouse(args) => warehouse::run(args),
         Command::Maintenance(args) => maintenance::run(args),
+        Command::Scrub(args) => {
+            init_logging();
+            scrub::run(args)
+        }
         Command::Principal(args) => access::run_principal(args),
         Command::Role(args) => access::run_role(args),
         Command::Grant(args) => access::run_grant(args, false),

@@ -33,12 +33,13 @@ pub struct MaintenanceArgs {
 
 #[derive(Subcommand, Debug)]
 enum MaintenanceCommand {
-    /// Recorded job runs, newest first (jobs that changed something or failed).
+    /// Recorded job runs, newest first (jobs that changed something or failed, and every scrub),
+    /// with the number of scrub findings each job's table has open now.
     History {
         /// Only this table (namespace.table; a nested namespace as a.b.table).
         #[arg(long)]
         table: Option<String>,
-        /// Only this kind: compaction, snapshot-expiry, manifest-rewrite, orphan-removal.
+        /// Only this kind: compaction, snapshot-expiry, manifest-rewrite, orphan-removal, scrub.
         #[arg(long)]
         kind: Option<String>,
         /// At most this many runs.
@@ -223,7 +224,7 @@ fn print_history(jobs: &[Value]) {
         println!("no maintenance jobs recorded");
         return;
     }
-    let rows: Vec<[String; 6]> = jobs
+    let rows: Vec<[String; 7]> = jobs
         .iter()
         .map(|job| {
             let namespace: Vec<&str> = job["namespace"]
@@ -260,6 +261,10 @@ fn print_history(jobs: &[Value]) {
                 job["kind"].as_str().unwrap_or_default().to_string(),
                 job["outcome"].as_str().unwrap_or_default().to_string(),
                 took,
+                // The table's scrub findings open now, whatever the job.
+                job["open-findings"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_string(), |open| open.to_string()),
                 detail,
             ]
         })
@@ -270,33 +275,42 @@ fn print_history(jobs: &[Value]) {
         "job",
         "outcome",
         "took",
+        "open findings",
         "details",
     ];
-    let widths: Vec<usize> = (0..5)
+    print_rows(&header, &rows);
+}
+
+/// Prints `rows` under `header`, every column but the last padded to its widest cell.
+pub(crate) fn print_rows<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
         .map(|column| {
             rows.iter()
-                .map(|row| row[column].len())
+                .map(|row| row[column].chars().count())
                 .chain([header[column].len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: [&str; 6]| {
+    let line = |cells: Vec<&str>| {
         let mut text = String::new();
-        for (column, cell) in cells.iter().enumerate().take(5) {
-            text.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+        for (column, cell) in cells.iter().enumerate() {
+            if column + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
         }
-        text.push_str(cells[5]);
         println!("{}", text.trim_end());
     };
-    line(header);
-    for row in &rows {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
     }
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, UTC.
-fn format_time(millis: i64) -> String {
+pub(crate) fn format_time(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| millis.to_string())

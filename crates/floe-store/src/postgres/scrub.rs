@@ -1,0 +1,62 @@
+//! The scrubber's findings in PostgreSQL: the shared operations of [`crate::scrub_sql`] on the
+//! connections of [`super::access`]. A pass is recorded in one READ COMMITTED transaction; the
+//! upsert on the index of open findings keeps two replicas recording one table from making two
+//! open findings of one problem.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Mode, PostgresStore};
+use crate::scrub::{
+    FindingFilter, OpenFindings, ScrubFinding, ScrubPass, ScrubRecorded, ScrubStore,
+};
+use crate::scrub_sql as ops;
+use crate::{Result, TableName};
+
+#[async_trait]
+impl ScrubStore for PostgresStore {
+    async fn record_scrub(&self, pass: &ScrubPass) -> Result<ScrubRecorded> {
+        self.run(Mode::Write, async |conn| {
+            ops::record_scrub(conn, pass).await
+        })
+        .await
+    }
+
+    async fn resolve_findings(
+        &self,
+        warehouse: &str,
+        table: &TableName,
+        files: &[String],
+    ) -> Result<u64> {
+        self.run(Mode::Write, async |conn| {
+            ops::resolve_findings(conn, warehouse, table, files).await
+        })
+        .await
+    }
+
+    async fn list_findings(
+        &self,
+        filter: &FindingFilter,
+        limit: usize,
+    ) -> Result<Vec<ScrubFinding>> {
+        self.run(Mode::Autocommit, async |conn| {
+            ops::list_findings(conn, filter, limit).await
+        })
+        .await
+    }
+
+    async fn open_finding_counts(&self, warehouse: Option<&str>) -> Result<Vec<OpenFindings>> {
+        self.run(Mode::Autocommit, async |conn| {
+            ops::open_finding_counts(conn, warehouse).await
+        })
+        .await
+    }
+
+    async fn expire_findings(&self, older_than: Duration) -> Result<u64> {
+        self.run(Mode::Autocommit, async |conn| {
+            ops::expire_findings(conn, older_than).await
+        })
+        .await
+    }
+}
