@@ -1,6 +1,7 @@
 //! Integrity-checked pointers, end to end: a current metadata file changed on disk after its
 //! commit makes loadTable answer 503 with an ErrorModel that names the table and the file (never
-//! a different table), logged at WARN; once the file is restored the table loads again.
+//! a different table), logged at WARN and recorded as an open scrub finding (which `floe scrub`
+//! finds too); once the file is restored the table loads again and a scrub resolves it.
 
 use serde_json::json;
 
@@ -55,14 +56,32 @@ async fn a_corrupt_metadata_file_is_a_503_until_restored() {
         log.contains("does not match the checksum its pointer records"),
         "{log}"
     );
-    // The hook the scrub findings will be recorded from: table, file and kind.
-    assert!(
-        log.contains("scrub finding") && log.contains("metadata-checksum-mismatch"),
-        "{log}"
-    );
+    // The read recorded an open scrub finding, listed like the scrubber's own...
+    let findings: serde_json::Value = floe_testkit::http()
+        .get(format!("{}/management/v1/scrub/findings", server.uri()))
+        .query(&[("open", "true")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = findings["findings"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{findings}");
+    assert_eq!(listed[0]["kind"], "metadata-checksum-mismatch");
+    assert_eq!(listed[0]["table"], "t");
+    assert_eq!(listed[0]["file"], file.as_str());
+    // ... and the scrubber finds the same from the pointer's checksum.
+    let data_dir = server.data_dir().display().to_string();
+    let (ok, out, _) = floe(&["scrub", "ns.t", "--data-dir", &data_dir]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("metadata-checksum-mismatch"), "{out}");
 
     std::fs::write(&path, &original).unwrap();
     let loaded = api.load_table(&["ns"], "t").await;
     assert_eq!(metadata_location_of(&loaded), file);
     assert_eq!(loaded["metadata"]["properties"]["k"], "1");
+    // Restored, the next scrub resolves the finding.
+    let (ok, out, err) = floe(&["scrub", "ns.t", "--data-dir", &data_dir]);
+    assert!(ok, "{out}\n{err}");
 }

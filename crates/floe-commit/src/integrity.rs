@@ -105,26 +105,41 @@ impl Catalog {
             found = %found,
             "a metadata file does not match the checksum its pointer records; refusing to serve it"
         );
-        let finding = if recorded.size == found.size {
-            "metadata-checksum-mismatch"
-        } else {
-            "metadata-size-mismatch"
-        };
-        // scrub finding: wired when findings land. Until then this event is the finding: the
-        // table, the file and what is wrong with it.
-        tracing::event!(
-            target: "floe::scrub_finding",
-            tracing::Level::WARN,
-            table = %name,
-            file = %location,
-            kind = finding,
-            "scrub finding"
-        );
+        self.record_finding(name, location, recorded, &found).await;
         Err(CommitError::Corrupt(format!(
             "metadata file {location} of {kind} {name} does not match its checksum \
              (expected {recorded}, found {found}): the file was changed or damaged after it was \
              committed; see floe scrub / floe repair"
         )))
+    }
+
+    /// Records a mismatch as an open scrub finding of the table, so that `floe scrub`, the
+    /// management API and `floe maintenance history` show it like the scrubber's own. It resolves
+    /// nothing (the read checked nothing else); a failure to record is logged, and the read still
+    /// fails.
+    async fn record_finding(
+        &self,
+        name: &TableName,
+        location: &str,
+        recorded: &FileChecksum,
+        found: &FileChecksum,
+    ) {
+        use floe_store::{FindingKind, Problem, ScrubPass};
+        let pass = ScrubPass {
+            warehouse: self.warehouse.name().to_string(),
+            table: name.clone(),
+            problems: vec![Problem {
+                file: location.to_string(),
+                kind: FindingKind::MetadataChecksumMismatch,
+                detail: format!("the pointer records {recorded}, the file is {found}"),
+                snapshots: Vec::new(),
+            }],
+            checked: Vec::new(),
+            complete: false,
+        };
+        if let Err(err) = self.store.scrub().record_scrub(&pass).await {
+            warn!(%name, file = %location, error = %err, "could not record the scrub finding");
+        }
     }
 
     /// Records the checksum of a row written before checksums were. A failure only means the
