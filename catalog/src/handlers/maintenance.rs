@@ -172,34 +172,40 @@ impl From<JobRecord> for JobJson {
     }
 }
 
+/// The `namespace` and `table` query parameters of the listing routes: both or neither.
+pub(crate) fn table_filter(query: &QueryParams) -> ApiResult<Option<TableName>> {
+    match (query.get("namespace"), query.get("table")) {
+        (Some(namespace), Some(table)) => Ok(Some(TableName::new(
+            parse_namespace(namespace)?,
+            table.to_string(),
+        ))),
+        (None, None) => Ok(None),
+        _ => Err(ApiError::bad_request(
+            "namespace and table are given together or not at all",
+        )),
+    }
+}
+
+/// The `limit` query parameter of the listing routes: 1 to `max`, 100 when absent.
+pub(crate) fn limit_param(query: &QueryParams, max: usize) -> ApiResult<usize> {
+    match query.get("limit") {
+        None => Ok(100.min(max)),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit is a number from 1 to {max}, not {raw:?}"))
+            }),
+    }
+}
+
 pub async fn jobs(
     State(state): State<AppState>,
     query: QueryParams,
 ) -> ApiResult<Json<JobsResponse>> {
-    let table = match (query.get("namespace"), query.get("table")) {
-        (Some(namespace), Some(table)) => Some(TableName::new(
-            parse_namespace(namespace)?,
-            table.to_string(),
-        )),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                "namespace and table are given together or not at all",
-            ));
-        }
-    };
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_JOBS).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "limit is a number from 1 to {MAX_JOBS}, not {raw:?}"
-                ))
-            })?,
-    };
+    let table = table_filter(&query)?;
+    let limit = limit_param(&query, MAX_JOBS)?;
     let filter = JobFilter {
         warehouse: query.get("warehouse").map(str::to_string),
         table,

@@ -9,13 +9,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use floe_store::{FindingFilter, ScrubFinding, TableName};
+use floe_store::{FindingFilter, ScrubFinding};
 use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryParams;
-use crate::names::parse_namespace;
 
 /// The longest listing one request returns.
 const MAX_FINDINGS: usize = 1000;
@@ -67,30 +66,8 @@ pub async fn findings(
     State(state): State<AppState>,
     query: QueryParams,
 ) -> ApiResult<Json<FindingsResponse>> {
-    let table = match (query.get("namespace"), query.get("table")) {
-        (Some(namespace), Some(table)) => Some(TableName::new(
-            parse_namespace(namespace)?,
-            table.to_string(),
-        )),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                "namespace and table are given together or not at all",
-            ));
-        }
-    };
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_FINDINGS).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "limit is a number from 1 to {MAX_FINDINGS}, not {raw:?}"
-                ))
-            })?,
-    };
+    let table = super::maintenance::table_filter(&query)?;
+    let limit = super::maintenance::limit_param(&query, MAX_FINDINGS)?;
     let since_ms = query
         .get("since")
         .map(|raw| {
