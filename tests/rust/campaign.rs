@@ -279,7 +279,9 @@ pub async fn check_referenced_files(table: &Table) -> usize {
             .manifest_list_reader(snapshot)
             .load()
             .await
-            .unwrap_or_else(|err| panic!("{name}: manifest list of {}: {err}", snapshot.snapshot_id()));
+            .unwrap_or_else(|err| {
+                panic!("{name}: manifest list of {}: {err}", snapshot.snapshot_id())
+            });
         for manifest_file in list.entries() {
             check(
                 &manifest_file.manifest_path,
@@ -301,7 +303,12 @@ pub async fn check_referenced_files(table: &Table) -> usize {
 }
 
 /// Loads every table and checks it against the ledger; returns (lost, files checked).
-async fn check_tables(uri: &str, tables: &[TableIdent], ledger: &Ledger, when: &str) -> (usize, usize) {
+async fn check_tables(
+    uri: &str,
+    tables: &[TableIdent],
+    ledger: &Ledger,
+    when: &str,
+) -> (usize, usize) {
     let catalog = rest_catalog_at(uri).await;
     let acknowledged = ledger.acknowledged.lock().expect("ledger").clone();
     let in_doubt = ledger.in_doubt.lock().expect("ledger").clone();
@@ -390,6 +397,7 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
     let ledger = Arc::new(Ledger::default());
     let next_id = Arc::new(AtomicI64::new(1));
     for round in 0..rounds {
+        let started = std::time::Instant::now();
         let kill_after = rng.range(5, 40) as usize;
         let acks_before = ledger.acks.load(Ordering::SeqCst);
         let shared = Arc::new(Round {
@@ -413,7 +421,13 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
                 &store,
                 &dir,
                 &expire_table,
-                &["--expire-snapshots", "--older-than", "1ms", "--retain-last", "2"],
+                &[
+                    "--expire-snapshots",
+                    "--older-than",
+                    "1ms",
+                    "--retain-last",
+                    "2",
+                ],
             ),
         ];
         figures.operations += maintenance.len();
@@ -444,8 +458,13 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
         .expect("maintenance");
 
         server.restart();
-        let (lost, _) = check_tables(&server.uri(), &tables, &ledger, &format!("round {round}")).await;
+        let (lost, _) =
+            check_tables(&server.uri(), &tables, &ledger, &format!("round {round}")).await;
         figures.lost += lost;
+        println!(
+            "round {round}: killed after {kill_after} acknowledged appends, checked in {:.1?}",
+            started.elapsed()
+        );
     }
 
     let (lost, files) = check_tables(&server.uri(), &tables, &ledger, "at the end").await;
@@ -459,7 +478,13 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
     figures.files_checked += scrubbed;
     figures.operations += ledger.attempts.load(Ordering::SeqCst);
     figures.acknowledged = ledger.acks.load(Ordering::SeqCst);
-    figures.in_doubt = ledger.in_doubt.lock().expect("ledger").values().map(BTreeSet::len).sum();
+    figures.in_doubt = ledger
+        .in_doubt
+        .lock()
+        .expect("ledger")
+        .values()
+        .map(BTreeSet::len)
+        .sum();
     figures.print(name, seed);
     drop(server);
     figures
