@@ -577,7 +577,7 @@ async fn postgres_outage_campaign() {
     let next_id = Arc::new(AtomicI64::new(1));
     let mut figures = Figures::default();
     for round in 0..rounds {
-        let kill_after = rng.range(5, 30) as usize;
+        let kill_after = rng.range(5, 20) as usize;
         let outage = Duration::from_millis(rng.range(200, 2000));
         let acks_before = ledger.acks.load(Ordering::SeqCst);
         let shared = Arc::new(Round {
@@ -609,7 +609,7 @@ async fn postgres_outage_campaign() {
             .await
             .expect("restart PostgreSQL");
         // Recovery on its own: commits are acknowledged again by the same server process.
-        let acks_back = ledger.acks.load(Ordering::SeqCst) + 10;
+        let acks_back = ledger.acks.load(Ordering::SeqCst) + 5;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while ledger.acks.load(Ordering::SeqCst) < acks_back {
             assert!(
