@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod backup;
 mod bad_input;
+mod campaign;
 mod concurrency;
 mod crash;
 mod etag;

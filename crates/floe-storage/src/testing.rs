@@ -56,6 +56,15 @@ pub enum Fault {
     /// Does the put, then reports that the object already exists: what a conditional put looks
     /// like when the client retried it after a 5xx whose request had in fact landed. Only puts.
     LandedThenExists,
+    /// A write cut short: the put starts a multipart upload of the object on the inner store,
+    /// sends the first half of the bytes, then drops the upload without completing it (the
+    /// connection or the process died) and fails. Stores stage such writes away from the name (a
+    /// local store writes `<name>#<n>` and renames on completion; S3 keeps an incomplete upload
+    /// invisible), so nothing must appear under the name. Only puts; other calls fail plainly.
+    CutShort,
+    /// Fails with the local filesystem's "No space left on device" (ENOSPC), as a full disk under
+    /// a local warehouse does. Only puts; other calls fail plainly.
+    NoSpace,
 }
 
 #[derive(Debug)]
@@ -208,7 +217,19 @@ impl Faults {
         path: &Path,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match self.next_fault(op) {
+        let fault = self.next_fault(op);
+        self.apply(fault, op, path, call).await
+    }
+
+    /// Runs `call` under `fault`.
+    async fn apply<T>(
+        &self,
+        fault: Option<Fault>,
+        op: Op,
+        path: &Path,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match fault {
             None => call.await,
             Some(Fault::Latency(delay)) => {
                 tokio::time::sleep(delay).await;
@@ -230,10 +251,48 @@ impl Faults {
                 Err(injected(path, "request timed out"))
             }
             Some(Fault::Denied) => Err(denied(path)),
-            Some(Fault::Unavailable | Fault::FailAfter | Fault::LandedThenExists) => {
-                Err(injected(path, "503 Service Unavailable"))
-            }
+            Some(Fault::NoSpace) if op == Op::Put => Err(no_space()),
+            Some(
+                Fault::Unavailable
+                | Fault::FailAfter
+                | Fault::LandedThenExists
+                | Fault::CutShort
+                | Fault::NoSpace,
+            ) => Err(injected(path, "503 Service Unavailable")),
         }
+    }
+
+    /// [`Fault::CutShort`] for a put of `payload`: half of it staged, never completed.
+    async fn cut_short(
+        &self,
+        inner: &dyn ObjectStore,
+        location: &Path,
+        payload: PutPayload,
+    ) -> Result<PutResult> {
+        let bytes: Bytes = payload.into();
+        let half = bytes.slice(..bytes.len() / 2);
+        let mut upload = inner
+            .put_multipart_opts(location, PutMultipartOptions::default())
+            .await?;
+        upload.put_part(half.clone().into()).await?;
+        // Dropped, neither completed nor aborted: what a dead connection leaves behind.
+        drop(upload);
+        Err(injected(
+            location,
+            &format!(
+                "connection reset: write cut short after {} of {} bytes",
+                half.len(),
+                bytes.len()
+            ),
+        ))
+    }
+}
+
+/// What a local filesystem store reports when the disk is full.
+fn no_space() -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(std::io::Error::from_raw_os_error(28)),
     }
 }
 
@@ -269,8 +328,16 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        let fault = self.faults.next_fault(Op::Put);
+        if fault == Some(Fault::CutShort) {
+            return self
+                .faults
+                .cut_short(self.inner.as_ref(), location, payload)
+                .await;
+        }
         self.faults
-            .run(
+            .apply(
+                fault,
                 Op::Put,
                 location,
                 self.inner.put_opts(location, payload, opts),
@@ -354,5 +421,83 @@ impl ObjectStore for FaultyStore {
         self.faults
             .run(Op::Copy, to, self.inner.copy_opts(from, to, options))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{StorageError, Warehouse};
+
+    fn local(dir: &std::path::Path) -> (Arc<FaultyStore>, Warehouse) {
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        let faults = Arc::new(FaultyStore::new(Arc::new(local)));
+        let root = url::Url::from_directory_path(dir).unwrap();
+        (faults.clone(), Warehouse::new("main", root, faults))
+    }
+
+    /// object_store's local store stages every write in `<name>#<n>` and renames (or, for a
+    /// create-only put, hard-links) it into place once complete, so a write cut short never shows
+    /// under its name, and the dropped upload removes its staging file.
+    #[tokio::test]
+    async fn a_write_cut_short_never_appears_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (faults, warehouse) = local(dir.path());
+        let location = format!("{}/t/data/a.parquet", warehouse.root());
+        faults.fail_nth(Op::Put, 1, Fault::CutShort);
+        let err = warehouse
+            .put_new(&location, Bytes::from(vec![7u8; 4096]))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cut short after 2048 of 4096 bytes"),
+            "{err}"
+        );
+        assert!(matches!(
+            warehouse.get(&location).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        // The staging file goes once the dropped upload's clean-up has run.
+        let mut left = Vec::new();
+        for _ in 0..100 {
+            left = std::fs::read_dir(dir.path().join("t/data"))
+                .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+                .unwrap_or_default();
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(left.is_empty(), "left behind: {left:?}");
+        // The next write of the same name is whole.
+        warehouse
+            .put_new(&location, Bytes::from(vec![7u8; 4096]))
+            .await
+            .unwrap();
+        assert_eq!(warehouse.get(&location).await.unwrap().len(), 4096);
+    }
+
+    /// A full disk is a transient failure (space can come back), and says so.
+    #[tokio::test]
+    async fn no_space_left_is_unavailable_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (faults, warehouse) = local(dir.path());
+        let location = format!("{}/t/metadata/1.json", warehouse.root());
+        faults.fail_nth(Op::Put, 1, Fault::NoSpace);
+        let err = warehouse
+            .put_new(&location, Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Unavailable { .. }), "{err}");
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        assert!(matches!(
+            warehouse.get(&location).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        warehouse
+            .put_new(&location, Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
     }
 }
