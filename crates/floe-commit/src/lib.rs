@@ -878,7 +878,7 @@ fn metadata_file_location(table_location: &str, version: i64) -> String {
 
 /// The version number in a metadata file name, or -1 when the name does not follow the layout
 /// (e.g. a registered table written by another tool).
-fn metadata_file_version(location: &str) -> i64 {
+pub fn metadata_file_version(location: &str) -> i64 {
     location
         .rsplit('/')
         .next()

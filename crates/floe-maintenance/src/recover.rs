@@ -353,10 +353,10 @@ fn name_of_folder(folder: &str) -> Option<String> {
 
 /// The version of a metadata file named `<version>-<uuid>.metadata.json`.
 fn version_of(location: &str) -> Option<u64> {
-    let file = location.rsplit('/').next()?;
-    let stem = file.strip_suffix(".metadata.json")?;
-    let (version, _) = stem.split_once('-')?;
-    version.parse().ok()
+    if !location.ends_with(".metadata.json") {
+        return None;
+    }
+    u64::try_from(floe_commit::metadata_file_version(location)).ok()
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use floe_commit::{Catalog, CommitError, MetadataFile, SnapshotChange, produce, producer};
+use floe_commit::{
+    Catalog, CommitError, MetadataFile, SnapshotChange, metadata_file_version, produce, producer,
+};
 use floe_storage::StorageError;
 use floe_store::{AuditRecord, PointerSwap, StoreError, TableName};
 use futures::StreamExt;
@@ -551,16 +553,6 @@ async fn manifest_list_sequence_number(
     let bytes = catalog.warehouse().get(location).await.ok()?;
     let list = ManifestList::parse_with_version(&bytes, metadata.format_version()).ok()?;
     list.entries().iter().map(|m| m.sequence_number).max()
-}
-
-/// The version number a metadata file's name starts with (`00003-<uuid>.metadata.json`), or -1.
-fn metadata_file_version(location: &str) -> i64 {
-    location
-        .rsplit('/')
-        .next()
-        .and_then(|name| name.split('-').next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(-1)
 }
 
 /// Records an applied repair in the audit log. The repair is done by then: a failure to record

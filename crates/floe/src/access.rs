@@ -21,6 +21,13 @@ pub struct StoreArgs {
     metastore: Option<String>,
 }
 
+impl StoreArgs {
+    /// The data dir and metastore as the other data-dir commands open them.
+    pub(crate) fn options(&self) -> floe_commit::open::OpenOptions {
+        crate::data_dir_options(&self.data_dir, &self.metastore, &None)
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(
     long_about = "Manage the principals of the oauth2 auth mode: clients that trade a client id \
@@ -124,10 +131,6 @@ pub struct AuditArgs {
     store: StoreArgs,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Runtime::new().map_err(|err| format!("cannot start the async runtime: {err}"))
-}
-
 async fn open_store(args: &StoreArgs) -> Result<std::sync::Arc<dyn MetadataStore>, String> {
     let options = crate::data_dir_options(&args.data_dir, &args.metastore, &None);
     let warehouses = floe_commit::open::open_warehouses(&options).await?;
@@ -145,7 +148,7 @@ fn print_credential(credential: &Credential) {
 }
 
 pub fn run_principal(args: PrincipalArgs) -> Result<(), String> {
-    runtime()?.block_on(async {
+    crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let access = store.access();
         match args.command {
@@ -184,7 +187,7 @@ pub fn run_principal(args: PrincipalArgs) -> Result<(), String> {
 }
 
 pub fn run_role(args: RoleArgs) -> Result<(), String> {
-    runtime()?.block_on(async {
+    crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let access = store.access();
         let error = |err: floe_store::StoreError| err.to_string();
@@ -253,7 +256,7 @@ fn grant_record(args: &GrantArgs) -> Result<GrantRecord, String> {
 
 pub fn run_grant(args: GrantArgs, revoke: bool) -> Result<(), String> {
     let grant = grant_record(&args)?;
-    runtime()?.block_on(async {
+    crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let access: &dyn AccessStore = store.access();
         let on = format_securable(&grant.on);
@@ -304,7 +307,7 @@ pub fn run_audit(args: AuditArgs) -> Result<(), String> {
         since_ms: args.since.as_deref().map(since_ms).transpose()?,
         principal: args.principal.clone(),
     };
-    runtime()?.block_on(async {
+    crate::runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let records = store
             .access()

@@ -26,6 +26,8 @@ use floe_store::postgres::{Export, ExportedRow, PostgresOptions, PostgresStore};
 use floe_store::sqlite::SqliteStore;
 use sha2::{Digest, Sha256};
 
+use crate::access::StoreArgs;
+
 /// How long a backup's lease lasts without renewal: a backup that dies frees maintenance soon.
 const LEASE_TTL: Duration = Duration::from_secs(120);
 
@@ -75,41 +77,16 @@ pub struct RecoverArgs {
     store: StoreArgs,
 }
 
-/// The metadata store to work on, as the other data-dir commands take it.
-#[derive(Args, Debug)]
-pub struct StoreArgs {
-    /// Data dir holding catalog.db (the embedded store) and warehouse/ [default: ./floe-data].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// The shared PostgreSQL metadata store (postgres:// URL; password also from PGPASSWORD)
-    /// instead of DIR/catalog.db.
-    #[arg(long, value_name = "URL")]
-    metastore: Option<String>,
-}
-
-impl StoreArgs {
-    fn options(&self) -> floe_commit::open::OpenOptions {
-        crate::data_dir_options(&self.data_dir, &self.metastore, &None)
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))
-}
-
 pub fn run_backup(args: BackupArgs) -> Result<(), String> {
-    runtime()?.block_on(backup(args))
+    crate::runtime()?.block_on(backup(args))
 }
 
 pub fn run_restore(args: RestoreArgs) -> Result<(), String> {
-    runtime()?.block_on(restore(args))
+    crate::runtime()?.block_on(restore(args))
 }
 
 pub fn run_recover(args: RecoverArgs) -> Result<(), String> {
-    runtime()?.block_on(recover(args))
+    crate::runtime()?.block_on(recover(args))
 }
 
 /// The two backends, opened concretely: a backup is the one operation that differs by backend.

@@ -378,6 +378,11 @@ fn validate(config: &ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The async runtime each data-dir command runs its work on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|err| format!("cannot start the async runtime: {err}"))
+}
+
 /// How `floe sql --data-dir` and `floe maintain` open a catalog without a server: the same data
 /// dir layout and defaults as `floe serve`.
 pub(crate) fn data_dir_options(

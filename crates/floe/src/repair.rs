@@ -53,10 +53,7 @@ pub struct RepairArgs {
 
 pub fn run(args: RepairArgs) -> Result<(), String> {
     let table = crate::maintain::parse_table(&args.table)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let options = crate::data_dir_options(&args.data_dir, &args.metastore, &args.warehouse);
         if options.metastore.is_none() && !options.catalog_db().exists() {

@@ -57,10 +57,7 @@ pub struct ScrubArgs {
 
 pub fn run(args: ScrubArgs) -> Result<(), String> {
     let table = args.table.as_deref().map(parse_table).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let options = crate::data_dir_options(&args.data_dir, &args.metastore, &args.warehouse);
         if options.metastore.is_none() && !options.catalog_db().exists() {

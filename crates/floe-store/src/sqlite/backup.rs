@@ -51,10 +51,7 @@ impl SqliteStore {
 
     /// The newest migration this database has applied.
     pub async fn schema_version(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)
+        schema_version(&self.pool).await
     }
 }
 
@@ -122,15 +119,16 @@ pub async fn check_backup_file(path: &Path) -> Result<(i64, RowCounts)> {
     let pool = open_read_only(path).await?;
     let checked = async {
         check_integrity(&pool).await?;
-        let version: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(db_error)?;
-        Ok((version, row_counts(&pool).await?))
+        Ok((schema_version(&pool).await?, row_counts(&pool).await?))
     }
     .await;
     pool.close().await;
     checked
+}
+
+async fn schema_version(pool: &SqlitePool) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)
 }
