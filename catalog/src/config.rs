@@ -22,7 +22,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The metadata store: a `postgres://` URL of a database that replicas share, or `None` for
     /// the embedded SQLite file `catalog.db` in `data_dir`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redacted_url"
+    )]
     pub metastore: Option<String>,
     /// Pooled connections to the metadata store, per replica. With PostgreSQL, every replica holds
     /// its own pool: replicas × this must stay below the server's `max_connections`.
@@ -34,6 +37,12 @@ pub struct ServerConfig {
     /// PostgreSQL cancels metadata-store statements running longer than this
     /// (`statement_timeout`), and the request gets a 503; 0 keeps the database's own setting.
     pub metastore_statement_timeout_ms: u64,
+    /// A file holding the key (32 bytes, base64) that seals the secrets kept in the metadata
+    /// store. `None`: `FLOE_SECRET_KEY`, else `FLOE_SECRET_KEY_FILE`, else (embedded store only)
+    /// `<data_dir>/secret.key`, generated on first use. Servers sharing a PostgreSQL store must
+    /// share this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
     /// The default warehouse's name; clients see it as the REST `prefix`.
     pub warehouse: String,
     /// Where the warehouse's files live: `s3://bucket/prefix`, `file:///dir`, or (tests only)
@@ -126,6 +135,7 @@ impl Default for ServerConfig {
             metastore_max_connections: 16,
             metastore_acquire_timeout_ms: 3_000,
             metastore_statement_timeout_ms: 30_000,
+            secret_key_file: None,
             warehouse: "main".to_string(),
             warehouse_url: None,
             s3_endpoint: None,
@@ -223,6 +233,14 @@ impl ServerConfig {
 }
 
 /// Secrets print as `***`.
+/// A URL with its password masked: `floe config show` output gets pasted into tickets.
+fn redacted_url<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => serializer.serialize_str(&floe_commit::open::redacted(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
 fn redacted<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => serializer.serialize_str("***"),

@@ -257,6 +257,8 @@ pub async fn open_warehouses(config: &ServerConfig) -> Result<Warehouses, StartE
         acquire_timeout: config.metastore_acquire_timeout(),
         statement_timeout: config.metastore_statement_timeout(),
         settings: settings.clone(),
+        secret_key: None,
+        secret_key_file: config.secret_key_file.clone(),
     };
     let default = floe_commit::open::open(&options).await?;
     // After opening, which creates the data dir: the default root is resolved on disk.

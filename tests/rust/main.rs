@@ -25,6 +25,7 @@ mod replicas;
 mod s3;
 mod scheduler;
 mod scrub;
+mod secrets;
 mod sql;
 mod transactions;
 mod views;

@@ -648,24 +648,18 @@ fn announce_first_admin(
     data_dir: &std::path::Path,
     credential: &floe_auth::principals::Credential,
 ) -> Result<(), crate::StartError> {
-    use std::io::Write;
-    std::fs::create_dir_all(data_dir)
+    use floe_commit::private_files::{Existing, create_private_dir, write_private_file};
+    create_private_dir(data_dir)
         .map_err(|err| format!("cannot create {}: {err}", data_dir.display()))?;
     let path = data_dir.join("admin-credential");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    // The mode above applies only to a file this creates; one left from an earlier deployment
-    // keeps its own until it is set here, before the secret goes in.
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|err| format!("cannot restrict {}: {err}", path.display()))?;
-    writeln!(file, "{}", credential.client_credential())
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    // A new file under a temporary name, then renamed over the old one: never written through a
+    // symlink planted at the name, never readable by others even for a moment.
+    write_private_file(
+        &path,
+        format!("{}\n", credential.client_credential()).as_bytes(),
+        Existing::Replace,
+    )
+    .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     tracing::info!(principal = credential.principal, file = %path.display(), "created the first administrator");
     println!(

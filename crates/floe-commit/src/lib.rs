@@ -46,6 +46,7 @@ pub mod locations;
 mod locks;
 pub mod open;
 mod partition_specs;
+pub mod private_files;
 pub mod producer;
 mod requirements;
 pub mod views;

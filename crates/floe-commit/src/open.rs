@@ -14,6 +14,9 @@ use floe_store::MetadataStore;
 use floe_store::postgres::{PostgresOptions, PostgresStore};
 use floe_store::sqlite::{SqliteOptions, SqliteStore};
 
+use floe_store::sealed::{Sealer, SecretKey};
+
+use crate::private_files::{Existing, create_private_dir, create_private_file, write_private_file};
 use crate::{Catalog, CommitSettings, Warehouses};
 
 /// Where a catalog lives and how to reach it.
@@ -37,6 +40,11 @@ pub struct OpenOptions {
     /// PostgreSQL `statement_timeout`; `None` keeps the database's setting.
     pub statement_timeout: Option<Duration>,
     pub settings: CommitSettings,
+    /// The key that seals the store's secrets (see `floe_store::sealed`); `None` to find it as
+    /// [`secret_key`] says.
+    pub secret_key: Option<SecretKey>,
+    /// A file holding the secret key in base64 (`--secret-key-file`).
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl OpenOptions {
@@ -52,6 +60,8 @@ impl OpenOptions {
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Some(Duration::from_secs(30)),
             settings: CommitSettings::default(),
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 
@@ -62,6 +72,59 @@ impl OpenOptions {
     pub fn warehouse_dir(&self) -> PathBuf {
         self.data_dir.join("warehouse")
     }
+
+    /// Where the embedded store's generated secret key is kept.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.data_dir.join("secret.key")
+    }
+}
+
+/// The key that seals the store's secrets, from the first of: `options.secret_key`; the
+/// environment variable `FLOE_SECRET_KEY` (base64 of 32 bytes); the file
+/// `options.secret_key_file`, else the file named by `FLOE_SECRET_KEY_FILE`; and, for the embedded
+/// store only, `DATA_DIR/secret.key`, generated (mode 0600) on first use so that a laptop needs no
+/// set-up. A shared PostgreSQL store gets no generated key: replicas must share one, so the
+/// operator provides it, and until then no secret can be stored.
+pub fn secret_key(options: &OpenOptions) -> Result<Option<SecretKey>, String> {
+    if let Some(key) = &options.secret_key {
+        return Ok(Some(key.clone()));
+    }
+    if let Some(text) = std::env::var_os("FLOE_SECRET_KEY") {
+        let text = text
+            .into_string()
+            .map_err(|_| "FLOE_SECRET_KEY is not base64 text".to_string())?;
+        return SecretKey::from_base64(&text)
+            .map(Some)
+            .map_err(|err| format!("FLOE_SECRET_KEY: {err}"));
+    }
+    let file = options
+        .secret_key_file
+        .clone()
+        .or_else(|| std::env::var_os("FLOE_SECRET_KEY_FILE").map(PathBuf::from));
+    if let Some(file) = file {
+        return read_key_file(&file).map(Some);
+    }
+    if options.metastore.is_some() {
+        return Ok(None);
+    }
+    let path = options.secret_key_path();
+    let (key, text) = SecretKey::generate_base64();
+    match write_private_file(&path, format!("{text}\n").as_bytes(), Existing::Keep) {
+        Ok(true) => {
+            tracing::info!(file = %path.display(), key = key.id(), "generated the key that seals stored secrets");
+            Ok(Some(key))
+        }
+        // Generated earlier, or by another process starting at the same moment.
+        Ok(false) => read_key_file(&path).map(Some),
+        Err(err) => Err(format!("cannot write {}: {err}", path.display())),
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<SecretKey, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read secret key file {}: {err}", path.display()))?;
+    SecretKey::from_base64(&text)
+        .map_err(|err| format!("secret key file {}: {err}", path.display()))
 }
 
 /// Opens the metadata store (PostgreSQL if `options.metastore` names one, else the embedded SQLite
@@ -69,6 +132,7 @@ impl OpenOptions {
 /// before the store kept them (once: see `locations`). Errors are messages for the operator.
 pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
     create_dir(&options.data_dir)?;
+    let sealer = Sealer::new(secret_key(options)?);
     // With a shared metastore the SQLite file is neither opened nor created.
     let store: Arc<dyn MetadataStore> = match &options.metastore {
         Some(url) => {
@@ -76,6 +140,7 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
                 max_connections: options.max_connections,
                 acquire_timeout: options.acquire_timeout,
                 statement_timeout: options.statement_timeout,
+                sealer,
                 ..PostgresOptions::default()
             };
             Arc::new(
@@ -88,9 +153,13 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
             let sqlite = SqliteOptions {
                 max_connections: options.max_connections,
                 acquire_timeout: options.acquire_timeout,
+                sealer,
                 ..SqliteOptions::default()
             };
             let path = options.catalog_db();
+            // SQLite gives its -wal and -shm files the database file's mode.
+            create_private_file(&path)
+                .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
             Arc::new(
                 SqliteStore::open_with(&path, &sqlite)
                     .await
@@ -169,7 +238,7 @@ async fn open_warehouse(options: &OpenOptions) -> Result<Warehouse, String> {
 }
 
 fn create_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
+    create_private_dir(dir)
         .map_err(|err| format!("cannot create data dir {}: {err}", dir.display()))
 }
 

@@ -3,7 +3,8 @@
 //! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
 //! access-control records: principals, roles, grants, signing keys, the audit log; the
-//! scrubber's findings).
+//! scrubber's findings). Secrets among those records (warehouses' storage secrets, signing keys'
+//! private halves) are sealed before they are written and opened when read ([`sealed`]).
 //!
 //! # The model
 //!
@@ -159,6 +160,7 @@ mod location;
 pub mod postgres;
 pub mod scrub;
 mod scrub_sql;
+pub mod sealed;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "test-suite"))]

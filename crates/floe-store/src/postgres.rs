@@ -76,6 +76,7 @@ use crate::input::{
 use crate::integrity;
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
+use crate::sealed::{self, Sealer};
 use crate::{
     FileChecksum, IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore,
     NamespacePath, Page, PageRequest, PointerKind, PointerSwap, Properties, PropertiesChange,
@@ -109,6 +110,8 @@ pub struct PostgresOptions {
     /// Whether migrations take sqlx's advisory lock so that replicas starting together apply them
     /// once. CockroachDB has no advisory locks: turn this off there and start one replica first.
     pub lock_migrations: bool,
+    /// Seals the secrets the store keeps (see [`crate::sealed`]); without a key, none can be stored.
+    pub sealer: Sealer,
 }
 
 impl Default for PostgresOptions {
@@ -119,6 +122,7 @@ impl Default for PostgresOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             max_attempts: 5,
             lock_migrations: true,
+            sealer: Sealer::default(),
         }
     }
 }
@@ -128,6 +132,7 @@ pub struct PostgresStore {
     pool: PgPool,
     max_attempts: u32,
     scope: Scope,
+    pub(crate) sealer: Sealer,
 }
 
 /// How an operation talks to the database.
@@ -187,11 +192,21 @@ impl PostgresStore {
             sqlx::migrate::MigrateError::Execute(err) => db_error(err),
             other => StoreError::Internal(format!("migrating the metadata store: {other}")),
         })?;
-        Ok(Self {
+        let store = Self {
             pool,
             max_attempts: options.max_attempts.max(1),
             scope: Scope::default(),
-        })
+            sealer: options.sealer.clone(),
+        };
+        if store.sealer.has_key() {
+            let sealer = store.sealer.clone();
+            store
+                .run(Mode::Write, async |conn| {
+                    sealed::seal_plaintext(conn, &sealer).await
+                })
+                .await?;
+        }
+        Ok(store)
     }
 
     /// Waits for open connections to finish and closes them. Dropping the store closes them too,
@@ -378,12 +393,17 @@ impl MetadataStore for PostgresStore {
             pool: self.pool.clone(),
             max_attempts: self.max_attempts,
             scope: Scope::warehouse(name)?,
+            sealer: self.sealer.clone(),
         }))
     }
 
     async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()> {
         check_warehouse_name(&warehouse.name)?;
-        let properties = properties_to_json(&warehouse.properties)?;
+        let properties = properties_to_json(&sealed::seal_properties(
+            &self.sealer,
+            &warehouse.name,
+            &warehouse.properties,
+        )?)?;
         self.run(Mode::Autocommit, async |conn| {
             let inserted = sqlx::query(&format!(
                 "INSERT INTO warehouses (name, storage_url, properties, created_at) \
@@ -419,7 +439,7 @@ impl MetadataStore for PostgresStore {
                 .ok_or_else(|| StoreError::WarehouseNotFound(name.to_string()))?)
             })
             .await?;
-        warehouse_from_row(&row)
+        sealed::open_record(&self.sealer, warehouse_from_row(&row)?)
     }
 
     async fn list_warehouses(&self) -> Result<Vec<WarehouseRecord>> {
@@ -433,7 +453,9 @@ impl MetadataStore for PostgresStore {
                 .await?)
             })
             .await?;
-        rows.iter().map(warehouse_from_row).collect()
+        rows.iter()
+            .map(|row| sealed::open_record(&self.sealer, warehouse_from_row(row)?))
+            .collect()
     }
 
     async fn drop_warehouse(&self, name: &str) -> Result<()> {

@@ -50,6 +50,7 @@ use crate::input::{
 use crate::integrity;
 use crate::kind::Kind;
 use crate::location::{self, OverlapQuery, check_location};
+use crate::sealed::{self, Sealer, SecretKey};
 use crate::{
     FileChecksum, IdempotencyClaim, JobFilter, JobRecord, LocationHolder, MetadataStore,
     NamespacePath, Page, PageRequest, PointerKind, PointerSwap, Properties, PropertiesChange,
@@ -83,6 +84,8 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// How long an operation waits for a pooled connection, or a write for its turn.
     pub acquire_timeout: Duration,
+    /// Seals the secrets the store keeps (see [`crate::sealed`]); without a key, none can be stored.
+    pub sealer: Sealer,
 }
 
 impl Default for SqliteOptions {
@@ -91,6 +94,7 @@ impl Default for SqliteOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(10),
             acquire_timeout: Duration::from_secs(10),
+            sealer: Sealer::default(),
         }
     }
 }
@@ -103,6 +107,7 @@ pub struct SqliteStore {
     write_turn: Arc<Mutex<()>>,
     acquire_timeout: Duration,
     scope: Scope,
+    pub(crate) sealer: Sealer,
 }
 
 impl SqliteStore {
@@ -125,7 +130,14 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_error)?;
-        Self::migrate(pool, options.acquire_timeout).await
+        let store = Self::migrate(pool, options.acquire_timeout, options.sealer.clone()).await?;
+        if store.sealer.has_key() {
+            let sealer = store.sealer.clone();
+            store
+                .write(async |conn| sealed::seal_plaintext(conn, &sealer).await)
+                .await?;
+        }
+        Ok(store)
     }
 
     /// A store that lives in memory, for tests. Everything is lost when it is dropped.
@@ -145,10 +157,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_error)?;
-        Self::migrate(pool, options.acquire_timeout).await
+        // Nothing outlives it, so a key of its own is as good as any.
+        let sealer = Sealer::new(Some(SecretKey::generate()));
+        Self::migrate(pool, options.acquire_timeout, sealer).await
     }
 
-    async fn migrate(pool: SqlitePool, acquire_timeout: Duration) -> Result<Self> {
+    async fn migrate(pool: SqlitePool, acquire_timeout: Duration, sealer: Sealer) -> Result<Self> {
         MIGRATOR.run(&pool).await.map_err(|err| match err {
             sqlx::migrate::MigrateError::Execute(err) => db_error(err),
             other => StoreError::Internal(format!("migrating the metadata store: {other}")),
@@ -158,6 +172,7 @@ impl SqliteStore {
             write_turn: Arc::new(Mutex::new(())),
             acquire_timeout,
             scope: Scope::default(),
+            sealer,
         })
     }
 
@@ -330,12 +345,17 @@ impl MetadataStore for SqliteStore {
             write_turn: self.write_turn.clone(),
             acquire_timeout: self.acquire_timeout,
             scope: Scope::warehouse(name)?,
+            sealer: self.sealer.clone(),
         }))
     }
 
     async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> Result<()> {
         check_warehouse_name(&warehouse.name)?;
-        let properties = properties_to_json(&warehouse.properties)?;
+        let properties = properties_to_json(&sealed::seal_properties(
+            &self.sealer,
+            &warehouse.name,
+            &warehouse.properties,
+        )?)?;
         self.write(async |conn| {
             sqlx::query(
                 "INSERT INTO warehouses (name, storage_url, properties, created_at) \
@@ -368,7 +388,7 @@ impl MetadataStore for SqliteStore {
         .await
         .map_err(db_error)?
         .ok_or_else(|| StoreError::WarehouseNotFound(name.to_string()))?;
-        warehouse_from_row(&row)
+        sealed::open_record(&self.sealer, warehouse_from_row(&row)?)
     }
 
     async fn list_warehouses(&self) -> Result<Vec<WarehouseRecord>> {
@@ -379,7 +399,7 @@ impl MetadataStore for SqliteStore {
         .await
         .map_err(db_error)?
         .iter()
-        .map(warehouse_from_row)
+        .map(|row| sealed::open_record(&self.sealer, warehouse_from_row(row)?))
         .collect()
     }
 

@@ -114,6 +114,11 @@ struct ConfigArgs {
     /// database's setting [default: 30000].
     #[arg(long, env = "FLOE_METASTORE_STATEMENT_TIMEOUT_MS", value_name = "MS")]
     metastore_statement_timeout_ms: Option<u64>,
+    /// File holding the key (32 bytes, base64) that seals warehouse secrets and token signing keys
+    /// in the metadata store. Without it: FLOE_SECRET_KEY (the key itself), else DIR/secret.key,
+    /// generated on first use (embedded store only; servers sharing PostgreSQL must share a key).
+    #[arg(long, env = "FLOE_SECRET_KEY_FILE", value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
     /// Name of the default warehouse; clients see it as the REST prefix [default: main].
     #[arg(long, env = "FLOE_WAREHOUSE")]
     warehouse: Option<String>,
@@ -237,6 +242,9 @@ impl ConfigArgs {
         }
         if let Some(metastore) = self.metastore {
             config.metastore = Some(metastore);
+        }
+        if let Some(file) = self.secret_key_file {
+            config.secret_key_file = Some(file);
         }
         if let Some(connections) = self.metastore_max_connections {
             config.metastore_max_connections = connections;

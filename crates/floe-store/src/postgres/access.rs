@@ -10,12 +10,12 @@ use sqlx::postgres::{PgArguments, PgConnection};
 use sqlx::{Postgres, Row};
 
 use super::{Failure, Mode, NOW_MS, PostgresStore};
-use crate::Result;
 use crate::access::{
     AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
     SigningKeyRecord,
 };
 use crate::access_sql::{self as ops, AccessConn, Arg, Col, Executed, Stmt, Value};
+use crate::{Result, sealed};
 
 /// The statement in PostgreSQL's dialect: `?` numbered `$1`, `$2`, ..., and [`Arg::Now`] replaced
 /// by the server's clock rather than bound.
@@ -176,15 +176,18 @@ impl AccessStore for PostgresStore {
     }
 
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let key = sealed::seal_signing_key(&self.sealer, key)?;
         self.run(Mode::Write, async |conn| {
-            ops::add_signing_key(conn, key).await
+            ops::add_signing_key(conn, &key).await
         })
         .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        self.run(Mode::Autocommit, async |conn| ops::signing_keys(conn).await)
-            .await
+        let keys = self
+            .run(Mode::Autocommit, async |conn| ops::signing_keys(conn).await)
+            .await?;
+        sealed::open_signing_keys(&self.sealer, keys)
     }
 
     async fn expire_signing_keys(&self, older_than: Duration) -> Result<u64> {

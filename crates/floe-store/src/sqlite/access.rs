@@ -15,7 +15,7 @@ use crate::access::{
     SigningKeyRecord,
 };
 use crate::access_sql::{self as ops, AccessConn, Arg, Col, Executed, Stmt, Value};
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, sealed};
 
 fn query<'q>(
     stmt: &'q Stmt<'_>,
@@ -133,12 +133,16 @@ impl AccessStore for SqliteStore {
     }
 
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
-        self.write(async |conn| ops::add_signing_key(conn, key).await)
+        let key = sealed::seal_signing_key(&self.sealer, key)?;
+        self.write(async |conn| ops::add_signing_key(conn, &key).await)
             .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        self.read(async |conn| ops::signing_keys(conn).await).await
+        let keys = self
+            .read(async |conn| ops::signing_keys(conn).await)
+            .await?;
+        sealed::open_signing_keys(&self.sealer, keys)
     }
 
     async fn expire_signing_keys(&self, older_than: Duration) -> Result<u64> {
