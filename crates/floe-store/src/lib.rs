@@ -156,6 +156,7 @@ mod input;
 mod integrity;
 mod kind;
 mod location;
+pub mod metrics;
 pub mod postgres;
 pub mod scrub;
 mod scrub_sql;
@@ -410,6 +411,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not
     /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>>;
+
+    /// The connection pool's state now, for the server's metrics; `None` for a store without
+    /// one.
+    fn pool_status(&self) -> Option<metrics::PoolStatus> {
+        None
+    }
 
     /// Registers a warehouse; [`StoreError::WarehouseAlreadyExists`] if the name is taken.
     /// `created_at_ms` is ignored: the store sets it.

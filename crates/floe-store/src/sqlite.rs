@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
@@ -180,11 +180,13 @@ impl SqliteStore {
                     self.acquire_timeout
                 ))
             })?;
+        let since = Instant::now();
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
+        crate::metrics::acquired(since);
         finish(tx, body).await
     }
 
@@ -193,7 +195,9 @@ impl SqliteStore {
         &self,
         body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
+        let since = Instant::now();
         let tx = self.pool.begin().await.map_err(db_error)?;
+        crate::metrics::acquired(since);
         finish(tx, body).await
     }
 
@@ -201,8 +205,11 @@ impl SqliteStore {
 
     async fn load_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
         let key = self.scope.table_key(name)?;
+        let since = Instant::now();
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        crate::metrics::acquired(since);
         load_pointer(
-            &mut *self.pool.acquire().await.map_err(db_error)?,
+            &mut connection,
             kind,
             &key,
             &name.name,
@@ -322,6 +329,10 @@ impl MetadataStore for SqliteStore {
 
     fn scrub(&self) -> &dyn crate::ScrubStore {
         self
+    }
+
+    fn pool_status(&self) -> Option<crate::metrics::PoolStatus> {
+        Some(crate::metrics::PoolStatus::of(&self.pool))
     }
 
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {

@@ -1,0 +1,67 @@
+//! The series the metadata store records, with their descriptions: the one place that names them.
+//!
+//! Recorded through the `metrics` facade, which costs nothing until a binary installs a
+//! recorder (`floe serve` does; see docs/operations.md for every series). The pool's gauges are
+//! read when they are scraped ([`record_pool`] with [`crate::MetadataStore::pool_status`]), not
+//! kept up to date on every call.
+
+use std::time::Instant;
+
+use metrics::{Unit, describe_gauge, describe_histogram, gauge, histogram};
+
+/// How long an operation waited for a pooled connection (for a transaction, with its `BEGIN`).
+pub const ACQUIRE_DURATION: &str = "floe_store_acquire_duration_seconds";
+/// Pooled connections, by `state`: `in_use` or `idle`.
+pub const CONNECTIONS: &str = "floe_store_connections";
+/// The most connections the pool opens.
+pub const MAX_CONNECTIONS: &str = "floe_store_max_connections";
+
+/// A connection pool as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolStatus {
+    pub(crate) fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Self {
+            in_use: size - idle,
+            idle,
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
+/// Sets the pool's gauges to `status`.
+pub fn record_pool(status: PoolStatus) {
+    gauge!(CONNECTIONS, "state" => "in_use").set(status.in_use);
+    gauge!(CONNECTIONS, "state" => "idle").set(status.idle);
+    gauge!(MAX_CONNECTIONS).set(status.max);
+}
+
+/// Records how long getting a connection took, from `since`.
+pub(crate) fn acquired(since: Instant) {
+    histogram!(ACQUIRE_DURATION).record(since.elapsed().as_secs_f64());
+}
+
+pub fn describe() {
+    describe_histogram!(
+        ACQUIRE_DURATION,
+        Unit::Seconds,
+        "Wait for a pooled metadata-store connection (for a transaction, with its BEGIN)."
+    );
+    describe_gauge!(
+        CONNECTIONS,
+        Unit::Count,
+        "Pooled metadata-store connections, by state (in_use, idle)."
+    );
+    describe_gauge!(
+        MAX_CONNECTIONS,
+        Unit::Count,
+        "The most connections the metadata-store pool opens."
+    );
+}
