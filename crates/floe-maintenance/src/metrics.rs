@@ -115,7 +115,8 @@ pub async fn record_open_findings(store: &dyn MetadataStore) -> floe_store::Resu
     Ok(())
 }
 
-/// Describes every series, and registers the unlabelled ones at zero.
+/// Describes every series, and registers them at zero (the labelled ones with the label values
+/// they usually take), so that dashboards see them before the first job.
 pub fn describe() {
     describe_counter!(
         JOBS,
@@ -155,5 +156,33 @@ pub fn describe() {
     describe_counter!(BYTES_READ, Unit::Bytes, "Bytes the scrubber read.");
     for name in [FILES_CHECKED, REQUESTS, BYTES_READ] {
         counter!(name).increment(0);
+    }
+    use crate::scheduler::kind;
+    let kinds = [
+        kind::COMPACTION,
+        kind::SNAPSHOT_EXPIRY,
+        kind::MANIFEST_REWRITE,
+        kind::ORPHAN_REMOVAL,
+        kind::SCRUB,
+    ];
+    for kind in kinds {
+        for outcome in [JobOutcome::Succeeded, JobOutcome::Failed] {
+            counter!(JOBS, "kind" => kind, "outcome" => outcome.as_str()).increment(0);
+        }
+    }
+    // The (kind, action) pairs the jobs' statistics have.
+    for (kind, action) in [
+        (kind::COMPACTION, "rewritten"),
+        (kind::COMPACTION, "written"),
+        (kind::MANIFEST_REWRITE, "rewritten"),
+        (kind::MANIFEST_REWRITE, "written"),
+        (kind::SNAPSHOT_EXPIRY, "deleted"),
+        (kind::ORPHAN_REMOVAL, "deleted"),
+    ] {
+        counter!(FILES, "kind" => kind, "action" => action).increment(0);
+        counter!(BYTES, "kind" => kind, "action" => action).increment(0);
+    }
+    for kind in FindingKind::ALL {
+        counter!(PROBLEMS, "kind" => kind.as_str()).increment(0);
     }
 }
