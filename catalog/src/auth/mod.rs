@@ -9,7 +9,9 @@
 //!
 //! Handlers never decide; listing handlers only filter what they list through [`Caller`], with
 //! the same policy. The token endpoint ([`token`]) and the management API for principals, roles,
-//! grants and the audit log ([`management`]) live here too.
+//! grants and the audit log ([`management`]) live here too. `/metrics` also takes the metrics
+//! token in place of an administrator's ([`Rule::Metrics`]). Every decision is counted
+//! (`floe_auth_decisions_total`), and the principal is set on the response for the access log.
 
 pub mod config;
 pub mod management;

@@ -129,6 +129,11 @@
 //! renew) well before that runs out. A lease is not a fencing token: a holder paused past its `ttl`
 //! (a long GC pause, a suspended VM) may resume still believing it holds the lease, so jobs whose
 //! writes must not overlap make those writes conditional as well (as every pointer swap is).
+//!
+//! # Metrics
+//!
+//! How long operations wait for a pooled connection, and the pool's state
+//! ([`MetadataStore::pool_status`], read when the server is scraped), are series of [`metrics`].
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -639,6 +639,39 @@ mod tests {
     }
 
     #[test]
+    fn metrics_and_log_flags_override_the_file() {
+        use floe_catalog::config::LogFormat;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(&file, "metrics-port = 9100
+log-format = \"text\"
+").unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&["--config", file]).unwrap();
+        assert_eq!(config.metrics_port, Some(9100));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.metrics_token_file, None);
+        let config = resolve(&[
+            "--config",
+            file,
+            "--metrics-port",
+            "9200",
+            "--log-format",
+            "json",
+            "--metrics-token-file",
+            "/etc/floe/metrics-token",
+        ])
+        .unwrap();
+        assert_eq!(config.metrics_port, Some(9200));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.metrics_token_file.as_deref(),
+            Some(Path::new("/etc/floe/metrics-token"))
+        );
+        assert!(resolve(&["--log-format", "yaml"]).is_err());
+    }
+
+    #[test]
     fn request_limits_and_allowed_lists_layer_like_the_rest() {
         let defaults = resolve(&[]).unwrap();
         assert!(defaults.allowed_hosts.is_empty() && defaults.allowed_storage_roots.is_empty());
