@@ -180,8 +180,8 @@ pub fn router(state: AppState) -> Router {
         api
     }
     .fallback(not_found)
-        // After every route: it applies to the routes added so far.
-        .method_not_allowed_fallback(method_not_allowed);
+    // After every route: it applies to the routes added so far.
+    .method_not_allowed_fallback(method_not_allowed);
 
     // Layers wrap what was added before them: the request id is set first, then the request is
     // observed (access log, metrics) and traced; the auth middleware decides (and audits) before
@@ -360,7 +360,11 @@ pub async fn serve(
             let address = listener.local_addr().map_err(|err| err.to_string())?;
             tracing::info!(%address, "metrics listening");
             println!("floe metrics listening on {address}");
-            let (router, config, shutdown) = (metrics_router(state.clone()), config.clone(), shutdown.clone());
+            let (router, config, shutdown) = (
+                metrics_router(state.clone()),
+                config.clone(),
+                shutdown.clone(),
+            );
             Some(tokio::spawn(async move {
                 limits::serve(listener, router, &config, shutdown).await;
             }))

@@ -110,8 +110,7 @@ pub fn http_request(method: &Method, route: &str, status: u16, elapsed: Duration
         "status" => status.to_string()
     )
     .increment(1);
-    histogram!(HTTP_DURATION, "method" => method, "route" => route)
-        .record(elapsed.as_secs_f64());
+    histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed.as_secs_f64());
 }
 
 /// Counts one authorization decision.

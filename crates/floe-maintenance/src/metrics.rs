@@ -143,11 +143,7 @@ pub fn describe() {
         Unit::Count,
         "Problems scrub passes found, by kind."
     );
-    describe_counter!(
-        FILES_CHECKED,
-        Unit::Count,
-        "Files the scrubber checked."
-    );
+    describe_counter!(FILES_CHECKED, Unit::Count, "Files the scrubber checked.");
     describe_counter!(
         REQUESTS,
         Unit::Count,

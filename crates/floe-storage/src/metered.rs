@@ -87,11 +87,7 @@ impl ObjectStore for MeteredStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        measure(
-            Operation::Put,
-            self.inner.put_opts(location, payload, opts),
-        )
-        .await
+        measure(Operation::Put, self.inner.put_opts(location, payload, opts)).await
     }
 
     async fn put_multipart_opts(

@@ -65,3 +65,20 @@ pub fn describe() {
         "The most connections the metadata-store pool opens."
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::MetadataStore;
+    use crate::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_pool_reports_its_bound_and_no_connection_in_use_when_idle() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let status = store.pool_status().expect("a SQLite store has a pool");
+        assert_eq!(status.max, 1);
+        assert_eq!(status.in_use, 0);
+        assert_eq!(status.idle, 1);
+        let scoped = store.in_warehouse("other").unwrap();
+        assert_eq!(scoped.pool_status(), Some(status), "one pool for every warehouse");
+    }
+}

@@ -208,14 +208,9 @@ impl SqliteStore {
         let since = Instant::now();
         let mut connection = self.pool.acquire().await.map_err(db_error)?;
         crate::metrics::acquired(since);
-        load_pointer(
-            &mut connection,
-            kind,
-            &key,
-            &name.name,
-        )
-        .await?
-        .ok_or_else(|| kind.not_found(name))
+        load_pointer(&mut connection, kind, &key, &name.name)
+            .await?
+            .ok_or_else(|| kind.not_found(name))
     }
 
     async fn list_kind(

@@ -643,9 +643,13 @@ mod tests {
         use floe_catalog::config::LogFormat;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("floe.toml");
-        std::fs::write(&file, "metrics-port = 9100
+        std::fs::write(
+            &file,
+            "metrics-port = 9100
 log-format = \"text\"
-").unwrap();
+",
+        )
+        .unwrap();
         let file = file.to_str().unwrap();
         let config = resolve(&["--config", file]).unwrap();
         assert_eq!(config.metrics_port, Some(9100));

@@ -30,7 +30,9 @@ impl TelemetryArgs {
             config.metrics_port = self.metrics_port;
         }
         if self.metrics_token_file.is_some() {
-            config.metrics_token_file.clone_from(&self.metrics_token_file);
+            config
+                .metrics_token_file
+                .clone_from(&self.metrics_token_file);
         }
         if let Some(format) = self.log_format {
             config.log_format = format;
