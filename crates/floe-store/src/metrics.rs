@@ -74,7 +74,15 @@ mod tests {
     #[tokio::test]
     async fn a_pool_reports_its_bound_and_no_connection_in_use_when_idle() {
         let store = SqliteStore::in_memory().await.unwrap();
-        let status = store.pool_status().expect("a SQLite store has a pool");
+        // The pool takes a released connection back in a task of its own: wait for it.
+        let mut status = store.pool_status().expect("a SQLite store has a pool");
+        for _ in 0..500 {
+            if status.in_use == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            status = store.pool_status().expect("a SQLite store has a pool");
+        }
         assert_eq!(status.max, 1);
         assert_eq!(status.in_use, 0);
         assert_eq!(status.idle, 1);
