@@ -87,6 +87,10 @@ mod tests {
         assert_eq!(status.in_use, 0);
         assert_eq!(status.idle, 1);
         let scoped = store.in_warehouse("other").unwrap();
-        assert_eq!(scoped.pool_status(), Some(status), "one pool for every warehouse");
+        assert_eq!(
+            scoped.pool_status(),
+            Some(status),
+            "one pool for every warehouse"
+        );
     }
 }
