@@ -183,3 +183,76 @@ fn metered_listing(
         .chain(end)
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use metrics::{SharedString, Unit};
+    use metrics_util::CompositeKey;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    type Recorded = (CompositeKey, Option<Unit>, Option<SharedString>, DebugValue);
+
+    use crate::Warehouse;
+    use crate::metrics::{DURATION, ERRORS, OPERATIONS};
+
+    /// The value of the counter `name` with `operation`, or the number of observations of the
+    /// histogram; 0 when it was never recorded.
+    fn recorded(snapshot: &[Recorded], name: &str, operation: &str) -> u64 {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| {
+                key.key().name() == name
+                    && key
+                        .key()
+                        .labels()
+                        .any(|label| label.key() == "operation" && label.value() == operation)
+            })
+            .map(|(_, _, _, value)| match value {
+                DebugValue::Counter(count) => *count,
+                DebugValue::Histogram(observations) => observations.len() as u64,
+                DebugValue::Gauge(_) => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn calls_are_counted_and_timed_by_operation_and_only_failures_are_errors() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let warehouse = Warehouse::local("main", dir.path()).unwrap();
+                let file = format!("{}/t/metadata/a.json", warehouse.root());
+                let bytes = Bytes::from_static(b"{}");
+                warehouse.put_new(&file, bytes.clone()).await.unwrap();
+                // Answers, not failures: the file is there already; another is not.
+                assert!(warehouse.put_new(&file, bytes).await.is_err());
+                let missing = format!("{}/t/metadata/missing.json", warehouse.root());
+                assert!(warehouse.get(&missing).await.is_err());
+                warehouse.get(&file).await.unwrap();
+                assert_eq!(warehouse.size(&file).await.unwrap(), 2);
+                let listed = warehouse
+                    .list_under(&format!("{}/t", warehouse.root()))
+                    .await
+                    .unwrap();
+                assert_eq!(listed, [file.clone()]);
+            });
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        assert_eq!(recorded(&snapshot, OPERATIONS, "put"), 2);
+        assert_eq!(recorded(&snapshot, OPERATIONS, "get"), 2);
+        assert_eq!(recorded(&snapshot, OPERATIONS, "head"), 1);
+        assert_eq!(recorded(&snapshot, OPERATIONS, "list"), 1);
+        assert_eq!(recorded(&snapshot, DURATION, "put"), 2);
+        assert_eq!(recorded(&snapshot, DURATION, "list"), 1, "timed to its end");
+        for operation in ["put", "get", "head", "list"] {
+            assert_eq!(recorded(&snapshot, ERRORS, operation), 0, "{operation}");
+        }
+    }
+}
