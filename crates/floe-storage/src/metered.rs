@@ -241,7 +241,7 @@ mod tests {
                     .list_under(&format!("{}/t", warehouse.root()))
                     .await
                     .unwrap();
-                assert_eq!(listed, [file.clone()]);
+                assert_eq!(listed, std::slice::from_ref(&file));
             });
         });
         let snapshot = snapshotter.snapshot().into_vec();
