@@ -120,8 +120,30 @@ pub struct ServerConfig {
     /// `[maintenance-defaults]` then `"floe.maintenance.compaction.min-input-files" = "10"`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub maintenance_defaults: std::collections::BTreeMap<String, String>,
+    /// Serve `/metrics` on this port (same address), and not on the main port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_port: Option<u16>,
+    /// A file holding a token that may read `/metrics` as `Authorization: Bearer <token>` when
+    /// auth is on, without a principal (a Prometheus scraper's). Only the file's name is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Log lines as `json`, `text`, or `auto`: JSON when stderr is not a terminal.
+    pub log_format: LogFormat,
     /// Identities, grants and the audit log (`[auth]` in TOML).
     pub auth: crate::auth::AuthConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (a service's log collector), text when it is.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
 }
 
 impl Default for ServerConfig {
@@ -163,6 +185,9 @@ impl Default for ServerConfig {
             maintenance_interval_ms: 300_000,
             maintenance_concurrency: 2,
             maintenance_defaults: std::collections::BTreeMap::new(),
+            metrics_port: None,
+            metrics_token_file: None,
+            log_format: LogFormat::Auto,
             auth: crate::auth::AuthConfig::default(),
         }
     }

@@ -14,8 +14,10 @@
 //! results back into JSON. Errors become the spec's `ErrorModel` in one place, [`error::ApiError`].
 //! Cross-cutting concerns are layers around the router: request tracing (one span per request with
 //! a request id), the body size limit, [`idempotency`] keys, and the [`limits`] that keep clients
-//! and web pages from misusing the server (host check, concurrency limit, timeouts). Outside the REST API, `/health`
-//! and `/ready` ([`handlers::health`]) answer load balancers' probes.
+//! and web pages from misusing the server (host check, concurrency limit, timeouts). Outermost,
+//! [`telemetry`] gives every request its id, its access-log line and its place in the request
+//! series. Outside the REST API, `/health` and `/ready` ([`handlers::health`]) answer load
+//! balancers' probes, and `/metrics` ([`metrics`]) Prometheus, on the main port or its own.
 
 pub mod auth;
 pub mod config;
@@ -24,7 +26,9 @@ mod extract;
 pub mod handlers;
 pub mod idempotency;
 pub mod limits;
+pub mod metrics;
 pub mod names;
+pub mod telemetry;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -47,6 +51,7 @@ pub struct AppState {
     pub warehouses: Arc<Warehouses>,
     pub config: Arc<ServerConfig>,
     pub auth: auth::AuthState,
+    pub metrics: metrics::MetricsState,
 }
 
 impl AppState {
@@ -167,14 +172,20 @@ pub fn router(state: AppState) -> Router {
                 .post(views::replace)
                 .delete(views::drop),
         )
-        .route("/v1/{prefix}/views/rename", post(views::rename))
-        .fallback(not_found)
-        // After every route: it applies to the routes added so far.
-        .method_not_allowed_fallback(method_not_allowed);
+        .route("/v1/{prefix}/views/rename", post(views::rename));
+    // With a metrics port of its own, the main port does not serve it.
+    let api = if state.config.metrics_port.is_none() {
+        with_metrics_route(api)
+    } else {
+        api
+    }
+    .fallback(not_found)
+    // After every route: it applies to the routes added so far.
+    .method_not_allowed_fallback(method_not_allowed);
 
-    // Layers wrap what was added before them: the request id is set first, then traced; the
-    // auth middleware decides (and audits) before an idempotency key can replay anything.
-    let request_id = axum::http::HeaderName::from_static(auth::REQUEST_ID);
+    // Layers wrap what was added before them: the request id is set first, then the request is
+    // observed (access log, metrics) and traced; the auth middleware decides (and audits) before
+    // an idempotency key can replay anything.
     let api = limits::inner_layers(api, &state.config)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -184,33 +195,51 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::middleware,
         ));
-    limits::outer_layers(
+    let api = limits::outer_layers(
         api.layer(DefaultBodyLimit::max(state.config.max_request_bytes)),
         &state.config,
-    )
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            let id = request
-                .headers()
-                .get(auth::REQUEST_ID)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "request",
-                id = %id,
-                method = %request.method(),
-                path = %request.uri().path(),
-            )
-        }),
-    )
-    .layer(tower_http::request_id::PropagateRequestIdLayer::new(
-        request_id.clone(),
-    ))
-    .layer(tower_http::request_id::SetRequestIdLayer::new(
-        request_id,
-        tower_http::request_id::MakeRequestUuid,
-    ))
-    .with_state(state)
+    );
+    observed(api).with_state(state)
+}
+
+/// The router of `--metrics-port`: `/metrics` alone, behind the same auth and host check.
+pub fn metrics_router(state: AppState) -> Router {
+    let api = with_metrics_route(Router::new())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ));
+    observed(limits::outer_layers(api, &state.config)).with_state(state)
+}
+
+/// The one place `/metrics` is routed, for the main router or the metrics port's.
+fn with_metrics_route(router: Router<AppState>) -> Router<AppState> {
+    router.route("/metrics", get(metrics::scrape))
+}
+
+/// The outermost layers of either router: the request's id, then its access-log line and
+/// metrics ([`telemetry`]), then its tracing span.
+fn observed(router: Router<AppState>) -> Router<AppState> {
+    router
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get(auth::REQUEST_ID)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    id = %id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn(telemetry::observe))
+        .layer(axum::middleware::from_fn(telemetry::request_id))
 }
 
 /// The OpenAPI description of Floe's own management API (warehouses, maintenance).
@@ -283,6 +312,15 @@ pub async fn serve(
         );
     }
     config.auth.validate(config.host)?;
+    let metrics = metrics::MetricsState {
+        handle: metrics::install()?,
+        token: config
+            .metrics_token_file
+            .as_deref()
+            .map(metrics::MetricsToken::read)
+            .transpose()?
+            .map(Arc::new),
+    };
     let warehouses = Arc::new(open_warehouses(&config).await?);
     let catalog = warehouses.default_catalog().clone();
     let (auth, auth_tasks) = auth::start(&config, catalog.store().clone()).await?;
@@ -291,6 +329,16 @@ pub async fn serve(
         .await
         .map_err(|err| format!("cannot listen on {address}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
+    let metrics_listener = match config.metrics_port {
+        Some(port) => {
+            let address = SocketAddr::new(config.host, port);
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|err| format!("cannot listen on {address} (metrics-port): {err}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
     let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
     let maintenance = config.maintenance.then(|| {
         let options = SchedulerOptions {
@@ -306,11 +354,33 @@ pub async fn serve(
         warehouses,
         config: config.clone(),
         auth,
+        metrics,
+    };
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let address = listener.local_addr().map_err(|err| err.to_string())?;
+            tracing::info!(%address, "metrics listening");
+            println!("floe metrics listening on {address}");
+            let (router, config, shutdown) = (
+                metrics_router(state.clone()),
+                config.clone(),
+                shutdown.clone(),
+            );
+            Some(tokio::spawn(async move {
+                limits::serve(listener, router, &config, shutdown).await;
+            }))
+        }
+        None => None,
     };
     tracing::info!(address = %local, warehouse = catalog.warehouse().root(), "floe catalog listening");
     // Tests and scripts wait for this exact line on stdout.
     println!("floe catalog listening on {local}");
     limits::serve(listener, router(state), &config, shutdown).await;
+    if let Some(metrics_server) = metrics_server {
+        // It stops on the same signal; its requests are short.
+        let _ = metrics_server.await;
+    }
     expiry.abort();
     auth_tasks.stop().await;
     if let Some(maintenance) = maintenance {

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 mod grants_api;
+mod metrics;
 mod oidc;
 
 /// How long a test waits for something the server does in the background (a policy refresh, an

@@ -20,6 +20,7 @@ mod locations;
 mod maintenance;
 mod metadata_log;
 mod names;
+mod observability;
 mod repair;
 mod replicas;
 mod s3;

@@ -9,7 +9,9 @@
 //!
 //! Handlers never decide; listing handlers only filter what they list through [`Caller`], with
 //! the same policy. The token endpoint ([`token`]) and the management API for principals, roles,
-//! grants and the audit log ([`management`]) live here too.
+//! grants and the audit log ([`management`]) live here too. `/metrics` also takes the metrics
+//! token in place of an administrator's ([`Rule::Metrics`]). Every decision is counted
+//! (`floe_auth_decisions_total`), and the principal is set on the response for the access log.
 
 pub mod config;
 pub mod management;
@@ -31,12 +33,16 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::names::parse_namespace;
+use crate::telemetry::RequestPrincipal;
 use rules::Rule;
 
 pub use config::{AuthConfig, AuthKind};
 
 /// The header that carries a request's id (set by the server when the client sent none).
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// The principal the access log names for a scrape that presented the metrics token.
+pub const METRICS_TOKEN_PRINCIPAL: &str = "metrics-token";
 
 /// What the server needs to authenticate, decide and audit.
 #[derive(Clone)]
@@ -116,7 +122,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .unwrap_or(Rule::Server(Privilege::Admin));
 
     if rule == Rule::Public {
-        let response = next.run(request).await;
+        let mut response = next.run(request).await;
+        if let Some(principal) = response.extensions().get::<AuditedPrincipal>().cloned() {
+            response
+                .extensions_mut()
+                .insert(RequestPrincipal(principal.0));
+        }
         if mutation || is_denial(response.status()) {
             let principal = response
                 .extensions()
@@ -143,10 +154,24 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     }
 
     let bearer = bearer_token(&request);
+    if rule == Rule::Metrics
+        && let (Some(token), Some(bearer)) = (&state.metrics.token, &bearer)
+        && token.matches(bearer)
+    {
+        crate::metrics::auth_decision("allowed");
+        let mut response = next.run(request).await;
+        response
+            .extensions_mut()
+            .insert(RequestPrincipal(METRICS_TOKEN_PRINCIPAL.to_string()));
+        return response;
+    }
     let principal = match auth.authorizer.authenticate(bearer.as_deref()).await {
         Ok(principal) => principal,
         Err(err) => {
             let response = auth_error_response(err);
+            if response.status() == StatusCode::UNAUTHORIZED {
+                crate::metrics::auth_decision("unauthenticated");
+            }
             auth.audit
                 .record(new_record(
                     "unauthenticated",
@@ -161,9 +186,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
     };
 
+    let with_principal = |mut response: Response| {
+        response
+            .extensions_mut()
+            .insert(RequestPrincipal(principal.name.clone()));
+        response
+    };
     let (mut request, needs) = match needs(&state, rule, request).await {
         Ok(found) => found,
-        Err(err) => return err.into_response(),
+        Err(err) => return with_principal(err.into_response()),
     };
     // Only denials and mutations are recorded: a read that is allowed builds no strings.
     let target = || {
@@ -177,8 +208,9 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Ok::<_, AuthError>(allowed && need.check(&auth.authorizer, &principal)?)
     });
     match verdict {
-        Ok(true) => {}
+        Ok(true) => crate::metrics::auth_decision("allowed"),
         Ok(false) => {
+            crate::metrics::auth_decision("denied");
             let target = target();
             let response = ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -210,9 +242,9 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
                     &request_id,
                 ))
                 .await;
-            return response;
+            return with_principal(response);
         }
-        Err(err) => return auth_error_response(err),
+        Err(err) => return with_principal(auth_error_response(err)),
     }
 
     request.extensions_mut().insert(Caller {
@@ -232,7 +264,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             ))
             .await;
     }
-    response
+    with_principal(response)
 }
 
 fn is_denial(status: StatusCode) -> bool {
@@ -332,6 +364,7 @@ async fn needs(
     let needs = match rule {
         Rule::Public | Rule::Authenticated => vec![Need::Authenticated],
         Rule::Server(privilege) => vec![Need::Holds(privilege, Securable::Server)],
+        Rule::Metrics => vec![Need::Holds(Privilege::Admin, Securable::Server)],
         Rule::Namespace(privilege) => {
             vec![Need::Holds(
                 privilege,

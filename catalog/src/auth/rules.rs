@@ -40,6 +40,8 @@ pub enum Rule {
     ManagementNamespace(Privilege),
     /// The privilege on the table of the management path.
     ManagementTable(Privilege),
+    /// `admin` on the server, or the metrics token (`metrics-token-file`) as the bearer token.
+    Metrics,
 }
 
 /// Every route, as (method, route template, rule). The router's routes and this table are checked
@@ -50,6 +52,7 @@ pub const RULES: &[(Method, &str, Rule)] = &[
     (Method::POST, "/v1/oauth/tokens", Rule::Public),
     (Method::GET, "/management/v1/openapi.yaml", Rule::Public),
     (Method::GET, "/v1/config", Rule::Authenticated),
+    (Method::GET, "/metrics", Rule::Metrics),
     // Management: the server's administrators only, but maintenance settings.
     (
         Method::GET,

@@ -17,7 +17,7 @@ use floe_store::FileChecksum;
 use iceberg::spec::TableMetadata;
 use serde_json::Value;
 
-use crate::{CommitError, Result};
+use crate::{CommitError, Result, metrics};
 
 /// One metadata file: parsed, and as the JSON a loadTable response embeds.
 #[derive(Debug)]
@@ -230,12 +230,20 @@ impl MetadataCache {
     }
 
     pub fn get(&self, location: &str) -> Option<Arc<MetadataFile>> {
-        self.lock().by_location.get(location).cloned()
+        let found = self.lock().by_location.get(location).cloned();
+        let series = if found.is_some() {
+            metrics::CACHE_HITS
+        } else {
+            metrics::CACHE_MISSES
+        };
+        ::metrics::counter!(series).increment(1);
+        found
     }
 
     pub fn insert(&self, location: &str, file: Arc<MetadataFile>) {
         let mut entries = self.lock();
         let weight = file.weight();
+        let before = entries.bytes;
         if let Some(previous) = entries.by_location.insert(location.to_string(), file) {
             entries.bytes -= previous.weight();
         } else {
@@ -250,6 +258,10 @@ impl MetadataCache {
                 entries.bytes -= evicted.weight();
             }
         }
+        // One gauge for every cache of the process: each adds its own change.
+        let gauge = ::metrics::gauge!(metrics::CACHE_BYTES);
+        gauge.increment(entries.bytes as f64);
+        gauge.decrement(before as f64);
     }
 
     pub fn len(&self) -> usize {
@@ -266,5 +278,12 @@ impl MetadataCache {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for MetadataCache {
+    fn drop(&mut self) {
+        // A dropped warehouse's cache no longer holds anything.
+        ::metrics::gauge!(metrics::CACHE_BYTES).decrement(self.lock().bytes as f64);
     }
 }

@@ -97,6 +97,7 @@ impl Catalog {
         }
         let found = FileChecksum::of(bytes);
         INTEGRITY_FAILURES.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::INTEGRITY_FAILURES).increment(1);
         warn!(
             %kind,
             %name,

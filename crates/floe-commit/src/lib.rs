@@ -35,7 +35,8 @@
 //! canonical and checked to lie inside the warehouse here, and the swap that records it is refused
 //! by the store if another table or view holds it, or a directory above or below it.
 //!
-//! `docs/commit-protocol.md` lists the invariants and the tests that check them.
+//! `docs/commit-protocol.md` lists the invariants and the tests that check them. Commits by
+//! outcome, retries, swap latency and the metadata cache are series of [`metrics`].
 
 mod cache;
 mod create;
@@ -44,6 +45,7 @@ pub mod file_io;
 mod integrity;
 pub mod locations;
 mod locks;
+pub mod metrics;
 pub mod open;
 mod partition_specs;
 pub mod private_files;
@@ -331,7 +333,7 @@ impl Catalog {
             new_checksum: file.checksum().clone(),
             location: Some(file.metadata().location().to_string()),
         };
-        match self.store.swap_pointers(&[swap]).await {
+        match self.swap_pointers(&[swap]).await {
             Ok(pointers) => {
                 info!(table = %request.name, location = %new_location, "table created");
                 self.cache.insert(&new_location, file.clone());
@@ -359,6 +361,16 @@ impl Catalog {
     /// Commits changes to several tables atomically: all of them or none. See the crate docs for
     /// the protocol.
     pub async fn commit(&self, changes: Vec<TableChange>) -> Result<Vec<LoadedTable>> {
+        let result = self.commit_with_retries(changes).await;
+        metrics::commit_finished(match &result {
+            Ok(_) => metrics::Outcome::Committed,
+            Err(CommitError::Conflict(_)) => metrics::Outcome::Conflict,
+            Err(_) => metrics::Outcome::Failed,
+        });
+        result
+    }
+
+    async fn commit_with_retries(&self, changes: Vec<TableChange>) -> Result<Vec<LoadedTable>> {
         if changes.is_empty() {
             return Err(CommitError::InvalidRequest(
                 "no table changes to commit".into(),
@@ -398,7 +410,7 @@ impl Catalog {
                     location: p.location.clone(),
                 })
                 .collect::<Vec<_>>();
-            let outcome = match self.store.swap_pointers(&swaps).await {
+            let outcome = match self.swap_pointers(&swaps).await {
                 Ok(pointers) => Ok(pointers),
                 Err(err) => match self.settle_failed_swap(&err, &swaps).await {
                     SwapOutcome::Applied(pointers) => {
@@ -433,6 +445,7 @@ impl Catalog {
                         )));
                     }
                     debug!(%table, attempt, "lost the pointer race, re-checking");
+                    ::metrics::counter!(metrics::RETRIES).increment(1);
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
                 Err((err, SwapOutcome::NotApplied)) => {
@@ -537,7 +550,7 @@ impl Catalog {
             // Also when it replaces a table's state: the new file may name another location.
             location: Some(location),
         };
-        let pointers = self.store.swap_pointers(&[swap]).await?;
+        let pointers = self.swap_pointers(&[swap]).await?;
         Ok(LoadedTable {
             name: table.clone(),
             metadata_location: Some(metadata_location.to_string()),
@@ -777,6 +790,17 @@ impl Catalog {
                 "the metadata store failed during a swap whose outcome is unknown; keeping its metadata files"
             );
         }
+    }
+
+    /// The store's compare-and-swap of pointers, timed.
+    async fn swap_pointers(
+        &self,
+        swaps: &[PointerSwap],
+    ) -> std::result::Result<Vec<TablePointer>, floe_store::StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.store.swap_pointers(swaps).await;
+        ::metrics::histogram!(metrics::SWAP_DURATION).record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Deletes the metadata files an attempt wrote and will not commit.

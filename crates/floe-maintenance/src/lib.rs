@@ -32,6 +32,8 @@
 //!   Parquet footer parses), rate-limited, and records what is wrong as findings in the metadata
 //!   store ([`floe_store::ScrubStore`]), resolving those it no longer finds.
 //!
+//! What the scheduler's jobs did and what the scrubber found are series of [`metrics`].
+//!
 //! All that change the table have a dry run that reports what would go and changes nothing.
 //! Deleting is always
 //! confined to the table's own location inside the warehouse: every delete goes through a
@@ -50,6 +52,7 @@ mod deletes;
 mod error;
 mod expire;
 pub mod lease;
+pub mod metrics;
 mod orphans;
 pub mod policy;
 mod reachable;

@@ -38,7 +38,9 @@
 //!
 //! Every job that changed something or failed is recorded in the metadata store
 //! ([`floe_store::MetadataStore::record_job`]), listable with `floe maintenance history`; passes
-//! that found nothing to do leave no record, so that the history stays readable.
+//! that found nothing to do leave no record, so that the history stays readable. Every job that
+//! ran is counted by kind and outcome, with the files and bytes it rewrote, wrote or deleted
+//! (see [`crate::metrics`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::metrics::{JobOutcome, job_finished};
 use crate::policy::{self, MaintenancePolicy};
 use crate::{
     CompactOptions, ExpireOptions, LeaseSettings, MaintenanceError, ManifestRewriteOptions,
@@ -298,18 +301,21 @@ impl Scheduler {
                 Ok(None) => self.succeeded(&key),
                 Ok(Some(stats)) => {
                     self.succeeded(&key);
+                    job_finished(job, JobOutcome::Succeeded, &stats);
                     outcome.jobs_run += 1;
                     info!(warehouse, %table, job, ?stats, "maintenance job done");
                     save(catalog, &record("succeeded", None, stats)).await;
                 }
                 // Another replica (or `floe maintain`) is on this table: its turn.
                 Err(MaintenanceError::Busy(_)) => {
+                    job_finished(job, JobOutcome::Busy, &Properties::new());
                     outcome.skipped = true;
                     break;
                 }
                 // Another replica may be running it now; the next pass looks again. Recorded, so
                 // that a job that keeps running out of time is seen.
                 Err(MaintenanceError::LeaseLost(message)) => {
+                    job_finished(job, JobOutcome::Stopped, &Properties::new());
                     warn!(warehouse, %table, job, %message, "maintenance job stopped: its lease was lost");
                     save(
                         catalog,
@@ -321,9 +327,11 @@ impl Scheduler {
                 // A writer changed what the job was replacing: the writer wins, nothing was
                 // committed, and the next pass plans again from the new state. Not a failure.
                 Err(MaintenanceError::Conflict(message)) => {
+                    job_finished(job, JobOutcome::Yielded, &Properties::new());
                     info!(warehouse, %table, job, %message, "maintenance job yielded to a concurrent writer");
                 }
                 Err(err) => {
+                    job_finished(job, JobOutcome::Failed, &Properties::new());
                     let delay = self.failed(key);
                     outcome.jobs_failed += 1;
                     warn!(warehouse, %table, job, error = %err, retry_in = ?delay, "maintenance job failed");

@@ -381,6 +381,7 @@ impl Pass<'_> {
         if let Some(position) = FindingKind::ALL.iter().position(|k| *k == kind) {
             PROBLEMS[position].fetch_add(1, Ordering::Relaxed);
         }
+        crate::metrics::scrub_problem(kind);
         self.report.problems.push(Problem {
             file: location.to_string(),
             kind,
@@ -392,17 +393,20 @@ impl Pass<'_> {
     fn checked(&mut self) {
         self.report.files_checked += 1;
         FILES_CHECKED.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::scrub_checked();
     }
 
     async fn request(&mut self) {
         self.report.requests += 1;
         REQUESTS.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::scrub_request();
         self.limiter.take_request().await;
     }
 
     async fn bytes(&mut self, bytes: u64) {
         self.report.bytes_read += bytes;
         BYTES_READ.fetch_add(bytes, Ordering::Relaxed);
+        crate::metrics::scrub_bytes(bytes);
         self.limiter.take_bytes(bytes).await;
     }
 

@@ -36,8 +36,13 @@
 //! environment credentials ([`StoreOptions::use_environment`]).
 //!
 //! The `testing` module (feature `fault-injection`) wraps any store to inject failures in tests.
+//!
+//! Every store call is counted and timed by operation, and refused deletes are counted, as the
+//! series of [`metrics`].
 
 mod location;
+mod metered;
+pub mod metrics;
 pub mod options;
 pub mod roots;
 pub mod scope;
@@ -150,13 +155,14 @@ impl Warehouse {
     }
 
     /// A warehouse over any object store, rooted at `root` (paths in the store are relative to it).
+    /// Every call to the store is counted and timed ([`metrics`]).
     pub fn new(name: impl Into<String>, mut root: Url, store: Arc<dyn ObjectStore>) -> Self {
         let trimmed = root.path().trim_end_matches('/').to_string();
         root.set_path(&trimmed);
         Self {
             name: name.into(),
             root,
-            store,
+            store: Arc::new(metered::MeteredStore::new(store)),
             local_root: None,
             client_config: BTreeMap::new(),
         }

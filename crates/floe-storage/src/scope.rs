@@ -182,6 +182,7 @@ impl TableScope {
 
     fn refuse(&self, location: &str, reason: &str) {
         REFUSED_DELETES.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::REFUSED_DELETES).increment(1);
         warn!(
             table_location = %self.location,
             location,
@@ -229,6 +230,7 @@ fn list_local(
             let child = path.clone().join(name.as_str());
             if file_type.is_symlink() {
                 REFUSED_DELETES.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::REFUSED_DELETES).increment(1);
                 warn!(location = %format!("{base}/{child}"), "not listing a symbolic link in a table's directory");
             } else if file_type.is_dir() {
                 pending.push((entry.path(), child));

@@ -130,6 +130,11 @@
 //! renew) well before that runs out. A lease is not a fencing token: a holder paused past its `ttl`
 //! (a long GC pause, a suspended VM) may resume still believing it holds the lease, so jobs whose
 //! writes must not overlap make those writes conditional as well (as every pointer swap is).
+//!
+//! # Metrics
+//!
+//! How long operations wait for a pooled connection, and the pool's state
+//! ([`MetadataStore::pool_status`], read when the server is scraped), are series of [`metrics`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -157,6 +162,7 @@ mod input;
 mod integrity;
 mod kind;
 mod location;
+pub mod metrics;
 pub mod postgres;
 pub mod scrub;
 mod scrub_sql;
@@ -412,6 +418,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not
     /// is [`StoreError::WarehouseNotFound`], and everything else finds nothing.
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>>;
+
+    /// The connection pool's state now, for the server's metrics; `None` for a store without
+    /// one.
+    fn pool_status(&self) -> Option<metrics::PoolStatus> {
+        None
+    }
 
     /// Registers a warehouse; [`StoreError::WarehouseAlreadyExists`] if the name is taken.
     /// `created_at_ms` is ignored: the store sets it.

@@ -246,9 +246,11 @@ impl PostgresStore {
         mode: Mode,
         body: impl AsyncFnOnce(&mut PgConnection) -> Attempt<T>,
     ) -> Attempt<T> {
+        let since = std::time::Instant::now();
         let mut tx = match mode {
             Mode::Autocommit => {
                 let mut conn = self.pool.acquire().await?;
+                crate::metrics::acquired(since);
                 return body(&mut conn).await;
             }
             Mode::Write => self.pool.begin().await?,
@@ -258,6 +260,7 @@ impl PostgresStore {
                     .await?
             }
         };
+        crate::metrics::acquired(since);
         match body(&mut tx).await {
             Ok(value) => {
                 tx.commit().await?;
@@ -386,6 +389,10 @@ impl MetadataStore for PostgresStore {
 
     fn scrub(&self) -> &dyn crate::ScrubStore {
         self
+    }
+
+    fn pool_status(&self) -> Option<crate::metrics::PoolStatus> {
+        Some(crate::metrics::PoolStatus::of(&self.pool))
     }
 
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {

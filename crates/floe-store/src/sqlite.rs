@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
@@ -195,11 +195,13 @@ impl SqliteStore {
                     self.acquire_timeout
                 ))
             })?;
+        let since = Instant::now();
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
+        crate::metrics::acquired(since);
         finish(tx, body).await
     }
 
@@ -208,7 +210,9 @@ impl SqliteStore {
         &self,
         body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
+        let since = Instant::now();
         let tx = self.pool.begin().await.map_err(db_error)?;
+        crate::metrics::acquired(since);
         finish(tx, body).await
     }
 
@@ -216,14 +220,12 @@ impl SqliteStore {
 
     async fn load_kind(&self, kind: Kind, name: &TableName) -> Result<TablePointer> {
         let key = self.scope.table_key(name)?;
-        load_pointer(
-            &mut *self.pool.acquire().await.map_err(db_error)?,
-            kind,
-            &key,
-            &name.name,
-        )
-        .await?
-        .ok_or_else(|| kind.not_found(name))
+        let since = Instant::now();
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
+        crate::metrics::acquired(since);
+        load_pointer(&mut connection, kind, &key, &name.name)
+            .await?
+            .ok_or_else(|| kind.not_found(name))
     }
 
     async fn list_kind(
@@ -337,6 +339,10 @@ impl MetadataStore for SqliteStore {
 
     fn scrub(&self) -> &dyn crate::ScrubStore {
         self
+    }
+
+    fn pool_status(&self) -> Option<crate::metrics::PoolStatus> {
+        Some(crate::metrics::PoolStatus::of(&self.pool))
     }
 
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {

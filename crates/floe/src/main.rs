@@ -21,6 +21,7 @@ mod maintenance;
 mod repair;
 mod scrub;
 mod sql;
+mod telemetry_args;
 mod warehouse;
 
 #[derive(Parser)]
@@ -220,6 +221,8 @@ struct ConfigArgs {
     #[arg(long, env = "FLOE_MAINTENANCE_CONCURRENCY", value_name = "N")]
     maintenance_concurrency: Option<usize>,
     #[command(flatten)]
+    telemetry: telemetry_args::TelemetryArgs,
+    #[command(flatten)]
     auth: auth_args::AuthArgs,
 }
 
@@ -272,6 +275,7 @@ impl ConfigArgs {
             .maintenance_concurrency
             .unwrap_or(config.maintenance_concurrency);
         self.auth.apply(&mut config.auth);
+        self.telemetry.apply(&mut config);
         validate(&config)?;
         config.auth.validate(config.host)?;
         Ok(config)
@@ -408,15 +412,17 @@ pub(crate) fn data_dir_options(
     options
 }
 
-fn init_logging() {
+/// Logs to stderr, at `FLOE_LOG`'s levels (default `info`), as JSON or text by `format`.
+fn init_logging(format: floe_catalog::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = telemetry_args::json_logs(format);
     // Colour only for people at a terminal; logs redirected to files stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if std::env::var("FLOE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if json {
         builder.json().init();
     } else {
         builder.init();
@@ -455,7 +461,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(|config| {
-            init_logging();
+            init_logging(config.log_format);
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|err| format!("cannot start the async runtime: {err}"))?;
             runtime.block_on(async {
@@ -468,17 +474,17 @@ fn main() -> ExitCode {
         }),
         Command::Sql(args) => sql::run(args),
         Command::Maintain(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             maintain::run(args)
         }
         Command::Repair(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             repair::run(args)
         }
         Command::Warehouse(args) => warehouse::run(args),
         Command::Maintenance(args) => maintenance::run(args),
         Command::Scrub(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             scrub::run(args)
         }
         Command::Principal(args) => access::run_principal(args),
@@ -487,15 +493,15 @@ fn main() -> ExitCode {
         Command::Revoke(args) => access::run_grant(args, true),
         Command::Audit(args) => access::run_audit(args),
         Command::Backup(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             backup::run_backup(args)
         }
         Command::Restore(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             backup::run_restore(args)
         }
         Command::Recover(args) => {
-            init_logging();
+            init_logging(telemetry_args::log_format_from_env());
             backup::run_recover(args)
         }
         Command::Config {
@@ -638,6 +644,43 @@ mod tests {
         let shown = toml::to_string_pretty(&config).unwrap();
         assert!(shown.contains("s3-secret-access-key = \"***\""), "{shown}");
         assert!(!shown.contains("from-file"), "{shown}");
+    }
+
+    #[test]
+    fn metrics_and_log_flags_override_the_file() {
+        use floe_catalog::config::LogFormat;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(
+            &file,
+            "metrics-port = 9100
+log-format = \"text\"
+",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let config = resolve(&["--config", file]).unwrap();
+        assert_eq!(config.metrics_port, Some(9100));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.metrics_token_file, None);
+        let config = resolve(&[
+            "--config",
+            file,
+            "--metrics-port",
+            "9200",
+            "--log-format",
+            "json",
+            "--metrics-token-file",
+            "/etc/floe/metrics-token",
+        ])
+        .unwrap();
+        assert_eq!(config.metrics_port, Some(9200));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.metrics_token_file.as_deref(),
+            Some(Path::new("/etc/floe/metrics-token"))
+        );
+        assert!(resolve(&["--log-format", "yaml"]).is_err());
     }
 
     #[test]
