@@ -36,6 +36,10 @@
 //!   (see [`metadata_tables`]), also in Spark's spelling `ns.t.snapshots` where no real table has
 //!   that name (a real table wins).
 //!
+//! [`read_only`] is the way in for callers that must change nothing (the server's SQL route): one
+//! query, checked on its parsed statement and plan, the tables it reads named before it runs, its
+//! rows returned as text up to a limit.
+//!
 //! Errors are [`SqlError`]s: one message for a person, e.g. an unknown table's error lists the
 //! tables of its namespace, an unknown namespace's the namespaces that exist.
 
@@ -46,6 +50,7 @@ mod error;
 pub mod metadata_tables;
 mod overwrite;
 pub mod provider;
+pub mod read_only;
 pub mod rewrite;
 pub mod scan;
 
