@@ -104,7 +104,9 @@ pub fn read_only(sql: &str) -> Result<ReadOnlyQuery, SqlError> {
 
 fn parse(sql: &str) -> Result<DFStatement, SqlError> {
     let mut parsed = DFParser::parse_sql(sql)?;
-    let statement = parsed.pop_front().ok_or_else(|| SqlError::new("no statement to run"))?;
+    let statement = parsed
+        .pop_front()
+        .ok_or_else(|| SqlError::new("no statement to run"))?;
     if !parsed.is_empty() {
         return Err(SqlError::new("only one statement at a time"));
     }
@@ -123,7 +125,11 @@ fn not_a_query() -> SqlError {
 impl Session {
     /// Runs a query checked by [`read_only`] and returns at most `max_rows` of its rows. Dropping
     /// the returned future stops the query.
-    pub async fn query(&self, query: &ReadOnlyQuery, max_rows: usize) -> Result<QueryRows, SqlError> {
+    pub async fn query(
+        &self,
+        query: &ReadOnlyQuery,
+        max_rows: usize,
+    ) -> Result<QueryRows, SqlError> {
         let state = self.ctx.state();
         let parsed = parse(&query.statement.sql)?;
         let plan = state.statement_to_plan(parsed).await?;
@@ -142,7 +148,12 @@ impl Session {
                 data_type: field.data_type().to_string(),
             })
             .collect();
-        let mut stream = self.ctx.execute_logical_plan(plan).await?.execute_stream().await?;
+        let mut stream = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?;
         let mut rows = Vec::new();
         let mut truncated = false;
         while let Some(batch) = stream.next().await {
@@ -187,7 +198,9 @@ fn append_rows(
         .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| SqlError::new(format!("cannot show the result: {err}")))?;
-    let wanted = (max_rows + 1).saturating_sub(rows.len()).min(batch.num_rows());
+    let wanted = (max_rows + 1)
+        .saturating_sub(rows.len())
+        .min(batch.num_rows());
     for row in 0..wanted {
         rows.push(
             batch
@@ -263,5 +276,47 @@ mod tests {
         ] {
             assert!(read_only(sql).is_err(), "accepted {sql:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn queries_return_text_rows_up_to_the_limit_and_read_past_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = floe_commit::open::OpenOptions::new(dir.path().join("data"));
+        let session = Session::open_embedded(&options).await.unwrap();
+        session
+            .run(
+                "CREATE SCHEMA default; CREATE TABLE t (id BIGINT, label VARCHAR); \
+                 INSERT INTO t VALUES (1, 'one'), (2, NULL), (3, 'three'); \
+                 INSERT INTO t VALUES (4, 'four'), (5, 'five')",
+            )
+            .await
+            .unwrap();
+        let all = read_only("SELECT id, label FROM t ORDER BY id").unwrap();
+        let rows = session.query(&all, 10).await.unwrap();
+        assert_eq!(rows.columns[0].name, "id");
+        assert_eq!(rows.columns[0].data_type, "Int64");
+        assert_eq!(rows.rows.len(), 5);
+        assert_eq!(rows.rows[1], vec![Some("2".to_string()), None]);
+        assert!(!rows.truncated);
+
+        let limited = session.query(&all, 3).await.unwrap();
+        assert_eq!(limited.rows.len(), 3);
+        assert!(limited.truncated);
+
+        let first =
+            read_only("SELECT snapshot_id FROM \"t$history\" ORDER BY made_current_at LIMIT 1")
+                .unwrap();
+        let snapshot = session.query(&first, 1).await.unwrap().rows[0][0]
+            .clone()
+            .unwrap();
+        let past = read_only(&format!(
+            "SELECT count(*) FROM t FOR VERSION AS OF {snapshot}"
+        ))
+        .unwrap();
+        assert_eq!(past.tables, vec![read(&["default"], "t")]);
+        assert_eq!(
+            session.query(&past, 1).await.unwrap().rows,
+            vec![vec![Some("3".to_string())]]
+        );
     }
 }
