@@ -15,10 +15,12 @@
 //! Cross-cutting concerns are layers around the router: request tracing (one span per request with
 //! a request id), the body size limit, [`idempotency`] keys, and the [`limits`] that keep clients
 //! and web pages from misusing the server (host check, concurrency limit, timeouts). Outside the REST API, `/health`
-//! and `/ready` ([`handlers::health`]) answer load balancers' probes.
+//! and `/ready` ([`handlers::health`]) answer load balancers' probes, and `/console` serves the
+//! web [`console`], a client of these same APIs.
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 mod extract;
 pub mod handlers;
@@ -68,6 +70,9 @@ pub fn router(state: AppState) -> Router {
     use handlers::{config, health, maintenance, namespaces, tables, views, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
+        // The web console: static assets; it calls the routes below like any client.
+        .route("/console", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .route("/ready", get(health::ready))
         .route("/v1/config", get(config::get_config))
         .route(
@@ -86,6 +91,11 @@ pub fn router(state: AppState) -> Router {
             "/management/v1/warehouses/{warehouse}/namespaces/{namespace}/tables/{table}/maintenance",
             get(maintenance::table_settings).post(maintenance::update_table_settings),
         )
+        .route(
+            "/management/v1/warehouses/{warehouse}/sql",
+            post(handlers::sql::query),
+        )
+        .route("/management/v1/server", get(handlers::server::summary))
         .route("/management/v1/maintenance/jobs", get(maintenance::jobs))
         .route("/management/v1/scrub/findings", get(handlers::scrub::findings))
         .route("/management/v1/openapi.yaml", get(management_openapi))
