@@ -25,6 +25,35 @@
 
   // ---- the API
 
+  // Iceberg's snapshot ids are 64-bit; JSON.parse would round those past 2^53. Integers that a
+  // JavaScript number cannot hold exactly become strings (outside JSON strings only).
+  function quoteBigIntegers(text) {
+    const parts = [];
+    let start = 0;
+    let i = 0;
+    while (i < text.length) {
+      const c = text[i];
+      if (c === '"') {
+        i += 1;
+        while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+        i += 1;
+      } else if (c === '-' || (c >= '0' && c <= '9')) {
+        let end = i + 1;
+        while (end < text.length && '0123456789eE+-.'.includes(text[end])) end += 1;
+        const token = text.slice(i, end);
+        if (/^-?\d+$/.test(token) && !Number.isSafeInteger(Number(token))) {
+          parts.push(text.slice(start, i), `"${token}"`);
+          start = end;
+        }
+        i = end;
+      } else {
+        i += 1;
+      }
+    }
+    parts.push(text.slice(start));
+    return parts.join('');
+  }
+
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
     if (session.token) headers.Authorization = `Bearer ${session.token}`;
@@ -37,7 +66,7 @@
     const text = await response.text();
     let json = null;
     try {
-      json = text ? JSON.parse(text) : null;
+      json = text ? JSON.parse(quoteBigIntegers(text)) : null;
     } catch (_) {
       json = null;
     }
@@ -134,7 +163,7 @@
 
   function show(...children) {
     const main = document.getElementById('main');
-    main.replaceChildren(...children);
+    main.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
   }
 
   function when(ms) {
