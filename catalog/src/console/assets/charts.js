@@ -110,7 +110,7 @@ window.FloeCharts = (function () {
       root.appendChild(titled(rect, text));
     };
 
-    const labelEvery = Math.max(1, Math.ceil(ordered.length / 6));
+    let lastLabel = -Infinity;
     ordered.forEach((snapshot, i) => {
       const x = xs[i];
       const id = snapshot['snapshot-id'];
@@ -132,8 +132,11 @@ window.FloeCharts = (function () {
         if (key !== 'operation') lines.push(`${key}: ${value}`);
       }
       root.appendChild(titled(marker, lines.join('\n')));
-      if (i % labelEvery === 0 || i === ordered.length - 1) {
-        root.appendChild(svg('text', { x, y: axisY + 20, class: 'tick', 'text-anchor': 'middle' }, time(snapshot['timestamp-ms']).slice(5, 19)));
+      // A time label where it does not run into the previous one.
+      if (x - lastLabel >= 130) {
+        const anchor = x < left + 60 ? 'start' : x > right - 60 ? 'end' : 'middle';
+        root.appendChild(svg('text', { x, y: axisY + 20, class: 'tick', 'text-anchor': anchor }, time(snapshot['timestamp-ms']).slice(5, 19)));
+        lastLabel = x;
       }
       (refsByTarget.get(id) || []).forEach((ref, row) => {
         const y = axisY + 38 + row * 18;
