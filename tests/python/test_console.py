@@ -135,6 +135,14 @@ def shoot(driver: WebDriver, directory: Path, name: str) -> None:
     driver.save_screenshot(str(directory / f"{name}.png"))
 
 
+def shoot_element(driver: WebDriver, directory: Path, css: str, name: str) -> None:
+    """One part of the page, small enough for docs/console.md."""
+    driver.set_window_size(1100, 1400)
+    target = element(driver, css)
+    driver.execute_script("arguments[0].scrollIntoView()", target)
+    target.screenshot(str(directory / f"{name}.png"))
+
+
 def no_console_errors(driver: WebDriver) -> None:
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     # A 401/403 the console handled shows in the log as a failed resource load, not as a script error.
@@ -289,6 +297,7 @@ def test_every_page_shows_the_tables_pyiceberg_wrote(
     search.send_keys("cust")
     wait_for(browser, "search to hide orders", lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, ".entry") if e.is_displayed()] == ["TABLE customers"])
     shoot(browser, screenshots, "search")
+    shoot_element(browser, screenshots, "#main", "part-search")
     search.clear()
     search.send_keys("ord")
     wait_for(browser, "search to find orders", lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, ".entry a") if e.is_displayed()] == ["big_orders", "orders"])
@@ -323,6 +332,9 @@ def test_every_page_shows_the_tables_pyiceberg_wrote(
     assert "succeeded" in element(browser, "#jobs-table").text
     assert "found nothing wrong" in element(browser, "#findings").text
     shoot(browser, screenshots, "table")
+    shoot_element(browser, screenshots, "#timeline", "part-timeline")
+    shoot_element(browser, screenshots, "#file-sizes", "part-file-sizes")
+    shoot_element(browser, screenshots, "#maintenance", "part-maintenance")
 
     # Edit a setting; the API reads back what the console stored.
     key = "floe.maintenance.snapshot-expiry.min-snapshots-to-keep"
@@ -348,6 +360,7 @@ def test_every_page_shows_the_tables_pyiceberg_wrote(
     assert texts(browser, "#sql-rows thead th") == ["id", "region"]
     assert texts(browser, "#sql-rows tbody td:first-child") == ["5", "6", "7"]
     shoot(browser, screenshots, "sql")
+    shoot_element(browser, screenshots, "#main", "part-sql")
     first = min(metadata["snapshots"], key=lambda s: s["sequence-number"])["snapshot-id"]
     editor.clear()
     editor.send_keys(f'SELECT count(*) AS n FROM "{NAMESPACE}"."orders" FOR VERSION AS OF {first}')
@@ -407,6 +420,7 @@ def test_with_auth_on_the_console_shows_nothing_before_sign_in_and_only_what_a_p
         assert "orders" not in body and "Warehouses\n" not in body, body
         assert not browser.find_element(By.ID, "nav").is_displayed()
     shoot(browser, screenshots, "sign-in")
+    shoot_element(browser, screenshots, ".sign-in", "part-sign-in")
 
     # A wrong secret is refused.
     sign_in(browser, f"{reader.credential.partition(':')[0]}:not-the-secret")
