@@ -79,7 +79,10 @@ fn respond(content_type: &'static str, bytes: &'static [u8]) -> Response {
                 HeaderValue::from_static("nosniff"),
             ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
             // A new binary may bring new assets: revalidate rather than run a stale script.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
@@ -94,10 +97,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_carries_the_security_headers() {
-        for response in [
-            index().await,
-            asset(Path("console.js".to_string())).await,
-        ] {
+        for response in [index().await, asset(Path("console.js".to_string())).await] {
             assert_eq!(response.status(), StatusCode::OK);
             let headers = response.headers();
             assert_eq!(
