@@ -69,7 +69,11 @@ async fn read_only_sql_over_http() {
     ] {
         let (status, body) = sql(&server, "main", json!({ "sql": refused })).await;
         assert_eq!(status, 400, "{refused}: {body}");
-        assert_eq!(error_type(&body), "BadRequestException", "{refused}: {body}");
+        assert_eq!(
+            error_type(&body),
+            "BadRequestException",
+            "{refused}: {body}"
+        );
     }
     let (status, body) = sql(
         &server,
@@ -102,7 +106,12 @@ async fn console_files_and_server_summary() {
         .to_string();
     assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
-    assert!(page.text().await.expect("body").contains("/console/console.js"));
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .contains("/console/console.js")
+    );
     let missing = client
         .get(format!("{}/console/secrets.txt", server.uri()))
         .send()
