@@ -85,6 +85,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod replicas;
 mod scrub;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
@@ -370,6 +371,10 @@ impl MetadataStore for PostgresStore {
     }
 
     fn scrub(&self) -> &dyn crate::ScrubStore {
+        self
+    }
+
+    fn replicas(&self) -> &dyn crate::ReplicaStore {
         self
     }
 

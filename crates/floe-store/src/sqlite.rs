@@ -59,6 +59,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod replicas;
 mod scrub;
 
 pub use backup::check_backup_file;
@@ -321,6 +322,10 @@ impl MetadataStore for SqliteStore {
     }
 
     fn scrub(&self) -> &dyn crate::ScrubStore {
+        self
+    }
+
+    fn replicas(&self) -> &dyn crate::ReplicaStore {
         self
     }
 
