@@ -24,6 +24,7 @@ pub mod console;
 pub mod error;
 mod extract;
 pub mod handlers;
+pub mod heartbeat;
 pub mod idempotency;
 pub mod limits;
 pub mod names;
@@ -300,6 +301,7 @@ pub async fn serve(
         .map_err(|err| format!("cannot listen on {address}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
     let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
+    let heartbeat = heartbeat::start(catalog.store().clone(), heartbeat::this_replica(local)).await;
     let maintenance = config.maintenance.then(|| {
         let options = SchedulerOptions {
             interval: Duration::from_millis(config.maintenance_interval_ms),
@@ -320,6 +322,7 @@ pub async fn serve(
     println!("floe catalog listening on {local}");
     limits::serve(listener, router(state), &config, shutdown).await;
     expiry.abort();
+    heartbeat.abort();
     auth_tasks.stop().await;
     if let Some(maintenance) = maintenance {
         // A job cut short commits nothing half-way (a commit is one swap); files it wrote but did

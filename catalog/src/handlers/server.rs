@@ -4,10 +4,9 @@
 //! - `GET /management/v1/server`: version, auth mode, metadata store kind, the warehouses, the
 //!   maintenance jobs of the last day by outcome, the open scrub findings, and the replicas seen.
 //!
-//! The metadata store keeps no record of replicas, so `replicas` lists only the one that answered
-//! and `replicas-recorded` is `false`: a page must not pretend to know the others. The counts come
-//! from the store (job records, findings), not from `/metrics`, so they are the same on every
-//! replica.
+//! `replicas` are the servers whose heartbeat ([`crate::heartbeat`]) the store has seen lately, this
+//! one marked. The counts come from the store (job records, findings), not from `/metrics`, so
+//! every replica answers the same.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +42,12 @@ pub async fn summary(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         .iter()
         .map(|count| count.open)
         .sum();
+    let this = crate::idempotency::instance_id();
+    let replicas = store
+        .replicas()
+        .list_replicas(crate::heartbeat::SEEN_WITHIN)
+        .await
+        .map_err(floe_commit::CommitError::from)?;
     let config = &state.config;
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -57,10 +62,14 @@ pub async fn summary(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         "jobs-last-day": outcomes,
         "last-job-started-at-ms": jobs.first().map(|job| job.started_at_ms),
         "open-scrub-findings": open_findings,
-        "replicas-recorded": false,
-        "replicas": [{
-            "listen": format!("{}:{}", config.host, config.port),
-            "answered-this-request": true,
-        }],
+        "replicas-seen-within-ms": crate::heartbeat::SEEN_WITHIN.as_millis() as u64,
+        "replicas": replicas.iter().map(|replica| json!({
+            "id": replica.id,
+            "address": replica.address,
+            "version": replica.version,
+            "started-at-ms": replica.started_at_ms,
+            "last-seen-ms": replica.last_seen_ms,
+            "answered-this-request": replica.id == this,
+        })).collect::<Vec<_>>(),
     })))
 }

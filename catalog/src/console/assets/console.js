@@ -594,9 +594,9 @@
         ['Jobs in the last day by outcome', Object.entries(jobs).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
       ], { class: 'facts' })),
       section('Warehouses', 'server-warehouses', table(['Name', 'Storage', ''], summary.warehouses.map((w) => [el('a', { href: `#/w/${enc(w.name)}` }, w.name), w['storage-url'], w.default ? 'default' : '']))),
-      section('Replicas', 'replicas',
-        summary['replicas-recorded'] ? null : notice('Floe\'s metadata store keeps no record of its replicas, so only the replica that answered this page is shown. Replicas sharing a PostgreSQL store each serve the same data.'),
-        table(['Listening on', ''], summary.replicas.map((r) => [r.listen, r['answered-this-request'] ? 'answered this page' : '']))));
+      section(`Replicas (${summary.replicas.length})`, 'replicas',
+        el('p', { class: 'muted' }, `Every server serving from this metadata store writes a heartbeat every 10 s; these are the ones seen in the last ${Math.round(summary['replicas-seen-within-ms'] / 1000)} s.`),
+        table(['Address', 'Version', 'Started', 'Last seen', ''], summary.replicas.map((r) => [r.address, r.version, when(r['started-at-ms']), when(r['last-seen-ms']), r['answered-this-request'] ? 'answered this page' : '']), { id: 'replicas-table' })));
   }
 
   // ---- routing
