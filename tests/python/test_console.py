@@ -379,6 +379,7 @@ def test_every_page_shows_the_tables_pyiceberg_wrote(
     replicas = texts(browser, "#replicas-table tbody tr")
     assert len(replicas) == 1 and replicas[0].startswith("127.0.0.1:") and "answered this page" in replicas[0], replicas
     shoot(browser, screenshots, "server")
+    shoot_element(browser, screenshots, "#main", "part-server")
     no_console_errors(browser)
 
 
