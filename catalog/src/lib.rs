@@ -16,7 +16,8 @@
 //! a request id), the body size limit, [`idempotency`] keys, and the [`limits`] that keep clients
 //! and web pages from misusing the server (host check, concurrency limit, timeouts). Outside the REST API, `/health`
 //! and `/ready` ([`handlers::health`]) answer load balancers' probes, and `/console` serves the
-//! web [`console`], a client of these same APIs.
+//! web [`console`], a client of these same APIs. While it serves, the server records its
+//! [`heartbeat`] in the metadata store, so that every replica can list the others.
 
 pub mod auth;
 pub mod config;

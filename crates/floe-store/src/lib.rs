@@ -3,7 +3,7 @@
 //! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
 //! access-control records: principals, roles, grants, signing keys, the audit log; the
-//! scrubber's findings).
+//! scrubber's findings; the replicas' heartbeats).
 //!
 //! # The model
 //!
