@@ -7,7 +7,8 @@
 //! Time travel works as in `floe sql` (`t FOR VERSION AS OF ...`, `"t$snapshots"`). The auth
 //! middleware has already checked `read` on every table the query reads (rule `SqlQuery`), from
 //! the same text this handler runs. A query runs at most [`QUERY_TIMEOUT`] (and within the
-//! server's request timeout) and returns at most [`MAX_ROWS`] rows.
+//! server's request timeout), holds at most [`QUERY_MEMORY_BYTES`] in its sorts, joins and
+//! aggregations, and returns at most [`MAX_ROWS`] rows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub const MAX_ROWS: usize = 10_000;
 const DEFAULT_ROWS: usize = 1_000;
 /// The longest a query runs before it is stopped.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// What one query's sorts, joins and aggregations may hold in memory.
+pub const QUERY_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -52,7 +55,9 @@ pub async fn query(
     };
     let query = floe_sql::read_only::read_only(&request.sql).map_err(sql_error)?;
     let catalog = state.catalog(&warehouse).await?;
-    let session = Session::new(Arc::new(EmbeddedCatalog::new(catalog)));
+    let session =
+        Session::with_memory_limit(Arc::new(EmbeddedCatalog::new(catalog)), QUERY_MEMORY_BYTES)
+            .map_err(sql_error)?;
     let rows = tokio::time::timeout(QUERY_TIMEOUT, session.query(&query, max_rows))
         .await
         .map_err(|_| {
