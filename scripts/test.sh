@@ -153,12 +153,15 @@ rust_summary() {
 # ---------------------------------------------------------------------------------------------------- setup
 # setup_venv DIR REQUIREMENTS...: a venv in DIR with those requirement files installed, reused while they
 # and python3 are unchanged.
-# The tests start real PostgreSQL clusters (initdb) and Spark (a JVM). This kind of machine ships
-# both; elsewhere, install them from the distribution when we may (root with apt-get).
+# The tests start real PostgreSQL clusters (initdb), Spark (a JVM) and, for the web console, headless
+# Chromium with its WebDriver (Debian's chromium and chromium-driver). This kind of machine ships them;
+# elsewhere, install them from the distribution when we may (root with apt-get).
 setup_system_packages() {
     local missing=()
     command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
     command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     ((${#missing[@]})) || return 0
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         note "installing ${missing[*]} with apt-get"

@@ -17,13 +17,17 @@
 //! and web pages from misusing the server (host check, concurrency limit, timeouts). Outermost,
 //! [`telemetry`] gives every request its id, its access-log line and its place in the request
 //! series. Outside the REST API, `/health` and `/ready` ([`handlers::health`]) answer load
-//! balancers' probes, and `/metrics` ([`metrics`]) Prometheus, on the main port or its own.
+//! balancers' probes, `/metrics` ([`metrics`]) Prometheus, on the main port or its own, and
+//! `/console` serves the web [`console`], a client of these same APIs. While it serves, the server
+//! records its [`heartbeat`] in the metadata store, so that every replica can list the others.
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 mod extract;
 pub mod handlers;
+pub mod heartbeat;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
@@ -73,6 +77,9 @@ pub fn router(state: AppState) -> Router {
     use handlers::{config, health, maintenance, namespaces, tables, views, warehouses};
     let api = Router::new()
         .route("/health", get(health::health))
+        // The web console: static assets; it calls the routes below like any client.
+        .route("/console", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .route("/ready", get(health::ready))
         .route("/v1/config", get(config::get_config))
         .route(
@@ -91,6 +98,11 @@ pub fn router(state: AppState) -> Router {
             "/management/v1/warehouses/{warehouse}/namespaces/{namespace}/tables/{table}/maintenance",
             get(maintenance::table_settings).post(maintenance::update_table_settings),
         )
+        .route(
+            "/management/v1/warehouses/{warehouse}/sql",
+            post(handlers::sql::query),
+        )
+        .route("/management/v1/server", get(handlers::server::summary))
         .route("/management/v1/maintenance/jobs", get(maintenance::jobs))
         .route("/management/v1/scrub/findings", get(handlers::scrub::findings))
         .route("/management/v1/openapi.yaml", get(management_openapi))
@@ -340,6 +352,7 @@ pub async fn serve(
         None => None,
     };
     let expiry = tokio::spawn(expire_idempotency_keys(catalog.clone()));
+    let heartbeat = heartbeat::start(catalog.store().clone(), heartbeat::this_replica(local)).await;
     let maintenance = config.maintenance.then(|| {
         let options = SchedulerOptions {
             interval: Duration::from_millis(config.maintenance_interval_ms),
@@ -382,6 +395,7 @@ pub async fn serve(
         let _ = metrics_server.await;
     }
     expiry.abort();
+    heartbeat.abort();
     auth_tasks.stop().await;
     if let Some(maintenance) = maintenance {
         // A job cut short commits nothing half-way (a commit is one swap); files it wrote but did

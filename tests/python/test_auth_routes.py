@@ -266,6 +266,13 @@ def maintenance_namespace(method: str, privilege: str, body: Any = None) -> Call
     return prepare
 
 
+def sql_query(r: Resources) -> Call:
+    ns = r.namespace()
+    t = r.table(ns)
+    body = {"sql": f'SELECT count(*) AS n FROM "{ns}"."{t}"'}
+    return Call("POST", f"/management/v1/warehouses/{WAREHOUSE}/sql", [table_need("read", ns, t)], 200, json=body)
+
+
 def register_warehouse(r: Resources) -> Call:
     return admin_call("POST", "/management/v1/warehouses", 201, warehouse_body(r.admin.server, unique("wh")))(r)
 
@@ -367,6 +374,8 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", M + "/warehouses/{warehouse}/namespaces/{namespace}/maintenance"): maintenance_namespace(
         "POST", "maintain", MAINTENANCE_UPDATE
     ),
+    ("POST", M + "/warehouses/{warehouse}/sql"): sql_query,
+    ("GET", M + "/server"): admin_call("GET", M + "/server", 200),
     ("GET", M + "/maintenance/jobs"): admin_call("GET", M + "/maintenance/jobs", 200),
     ("GET", M + "/scrub/findings"): lambda r: Call("GET", M + "/scrub/findings", [Need("maintain", "server")], 200),
     ("GET", M + "/principals"): admin_call("GET", M + "/principals", 200),
@@ -385,8 +394,8 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("GET", M + "/openapi.yaml"): lambda r: Call("GET", M + "/openapi.yaml", PUBLIC, 200),
 }
 
-# Routes outside both documents (load balancers' probes): public too.
-PROBES = ["/health", "/ready"]
+# Routes outside both documents (load balancers' probes, the console's static files): public too.
+PROBES = ["/health", "/ready", "/console", "/console/console.js"]
 
 SERVED = sorted((op for op, how in ROUTES.items() if how != NOT_SERVED), key=lambda op: (op[1], op[0]))
 UNSERVED = sorted((op for op, how in ROUTES.items() if how == NOT_SERVED), key=lambda op: (op[1], op[0]))

@@ -10,6 +10,7 @@ mod backup;
 mod bad_input;
 mod campaign;
 mod concurrency;
+mod console;
 mod crash;
 mod etag;
 mod hardening;

@@ -469,3 +469,39 @@ async fn health_is_liveness_and_ready_follows_the_metadata_store() {
     wait_for_200(&format!("{}/ready", server.uri()), Duration::from_secs(10)).await;
     api.load_table(&["ns"], "t").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_lists_every_replica_by_its_heartbeat() {
+    let url = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_replicas(&url, dir.path(), 3, &[]);
+    let mut addresses: Vec<String> = servers
+        .iter()
+        .map(|server| server.uri().trim_start_matches("http://").to_string())
+        .collect();
+    addresses.sort();
+    for server in &servers {
+        let summary: serde_json::Value = get(&format!("{}/management/v1/server", server.uri()))
+            .await
+            .json()
+            .await
+            .expect("server summary");
+        let replicas = summary["replicas"].as_array().expect("replicas");
+        let mut seen: Vec<String> = replicas
+            .iter()
+            .map(|replica| replica["address"].as_str().unwrap_or_default().to_string())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, addresses, "{summary}");
+        let answering: Vec<&str> = replicas
+            .iter()
+            .filter(|replica| replica["answered-this-request"] == true)
+            .filter_map(|replica| replica["address"].as_str())
+            .collect();
+        assert_eq!(
+            answering,
+            [server.uri().trim_start_matches("http://")],
+            "{summary}"
+        );
+    }
+}

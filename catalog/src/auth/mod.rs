@@ -414,6 +414,7 @@ async fn needs(
             })]
         }
         Rule::CreateNamespace
+        | Rule::SqlQuery
         | Rule::Rename { .. }
         | Rule::CommitTransaction
         | Rule::ManageGrants => {
@@ -470,7 +471,7 @@ fn body_needs(
     let warehouse = || {
         params
             .iter()
-            .find(|(key, _)| key == "prefix")
+            .find(|(key, _)| key == "prefix" || key == "warehouse")
             .map(|(_, value)| value.clone())
             .unwrap_or_default()
     };
@@ -567,6 +568,33 @@ fn body_needs(
         Rule::ManageGrants => {
             let grant = management::GrantBody::from_value(body)?;
             vec![Need::Holds(Privilege::ManageGrants, grant.on)]
+        }
+        Rule::SqlQuery => {
+            // The same text the handler runs, parsed the same way: what is checked is what runs.
+            let sql = body
+                .get("sql")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("sql must be a string"))?;
+            let query =
+                floe_sql::read_only::read_only(sql).map_err(crate::handlers::sql::sql_error)?;
+            let mut needs: Vec<Need> = query
+                .tables
+                .into_iter()
+                .map(|read| {
+                    Need::Holds(
+                        Privilege::Read,
+                        Securable::Table {
+                            warehouse: warehouse(),
+                            namespace: read.namespace,
+                            name: read.table,
+                        },
+                    )
+                })
+                .collect();
+            if needs.is_empty() {
+                needs.push(Need::Authenticated);
+            }
+            needs
         }
         _ => Vec::new(),
     })

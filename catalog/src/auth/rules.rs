@@ -42,6 +42,9 @@ pub enum Rule {
     ManagementTable(Privilege),
     /// `admin` on the server, or the metrics token (`metrics-token-file`) as the bearer token.
     Metrics,
+    /// `read` on every table the body's read-only SQL query reads (in the `{warehouse}` of the
+    /// path); a query that reads no table needs only a token.
+    SqlQuery,
 }
 
 /// Every route, as (method, route template, rule). The router's routes and this table are checked
@@ -51,6 +54,9 @@ pub const RULES: &[(Method, &str, Rule)] = &[
     (Method::GET, "/ready", Rule::Public),
     (Method::POST, "/v1/oauth/tokens", Rule::Public),
     (Method::GET, "/management/v1/openapi.yaml", Rule::Public),
+    // The console's static files: the data they show comes from the routes below, with a token.
+    (Method::GET, "/console", Rule::Public),
+    (Method::GET, "/console/{asset}", Rule::Public),
     (Method::GET, "/v1/config", Rule::Authenticated),
     (Method::GET, "/metrics", Rule::Metrics),
     // Management: the server's administrators only, but maintenance settings.
@@ -93,6 +99,16 @@ pub const RULES: &[(Method, &str, Rule)] = &[
         Method::POST,
         "/management/v1/warehouses/{warehouse}/namespaces/{namespace}/tables/{table}/maintenance",
         Rule::ManagementTable(Privilege::Maintain),
+    ),
+    (
+        Method::POST,
+        "/management/v1/warehouses/{warehouse}/sql",
+        Rule::SqlQuery,
+    ),
+    (
+        Method::GET,
+        "/management/v1/server",
+        Rule::Server(Privilege::Admin),
     ),
     (
         Method::GET,

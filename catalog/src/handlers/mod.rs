@@ -5,6 +5,8 @@ pub mod health;
 pub mod maintenance;
 pub mod namespaces;
 pub mod scrub;
+pub mod server;
+pub mod sql;
 pub mod tables;
 pub mod views;
 pub mod warehouses;

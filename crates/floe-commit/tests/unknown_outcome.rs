@@ -57,6 +57,9 @@ impl MetadataStore for FaultyMetadataStore {
     fn scrub(&self) -> &dyn floe_store::ScrubStore {
         self.inner.scrub()
     }
+    fn replicas(&self) -> &dyn floe_store::ReplicaStore {
+        self.inner.replicas()
+    }
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         self.inner.in_warehouse(name)
     }

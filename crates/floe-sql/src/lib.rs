@@ -36,6 +36,10 @@
 //!   (see [`metadata_tables`]), also in Spark's spelling `ns.t.snapshots` where no real table has
 //!   that name (a real table wins).
 //!
+//! [`read_only`] is the way in for callers that must change nothing (the server's SQL route): one
+//! query, checked on its parsed statement and plan, the tables it reads named before it runs, its
+//! rows returned as text up to a limit.
+//!
 //! Errors are [`SqlError`]s: one message for a person, e.g. an unknown table's error lists the
 //! tables of its namespace, an unknown namespace's the namespaces that exist.
 
@@ -46,6 +50,7 @@ mod error;
 pub mod metadata_tables;
 mod overwrite;
 pub mod provider;
+pub mod read_only;
 pub mod rewrite;
 pub mod scan;
 
@@ -103,13 +108,36 @@ pub struct Session {
 impl Session {
     /// A session over `catalog`.
     pub fn new(catalog: Arc<dyn Catalog>) -> Self {
+        Self::with_runtime(catalog, None)
+    }
+
+    /// A session over `catalog` whose sorts, joins and aggregations may hold at most
+    /// `memory_bytes` (a statement that needs more fails with a message saying so): for a server
+    /// that runs other people's queries.
+    pub fn with_memory_limit(
+        catalog: Arc<dyn Catalog>,
+        memory_bytes: usize,
+    ) -> Result<Self, SqlError> {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(memory_bytes, 1.0)
+            .build_arc()?;
+        Ok(Self::with_runtime(catalog, Some(runtime)))
+    }
+
+    fn with_runtime(
+        catalog: Arc<dyn Catalog>,
+        runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
+    ) -> Self {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
         // Iceberg strings are plain Utf8: keep SQL string types the same.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match runtime {
+            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            None => SessionContext::new_with_config(config),
+        };
         ctx.register_catalog(CATALOG, Arc::new(FloeCatalogProvider::new(catalog.clone())));
         Self {
             ctx,

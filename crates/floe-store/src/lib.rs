@@ -3,8 +3,9 @@
 //! tell it from any other bytes); beside them, the service's own
 //! records (warehouses, idempotency keys, leases, maintenance jobs, file marks, and the
 //! access-control records: principals, roles, grants, signing keys, the audit log; the
-//! scrubber's findings). Secrets among those records (warehouses' storage secrets, signing keys'
-//! private halves) are sealed before they are written and opened when read ([`sealed`]).
+//! scrubber's findings; the replicas' heartbeats). Secrets among those records (warehouses' storage
+//! secrets, signing keys' private halves) are sealed before they are written and opened when read
+//! ([`sealed`]).
 //!
 //! # The model
 //!
@@ -100,6 +101,12 @@
 //! reached with [`MetadataStore::scrub`]: one open finding per problem however often it is found
 //! again, resolved when a later pass finds the file fine; the [`scrub`] module says how.
 //!
+//! # Replicas
+//!
+//! Every `floe serve` process writes a heartbeat to the store while it runs
+//! ([`MetadataStore::replicas`], [`ReplicaStore`]): one upsert on its own row, so that whoever
+//! reads the store sees which replicas are alive; the [`replicas`] module says how.
+//!
 //! # Idempotency keys
 //!
 //! Mutating REST requests may carry an `Idempotency-Key`. The store records each key as *claimed*
@@ -150,6 +157,7 @@ pub use access::{
     AccessStore, AuditFilter, AuditRecord, GrantRecord, Policy, PrincipalRecord, RoleAssignment,
     Securable, SigningKeyRecord,
 };
+pub use replicas::{ReplicaHeartbeat, ReplicaRecord, ReplicaStore};
 pub use scrub::{
     FindingFilter, FindingKind, OpenFindings, Problem, ScrubFinding, ScrubPass, ScrubRecorded,
     ScrubStore,
@@ -164,6 +172,8 @@ mod kind;
 mod location;
 pub mod metrics;
 pub mod postgres;
+pub mod replicas;
+mod replicas_sql;
 pub mod scrub;
 mod scrub_sql;
 pub mod sealed;
@@ -413,6 +423,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The scrubber's findings (see *Scrub findings* in the crate docs): global, like the
     /// access-control records.
     fn scrub(&self) -> &dyn ScrubStore;
+
+    /// The replicas' heartbeats (see *Replicas* in the crate docs): global.
+    fn replicas(&self) -> &dyn ReplicaStore;
 
     /// A handle on the same database (same pool) working in the registered warehouse `name`. It
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not

@@ -86,6 +86,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod replicas;
 mod scrub;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
@@ -393,6 +394,10 @@ impl MetadataStore for PostgresStore {
 
     fn pool_status(&self) -> Option<crate::metrics::PoolStatus> {
         Some(crate::metrics::PoolStatus::of(&self.pool))
+    }
+
+    fn replicas(&self) -> &dyn crate::ReplicaStore {
+        self
     }
 
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {

@@ -60,6 +60,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod replicas;
 mod scrub;
 
 pub use backup::check_backup_file;
@@ -343,6 +344,10 @@ impl MetadataStore for SqliteStore {
 
     fn pool_status(&self) -> Option<crate::metrics::PoolStatus> {
         Some(crate::metrics::PoolStatus::of(&self.pool))
+    }
+
+    fn replicas(&self) -> &dyn crate::ReplicaStore {
+        self
     }
 
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {

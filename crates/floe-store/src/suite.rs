@@ -26,7 +26,9 @@ use crate::{
 
 mod access;
 pub use access::*;
+mod replicas;
 mod scrub;
+pub use replicas::*;
 pub use scrub::*;
 
 /// Generates one `#[tokio::test]` per check of this suite, in the module where it is invoked.
@@ -93,6 +95,10 @@ macro_rules! metadata_store_suite {
             scrub_findings_are_listed_counted_and_expired,
             concurrent_scrubs_keep_one_open_finding,
             invalid_scrub_input_is_refused,
+        );
+        // The replicas' heartbeats (suite/replicas.rs).
+        $crate::metadata_store_suite!(@checks $fresh;
+            replica_heartbeats_are_listed_and_forgotten,
         );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
