@@ -15,6 +15,7 @@ mod etag;
 mod hardening;
 mod idempotency;
 mod integrity;
+mod leases;
 mod lifecycle;
 mod locations;
 mod maintenance;

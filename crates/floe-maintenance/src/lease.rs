@@ -1,6 +1,13 @@
-//! The per-table maintenance lease, held for as long as a job runs.
+//! The per-table leases, held for as long as a job runs.
 //!
-//! A job takes the table's lease in the metadata store before it starts and renews it every
+//! A table has two: the *maintenance* lease, which every job that commits or deletes takes
+//! (compaction, expiry, manifest rewrite, unreferenced-file removal, repair), so that one such
+//! job runs per table at a time across all replicas; and the *scrub* lease, which only the
+//! read-only scrubber takes, so that two replicas do not scrub one table at once. A scrub does
+//! not wait for maintenance, nor maintenance for a scrub (see [`crate::scrub`] for why it may
+//! run beside a job that commits).
+//!
+//! A job takes its lease in the metadata store before it starts and renews it every
 //! [`LeaseSettings::renew_every`] while it runs, so that a long compaction keeps the table however
 //! long it takes, while the lease of a replica that died runs out after one
 //! [`LeaseSettings::ttl`]. A job stops — its future is dropped at its next await, so it commits and
@@ -29,20 +36,37 @@ use crate::{MaintenanceError, Result};
 /// How a job holds its table's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseSettings {
-    /// How long the lease lasts without renewal: how long a table stays blocked after the replica
-    /// running its job died.
+    /// How long the lease lasts without renewal: how long a table stays blocked after the process
+    /// running its job died (a SIGKILLed `floe maintain`, a lost replica).
     pub ttl: Duration,
     /// Time between renewals; well below `ttl`, so that a slow renewal or two still keep it.
     pub renew_every: Duration,
 }
 
 impl Default for LeaseSettings {
+    /// 60 s, renewed every 15 s. The TTL is what a dead job costs: its table waits that long,
+    /// so it should be short, and renewal already keeps a long job's lease. It stays well
+    /// above what a healthy job may go without renewing: three renewals in a row may fail (a
+    /// metadata store that restarts or fails over within ~45 s) before the job stops, and a
+    /// renewal costs one small row update per running job every 15 s. It is also below the
+    /// scheduler's 5-minute pass interval, so the next pass finds a dead job's table free.
     fn default() -> Self {
         Self {
-            ttl: Duration::from_secs(5 * 60),
-            renew_every: Duration::from_secs(60),
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(15),
         }
     }
+}
+
+/// The name of `table`'s maintenance lease in the metadata store.
+pub fn maintenance_lease_name(catalog: &Catalog, table: &TableName) -> String {
+    // Per warehouse: two warehouses may each have a table of this name.
+    format!("maintenance:{}:{table}", catalog.warehouse().name())
+}
+
+/// The name of `table`'s scrub lease in the metadata store.
+pub fn scrub_lease_name(catalog: &Catalog, table: &TableName) -> String {
+    format!("scrub:{}:{table}", catalog.warehouse().name())
 }
 
 tokio::task_local! {
@@ -60,30 +84,52 @@ pub(crate) async fn with_lease<T, F>(catalog: &Catalog, table: &TableName, job: 
 where
     F: Future<Output = Result<T>>,
 {
+    let name = maintenance_lease_name(catalog, table);
+    holding(catalog, table, &name, "maintenance", job).await
+}
+
+/// Holds the table's scrub lease while `job` runs, as [`with_lease`] holds the maintenance lease.
+pub(crate) async fn with_scrub_lease<T, F>(
+    catalog: &Catalog,
+    table: &TableName,
+    job: F,
+) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let name = scrub_lease_name(catalog, table);
+    holding(catalog, table, &name, "scrub", job).await
+}
+
+async fn holding<T, F>(
+    catalog: &Catalog,
+    table: &TableName,
+    name: &str,
+    kind: &str,
+    job: F,
+) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
     let settings = SETTINGS.try_with(|s| *s).unwrap_or_default();
-    // Per warehouse: two warehouses may each have a table of this name.
-    let name = format!("maintenance:{}:{table}", catalog.warehouse().name());
     let holder = uuid::Uuid::new_v4().to_string();
     let store = catalog.store();
     let asked = Instant::now();
-    if !store
-        .try_acquire_lease(&name, &holder, settings.ttl)
-        .await?
-    {
+    if !store.try_acquire_lease(name, &holder, settings.ttl).await? {
         return Err(MaintenanceError::Busy(format!(
-            "another maintenance run holds table {table}"
+            "another {kind} run holds table {table}"
         )));
     }
     let result = tokio::select! {
         // Checked first: a job whose lease is gone must not take one more step.
         biased;
-        lost = keep(catalog, &name, &holder, settings, asked) => Err(MaintenanceError::LeaseLost(
+        lost = keep(catalog, name, &holder, settings, asked) => Err(MaintenanceError::LeaseLost(
             format!("the maintenance job on {table} stopped: {lost}")
         )),
         result = job => result,
     };
-    if let Err(err) = store.release_lease(&name, &holder).await {
-        tracing::warn!(%table, error = %err, "could not release the maintenance lease; it expires on its own");
+    if let Err(err) = store.release_lease(name, &holder).await {
+        tracing::warn!(%table, lease = name, error = %err, "could not release a lease; it expires on its own");
     }
     result
 }

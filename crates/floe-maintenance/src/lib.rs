@@ -71,7 +71,7 @@ pub use compact::{
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};
 pub use lease::LeaseSettings;
-use lease::with_lease;
+use lease::{with_lease, with_scrub_lease};
 pub use orphans::{
     DEFAULT_ORPHAN_AGE, MIN_ORPHAN_AGE, OrphanOptions, OrphanReport, remove_orphan_files,
 };
