@@ -11,6 +11,7 @@ mod bad_input;
 mod campaign;
 mod concurrency;
 mod crash;
+mod disk_full;
 mod etag;
 mod hardening;
 mod idempotency;

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use floe_commit::Catalog;
 use floe_store::TableName;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::{MaintenanceError, Result};
@@ -120,47 +121,84 @@ where
             "another {kind} run holds table {table}"
         )));
     }
-    let result = tokio::select! {
-        // Checked first: a job whose lease is gone must not take one more step.
-        biased;
-        lost = keep(catalog, name, &holder, settings, asked) => Err(MaintenanceError::LeaseLost(
-            format!("the maintenance job on {table} stopped: {lost}")
-        )),
-        result = job => result,
+    let (stop, stopped) = watch::channel(false);
+    let (lost, lost_reason) = oneshot::channel();
+    let run = async {
+        let result = tokio::select! {
+            // Checked first: a job whose lease is gone must not take one more step.
+            biased;
+            Ok(why) = lost_reason => Err(MaintenanceError::LeaseLost(
+                format!("the maintenance job on {table} stopped: {why}")
+            )),
+            result = job => result,
+        };
+        // The job is dropped by now; the renewals stop at their next pause.
+        let _ = stop.send(true);
+        result
     };
+    // The renewals are never dropped midway (see `keep`): releasing waits for the last one, so
+    // that a late renewal cannot take the lease back after the release.
+    let (result, ()) = tokio::join!(
+        run,
+        keep(catalog, name, &holder, settings, asked, stopped, lost)
+    );
     if let Err(err) = store.release_lease(name, &holder).await {
         tracing::warn!(%table, lease = name, error = %err, "could not release a lease; it expires on its own");
     }
     result
 }
 
-/// Renews the lease until it is lost; returns why.
+/// Renews the lease until told to stop, or until it is lost; then sends why on `lost`.
+///
+/// A renewal in flight is never dropped: a metadata-store call cancelled midway may leave its
+/// pooled connection inside a transaction (sqlx's SQLite `BEGIN IMMEDIATE` acknowledged to a
+/// caller that is gone), which breaks the next user of that connection. So a renewal that
+/// outlasts the lease reports the lease lost at once, and is still waited for.
 async fn keep(
     catalog: &Catalog,
     name: &str,
     holder: &str,
     settings: LeaseSettings,
     mut renewed_at: Instant,
-) -> String {
+    mut stop: watch::Receiver<bool>,
+    lost: oneshot::Sender<String>,
+) {
     let store = catalog.store();
+    let ran_out = || {
+        format!(
+            "its lease ran out ({:?} without a successful renewal)",
+            settings.ttl
+        )
+    };
     loop {
         let expires = renewed_at + settings.ttl;
         let next = (Instant::now() + settings.renew_every).min(expires);
-        tokio::time::sleep_until(next).await;
+        tokio::select! {
+            // A closed channel stops the renewals too.
+            _ = stop.changed() => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
         if Instant::now() >= expires {
-            return format!(
-                "its lease ran out ({:?} without a successful renewal)",
-                settings.ttl
-            );
+            let _ = lost.send(ran_out());
+            return;
         }
         let asked = Instant::now();
+        let renewal = store.try_acquire_lease(name, holder, settings.ttl);
+        tokio::pin!(renewal);
         let renewal = tokio::select! {
-            renewal = store.try_acquire_lease(name, holder, settings.ttl) => renewal,
-            () = tokio::time::sleep_until(expires) => continue,
+            renewal = &mut renewal => renewal,
+            () = tokio::time::sleep_until(expires) => {
+                let _ = lost.send(ran_out());
+                let _ = renewal.await;
+                return;
+            }
         };
         match renewal {
             Ok(true) => renewed_at = asked,
-            Ok(false) => return "its lease expired and another run took it".to_string(),
+            Ok(false) => {
+                let _ = lost.send("its lease expired and another run took it".to_string());
+                return;
+            }
             Err(err) => {
                 tracing::warn!(lease = name, error = %err, "could not renew a maintenance lease; retrying until it runs out");
             }
@@ -260,6 +298,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_that_ends_mid_renewal_leaves_the_lease_free_and_the_store_whole() {
+        let (_dir, catalog) = catalog().await;
+        // Renewals back to back, so that jobs often end while one is in flight: it must be
+        // finished, not dropped (a dropped SQLite `BEGIN IMMEDIATE` can leave its connection
+        // inside a transaction), and must not take the lease back after the release.
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_millis(1),
+        };
+        for round in 0..30u64 {
+            let job = async move {
+                tokio::time::sleep(Duration::from_millis(round % 7)).await;
+                Ok(round)
+            };
+            let done = with_settings(settings, with_lease(&catalog, &table(), job)).await;
+            assert_eq!(done.unwrap(), round);
+            let store = catalog.store();
+            assert!(
+                store
+                    .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                "round {round}: the lease was still held after the job"
+            );
+            store.release_lease(LEASE, "rival").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn a_renewal_that_finds_the_lease_taken_reports_it_lost() {
         let (_dir, catalog) = catalog().await;
         // What a renewal meets after its lease expired and another replica took it.
@@ -274,8 +341,20 @@ mod tests {
             ttl: Duration::from_secs(3600),
             renew_every: Duration::from_millis(10),
         };
-        let lost = keep(&catalog, LEASE, "this-job", settings, Instant::now()).await;
-        assert!(lost.contains("another run took it"), "{lost}");
+        let (_stop, stopped) = watch::channel(false);
+        let (lost, why) = oneshot::channel();
+        keep(
+            &catalog,
+            LEASE,
+            "this-job",
+            settings,
+            Instant::now(),
+            stopped,
+            lost,
+        )
+        .await;
+        let why = why.await.unwrap();
+        assert!(why.contains("another run took it"), "{why}");
     }
 
     #[tokio::test]
