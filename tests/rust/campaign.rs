@@ -40,7 +40,7 @@ const TABLES: usize = 3;
 const DEFAULT_ROUNDS: usize = 3;
 const DEFAULT_SEED: u64 = 0x00f1_0e12;
 /// Rounds that append to one set of tables before the writers move to fresh ones.
-const ROUNDS_PER_GENERATION: usize = 10;
+const ROUNDS_PER_GENERATION: usize = 5;
 
 /// The campaign's size: `FLOE_CAMPAIGN_SEED` (decimal or 0x-hex) and `FLOE_CAMPAIGN_ROUNDS`.
 pub fn campaign_settings(name: &str) -> (u64, usize) {

@@ -42,7 +42,8 @@
 //! only files a job wrote itself and never committed are cleaned up. A per-table lease in the metadata
 //! store ([`floe_store::MetadataStore::try_acquire_lease`]), renewed while the job runs, keeps two
 //! maintenance runs on one table from overlapping, across replicas too; a job whose lease is lost
-//! stops ([`lease`]). Correctness against writers does not depend on it (the commit's
+//! stops, and a killed job's lease runs out within a minute ([`lease`]). The read-only scrub
+//! holds a lease of its own instead, so it runs beside those jobs. Correctness against writers does not depend on it (the commit's
 //! requirements and the age floor do that).
 
 mod compact;
