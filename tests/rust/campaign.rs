@@ -436,7 +436,7 @@ impl Generations {
 
     /// Before `round`: every [`ROUNDS_PER_GENERATION`] rounds, fresh tables for the writers.
     async fn before_round(&mut self, server: &FloeServer, round: usize) {
-        if round == 0 || round % ROUNDS_PER_GENERATION != 0 {
+        if round == 0 || !round.is_multiple_of(ROUNDS_PER_GENERATION) {
             return;
         }
         let catalog = rest_catalog(server).await;
