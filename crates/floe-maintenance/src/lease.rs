@@ -128,7 +128,7 @@ where
             // Checked first: a job whose lease is gone must not take one more step.
             biased;
             Ok(why) = lost_reason => Err(MaintenanceError::LeaseLost(
-                format!("the maintenance job on {table} stopped: {why}")
+                format!("the {kind} job on {table} stopped: {why}")
             )),
             result = job => result,
         };
