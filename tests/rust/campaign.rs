@@ -8,9 +8,15 @@
 //! Maintenance runs as `floe maintain` processes rather than through the server's scheduler: a
 //! separate process keeps running across the server's death, so maintenance commits race both the
 //! crash and the restarted server, and its moments are chosen by the seed instead of by a timer.
-//! (The processes are not killed: a SIGKILLed `floe maintain` keeps its table's maintenance lease
-//! until the lease's TTL, so the scrub at the end would find the table busy; see
-//! docs/reliability.md.)
+//! (The processes are not killed: how a killed `floe maintain` leaves its table is tested in
+//! `leases.rs`.)
+//!
+//! Every [`ROUNDS_PER_GENERATION`] rounds the writers move to a fresh set of tables, so that a
+//! round costs about the same at round 100 as at round 1 (a table's checks read every row and
+//! walk every snapshot it keeps, which grow with its appends). Nothing goes unchecked: each round
+//! checks the current tables in full, checks that every earlier table still loads at the
+//! snapshot it was left at, and the end checks every table of the run in full, with every
+//! acknowledged append of the run.
 //!
 //! Brief by default; `FLOE_CAMPAIGN_ROUNDS` sets the number of kills and `FLOE_CAMPAIGN_SEED` the
 //! seed (printed first, so a failing run can be replayed). docs/reliability.md has the full-size
@@ -33,6 +39,8 @@ const WRITERS: usize = 8;
 const TABLES: usize = 3;
 const DEFAULT_ROUNDS: usize = 3;
 const DEFAULT_SEED: u64 = 0x00f1_0e12;
+/// Rounds that append to one set of tables before the writers move to fresh ones.
+const ROUNDS_PER_GENERATION: usize = 5;
 
 /// The campaign's size: `FLOE_CAMPAIGN_SEED` (decimal or 0x-hex) and `FLOE_CAMPAIGN_ROUNDS`.
 pub fn campaign_settings(name: &str) -> (u64, usize) {
@@ -393,10 +401,10 @@ fn scrub(store: &Store, dir: &Path) -> usize {
     files
 }
 
-/// `ns.t0` .. `ns.t<TABLES-1>`, with the id/name schema.
-async fn create_tables(server: &FloeServer) -> Vec<TableIdent> {
+/// `g<generation>.t0` .. `g<generation>.t<TABLES-1>`, with the id/name schema.
+async fn create_tables(server: &FloeServer, generation: usize) -> Vec<TableIdent> {
     let catalog = rest_catalog(server).await;
-    let namespace = create_namespace(&catalog, "ns").await;
+    let namespace = create_namespace(&catalog, &format!("g{generation}")).await;
     // Client back-off long enough that writers sharing a table do not burn the CPU on doomed
     // attempts.
     let properties = [
@@ -411,19 +419,73 @@ async fn create_tables(server: &FloeServer) -> Vec<TableIdent> {
     tables
 }
 
+/// The tables of a campaign: the current generation, which the writers append to, and the
+/// earlier ones, left alone since, with the snapshot each was left at.
+struct Generations {
+    current: Vec<TableIdent>,
+    retired: Vec<(TableIdent, Option<i64>)>,
+}
+
+impl Generations {
+    async fn start(server: &FloeServer) -> Self {
+        Self {
+            current: create_tables(server, 0).await,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Before `round`: every [`ROUNDS_PER_GENERATION`] rounds, fresh tables for the writers.
+    async fn before_round(&mut self, server: &FloeServer, round: usize) {
+        if round == 0 || !round.is_multiple_of(ROUNDS_PER_GENERATION) {
+            return;
+        }
+        let catalog = rest_catalog(server).await;
+        for table in &self.current {
+            let loaded = catalog.load_table(table).await.expect("load table");
+            let snapshot = loaded.metadata().current_snapshot_id();
+            self.retired.push((table.clone(), snapshot));
+        }
+        self.current = create_tables(server, round / ROUNDS_PER_GENERATION).await;
+    }
+
+    /// Every earlier table still loads, at the snapshot it was left at (cheap: one metadata
+    /// read each; their rows and files are checked in full at the end).
+    async fn check_retired(&self, uri: &str, when: &str) {
+        let catalog = rest_catalog_at(uri).await;
+        for (table, snapshot) in &self.retired {
+            let loaded = catalog
+                .load_table(table)
+                .await
+                .unwrap_or_else(|err| panic!("{when}: {table} does not load: {err}"));
+            assert_eq!(
+                loaded.metadata().current_snapshot_id(),
+                *snapshot,
+                "{when}: {table} moved after the writers left it"
+            );
+        }
+    }
+
+    fn all(&self) -> Vec<TableIdent> {
+        let retired = self.retired.iter().map(|(table, _)| table.clone());
+        retired.chain(self.current.iter().cloned()).collect()
+    }
+}
+
 async fn kill9_campaign(store: Store, name: &str) -> Figures {
     let (seed, rounds) = campaign_settings(name);
     let mut rng = Rng::new(seed);
     let temp = tempfile::tempdir().expect("temp dir");
     let dir: PathBuf = temp.path().join("data");
     let mut server = start_server(&store, &dir);
-    let tables = create_tables(&server).await;
+    let mut generations = Generations::start(&server).await;
 
     let mut figures = Figures::default();
     let ledger = Arc::new(Ledger::default());
     let next_id = Arc::new(AtomicI64::new(1));
     for round in 0..rounds {
         let started = std::time::Instant::now();
+        generations.before_round(&server, round).await;
+        let tables = generations.current.clone();
         let kill_after = rng.range(5, 40) as usize;
         let acks_before = ledger.acks.load(Ordering::SeqCst);
         let shared = Arc::new(Round {
@@ -480,9 +542,10 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
         .expect("maintenance");
 
         server.restart();
-        let (lost, _) =
-            check_tables(&server.uri(), &tables, &ledger, &format!("round {round}")).await;
+        let when = format!("round {round}");
+        let (lost, _) = check_tables(&server.uri(), &tables, &ledger, &when).await;
         figures.lost += lost;
+        generations.check_retired(&server.uri(), &when).await;
         println!(
             "round {round}: killed after {kill_after} acknowledged appends, checked in {:.1?}",
             started.elapsed()
@@ -490,7 +553,8 @@ async fn kill9_campaign(store: Store, name: &str) -> Figures {
     }
 
     let started = std::time::Instant::now();
-    let (lost, files) = check_tables(&server.uri(), &tables, &ledger, "at the end").await;
+    let all = generations.all();
+    let (lost, files) = check_tables(&server.uri(), &all, &ledger, "at the end").await;
     println!("final check in {:.1?}", started.elapsed());
     figures.lost += lost;
     figures.files_checked = files;
@@ -572,11 +636,14 @@ async fn postgres_outage_campaign() {
             "1000",
         ],
     );
-    let tables = create_tables(&server).await;
+    let mut generations = Generations::start(&server).await;
     let ledger = Arc::new(Ledger::default());
     let next_id = Arc::new(AtomicI64::new(1));
     let mut figures = Figures::default();
     for round in 0..rounds {
+        let started = std::time::Instant::now();
+        generations.before_round(&server, round).await;
+        let tables = generations.current.clone();
         let kill_after = rng.range(5, 20) as usize;
         let outage = Duration::from_millis(rng.range(200, 2000));
         let acks_before = ledger.acks.load(Ordering::SeqCst);
@@ -622,14 +689,18 @@ async fn postgres_outage_campaign() {
         for writer in writers {
             writer.await.expect("writer");
         }
-        let (lost, _) =
-            check_tables(&server.uri(), &tables, &ledger, &format!("round {round}")).await;
+        let when = format!("round {round}");
+        let (lost, _) = check_tables(&server.uri(), &tables, &ledger, &when).await;
         figures.lost += lost;
+        generations.check_retired(&server.uri(), &when).await;
         println!(
-            "round {round}: PostgreSQL down {outage:?} after {kill_after} acknowledged appends"
+            "round {round}: PostgreSQL down {outage:?} after {kill_after} acknowledged appends, \
+             checked in {:.1?}",
+            started.elapsed()
         );
     }
-    let (lost, files) = check_tables(&server.uri(), &tables, &ledger, "at the end").await;
+    let all = generations.all();
+    let (lost, files) = check_tables(&server.uri(), &all, &ledger, "at the end").await;
     figures.lost += lost;
     figures.files_checked = files;
     let log = server.log();

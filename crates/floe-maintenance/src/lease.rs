@@ -1,6 +1,13 @@
-//! The per-table maintenance lease, held for as long as a job runs.
+//! The per-table leases, held for as long as a job runs.
 //!
-//! A job takes the table's lease in the metadata store before it starts and renews it every
+//! A table has two: the *maintenance* lease, which every job that commits or deletes takes
+//! (compaction, expiry, manifest rewrite, unreferenced-file removal, repair), so that one such
+//! job runs per table at a time across all replicas; and the *scrub* lease, which only the
+//! read-only scrubber takes, so that two replicas do not scrub one table at once. A scrub does
+//! not wait for maintenance, nor maintenance for a scrub (see [`crate::scrub`] for why it may
+//! run beside a job that commits).
+//!
+//! A job takes its lease in the metadata store before it starts and renews it every
 //! [`LeaseSettings::renew_every`] while it runs, so that a long compaction keeps the table however
 //! long it takes, while the lease of a replica that died runs out after one
 //! [`LeaseSettings::ttl`]. A job stops — its future is dropped at its next await, so it commits and
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 use floe_commit::Catalog;
 use floe_store::TableName;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::{MaintenanceError, Result};
@@ -29,20 +37,37 @@ use crate::{MaintenanceError, Result};
 /// How a job holds its table's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseSettings {
-    /// How long the lease lasts without renewal: how long a table stays blocked after the replica
-    /// running its job died.
+    /// How long the lease lasts without renewal: how long a table stays blocked after the process
+    /// running its job died (a SIGKILLed `floe maintain`, a lost replica).
     pub ttl: Duration,
     /// Time between renewals; well below `ttl`, so that a slow renewal or two still keep it.
     pub renew_every: Duration,
 }
 
 impl Default for LeaseSettings {
+    /// 60 s, renewed every 15 s. The TTL is what a dead job costs: its table waits that long,
+    /// so it should be short, and renewal already keeps a long job's lease. It stays well
+    /// above what a healthy job may go without renewing: three renewals in a row may fail (a
+    /// metadata store that restarts or fails over within ~45 s) before the job stops, and a
+    /// renewal costs one small row update per running job every 15 s. It is also below the
+    /// scheduler's 5-minute pass interval, so the next pass finds a dead job's table free.
     fn default() -> Self {
         Self {
-            ttl: Duration::from_secs(5 * 60),
-            renew_every: Duration::from_secs(60),
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(15),
         }
     }
+}
+
+/// The name of `table`'s maintenance lease in the metadata store.
+pub fn maintenance_lease_name(catalog: &Catalog, table: &TableName) -> String {
+    // Per warehouse: two warehouses may each have a table of this name.
+    format!("maintenance:{}:{table}", catalog.warehouse().name())
+}
+
+/// The name of `table`'s scrub lease in the metadata store.
+pub fn scrub_lease_name(catalog: &Catalog, table: &TableName) -> String {
+    format!("scrub:{}:{table}", catalog.warehouse().name())
 }
 
 tokio::task_local! {
@@ -60,61 +85,120 @@ pub(crate) async fn with_lease<T, F>(catalog: &Catalog, table: &TableName, job: 
 where
     F: Future<Output = Result<T>>,
 {
+    let name = maintenance_lease_name(catalog, table);
+    holding(catalog, table, &name, "maintenance", job).await
+}
+
+/// Holds the table's scrub lease while `job` runs, as [`with_lease`] holds the maintenance lease.
+pub(crate) async fn with_scrub_lease<T, F>(
+    catalog: &Catalog,
+    table: &TableName,
+    job: F,
+) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let name = scrub_lease_name(catalog, table);
+    holding(catalog, table, &name, "scrub", job).await
+}
+
+async fn holding<T, F>(
+    catalog: &Catalog,
+    table: &TableName,
+    name: &str,
+    kind: &str,
+    job: F,
+) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
     let settings = SETTINGS.try_with(|s| *s).unwrap_or_default();
-    // Per warehouse: two warehouses may each have a table of this name.
-    let name = format!("maintenance:{}:{table}", catalog.warehouse().name());
     let holder = uuid::Uuid::new_v4().to_string();
     let store = catalog.store();
     let asked = Instant::now();
-    if !store
-        .try_acquire_lease(&name, &holder, settings.ttl)
-        .await?
-    {
+    if !store.try_acquire_lease(name, &holder, settings.ttl).await? {
         return Err(MaintenanceError::Busy(format!(
-            "another maintenance run holds table {table}"
+            "another {kind} run holds table {table}"
         )));
     }
-    let result = tokio::select! {
-        // Checked first: a job whose lease is gone must not take one more step.
-        biased;
-        lost = keep(catalog, &name, &holder, settings, asked) => Err(MaintenanceError::LeaseLost(
-            format!("the maintenance job on {table} stopped: {lost}")
-        )),
-        result = job => result,
+    let (stop, stopped) = watch::channel(false);
+    let (lost, lost_reason) = oneshot::channel();
+    let run = async {
+        let result = tokio::select! {
+            // Checked first: a job whose lease is gone must not take one more step.
+            biased;
+            Ok(why) = lost_reason => Err(MaintenanceError::LeaseLost(
+                format!("the {kind} job on {table} stopped: {why}")
+            )),
+            result = job => result,
+        };
+        // The job is dropped by now; the renewals stop at their next pause.
+        let _ = stop.send(true);
+        result
     };
-    if let Err(err) = store.release_lease(&name, &holder).await {
-        tracing::warn!(%table, error = %err, "could not release the maintenance lease; it expires on its own");
+    // The renewals are never dropped midway (see `keep`): releasing waits for the last one, so
+    // that a late renewal cannot take the lease back after the release.
+    let (result, ()) = tokio::join!(
+        run,
+        keep(catalog, name, &holder, settings, asked, stopped, lost)
+    );
+    if let Err(err) = store.release_lease(name, &holder).await {
+        tracing::warn!(%table, lease = name, error = %err, "could not release a lease; it expires on its own");
     }
     result
 }
 
-/// Renews the lease until it is lost; returns why.
+/// Renews the lease until told to stop, or until it is lost; then sends why on `lost`.
+///
+/// A renewal in flight is never dropped: a metadata-store call cancelled midway may leave its
+/// pooled connection inside a transaction (sqlx's SQLite `BEGIN IMMEDIATE` acknowledged to a
+/// caller that is gone), which breaks the next user of that connection. So a renewal that
+/// outlasts the lease reports the lease lost at once, and is still waited for.
 async fn keep(
     catalog: &Catalog,
     name: &str,
     holder: &str,
     settings: LeaseSettings,
     mut renewed_at: Instant,
-) -> String {
+    mut stop: watch::Receiver<bool>,
+    lost: oneshot::Sender<String>,
+) {
     let store = catalog.store();
+    let ran_out = || {
+        format!(
+            "its lease ran out ({:?} without a successful renewal)",
+            settings.ttl
+        )
+    };
     loop {
         let expires = renewed_at + settings.ttl;
         let next = (Instant::now() + settings.renew_every).min(expires);
-        tokio::time::sleep_until(next).await;
+        tokio::select! {
+            // A closed channel stops the renewals too.
+            _ = stop.changed() => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
         if Instant::now() >= expires {
-            return format!(
-                "its lease ran out ({:?} without a successful renewal)",
-                settings.ttl
-            );
+            let _ = lost.send(ran_out());
+            return;
         }
         let asked = Instant::now();
+        let renewal = store.try_acquire_lease(name, holder, settings.ttl);
+        tokio::pin!(renewal);
         let renewal = tokio::select! {
-            renewal = store.try_acquire_lease(name, holder, settings.ttl) => renewal,
-            () = tokio::time::sleep_until(expires) => continue,
+            renewal = &mut renewal => renewal,
+            () = tokio::time::sleep_until(expires) => {
+                let _ = lost.send(ran_out());
+                let _ = renewal.await;
+                return;
+            }
         };
         match renewal {
             Ok(true) => renewed_at = asked,
-            Ok(false) => return "its lease expired and another run took it".to_string(),
+            Ok(false) => {
+                let _ = lost.send("its lease expired and another run took it".to_string());
+                return;
+            }
             Err(err) => {
                 tracing::warn!(lease = name, error = %err, "could not renew a maintenance lease; retrying until it runs out");
             }
@@ -214,6 +298,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_that_ends_mid_renewal_leaves_the_lease_free_and_the_store_whole() {
+        let (_dir, catalog) = catalog().await;
+        // Renewals back to back, so that jobs often end while one is in flight: it must be
+        // finished, not dropped (a dropped SQLite `BEGIN IMMEDIATE` can leave its connection
+        // inside a transaction), and must not take the lease back after the release.
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_millis(1),
+        };
+        for round in 0..30u64 {
+            let job = async move {
+                tokio::time::sleep(Duration::from_millis(round % 7)).await;
+                Ok(round)
+            };
+            let done = with_settings(settings, with_lease(&catalog, &table(), job)).await;
+            assert_eq!(done.unwrap(), round);
+            let store = catalog.store();
+            assert!(
+                store
+                    .try_acquire_lease(LEASE, "rival", Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                "round {round}: the lease was still held after the job"
+            );
+            store.release_lease(LEASE, "rival").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn a_renewal_that_finds_the_lease_taken_reports_it_lost() {
         let (_dir, catalog) = catalog().await;
         // What a renewal meets after its lease expired and another replica took it.
@@ -228,8 +341,20 @@ mod tests {
             ttl: Duration::from_secs(3600),
             renew_every: Duration::from_millis(10),
         };
-        let lost = keep(&catalog, LEASE, "this-job", settings, Instant::now()).await;
-        assert!(lost.contains("another run took it"), "{lost}");
+        let (_stop, stopped) = watch::channel(false);
+        let (lost, why) = oneshot::channel();
+        keep(
+            &catalog,
+            LEASE,
+            "this-job",
+            settings,
+            Instant::now(),
+            stopped,
+            lost,
+        )
+        .await;
+        let why = why.await.unwrap();
+        assert!(why.contains("another run took it"), "{why}");
     }
 
     #[tokio::test]

@@ -44,7 +44,8 @@
 //! only files a job wrote itself and never committed are cleaned up. A per-table lease in the metadata
 //! store ([`floe_store::MetadataStore::try_acquire_lease`]), renewed while the job runs, keeps two
 //! maintenance runs on one table from overlapping, across replicas too; a job whose lease is lost
-//! stops ([`lease`]). Correctness against writers does not depend on it (the commit's
+//! stops, and a killed job's lease runs out within a minute ([`lease`]). The read-only scrub
+//! holds a lease of its own instead, so it runs beside those jobs. Correctness against writers does not depend on it (the commit's
 //! requirements and the age floor do that).
 
 mod compact;
@@ -74,7 +75,7 @@ pub use compact::{
 pub use error::{MaintenanceError, Result};
 pub use expire::{ExpireOptions, ExpireReport, expire_snapshots};
 pub use lease::LeaseSettings;
-use lease::with_lease;
+use lease::{with_lease, with_scrub_lease};
 pub use orphans::{
     DEFAULT_ORPHAN_AGE, MIN_ORPHAN_AGE, OrphanOptions, OrphanReport, remove_orphan_files,
 };

@@ -29,9 +29,10 @@
 //! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
 //!
 //! Tables are maintained [`SchedulerOptions::concurrency`] at a time, which bounds the memory and
-//! object-store traffic a pass takes. Each job holds the table's maintenance lease, renewed while
-//! it runs ([`crate::lease`], [`SchedulerOptions::lease`]), so across all replicas one job runs per
-//! table at a time; a table whose lease another replica holds is skipped until the next pass. A
+//! object-store traffic a pass takes. Each job holds the table's maintenance lease (the scrub its
+//! own scrub lease), renewed while it runs ([`crate::lease`], [`SchedulerOptions::lease`]), so
+//! across all replicas one job and one scrub run per table at a time; a table whose lease another
+//! replica holds is skipped until the next pass. A
 //! job whose lease is lost (it could not be renewed in time, or another replica took it after it
 //! expired) stops before its next step and is recorded with the outcome `stopped`. A job that fails is retried on later passes after a back-off that
 //! doubles per consecutive failure ([`SchedulerOptions::failure_backoff`], at most 6 hours).

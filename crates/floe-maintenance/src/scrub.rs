@@ -14,8 +14,10 @@
 //! - a *deep* pass also reads each Parquet file's footer (the last bytes: the footer length and
 //!   the `PAR1` magic, then the footer itself, parsed with the `parquet` crate).
 //!
-//! A pass that found problems while the table moved on (a commit meanwhile) is done once more
-//! from the new state, so that files a concurrent expiry rightly removed are not reported.
+//! A pass that found problems while the table moved on (a commit meanwhile) is done again from
+//! the new state, so that files a concurrent expiry rightly removed are not reported; a table
+//! that moves on under [`MAX_WALKS`] passes in a row fails the scrub (it is tried again later)
+//! rather than recording findings that may be stale.
 //!
 //! What is wrong becomes a [`Problem`] (missing, size mismatch, unreadable metadata, manifest or
 //! footer) naming the file and the snapshots that reference it, and the pass is recorded in the
@@ -27,7 +29,15 @@
 //! from a requests-per-second bucket and every byte read one from a bytes-per-second bucket, each
 //! holding at most one second's worth; a pass that runs out waits. The scheduler runs it slowly
 //! by default (see [`crate::policy`]); `floe scrub` runs at full speed unless told otherwise.
-//! A pass holds the table's maintenance lease, like every other job.
+//! A pass holds the table's *scrub* lease, so that replicas do not scrub one table twice at once,
+//! but not the maintenance lease: it changes no table and deletes nothing, so it need not
+//! exclude the jobs that do, and a job that died holding the maintenance lease (a SIGKILLed
+//! `floe maintain`) does not hold up a scrub. What a pass would otherwise have to fear from a
+//! concurrent job is a file that the job's commit rightly stopped referencing and then deleted
+//! (expiry, unreferenced-file removal of a compaction's leftovers): such a file only goes after
+//! the commit that dropped it, so the pass sees the pointer moved and walks again, as it must
+//! anyway for other engines' commits, which no Floe lease excludes. Unreferenced-file removal
+//! never deletes a file a snapshot references.
 //!
 //! Process-wide counters ([`counters`]) count requests, bytes read, files checked and problems by
 //! kind, for the metrics of the server that runs the scrubs.
@@ -44,7 +54,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use tokio::time::Instant;
 
 use crate::reachable::key;
-use crate::{ProgressSink, Result};
+use crate::{MaintenanceError, ProgressSink, Result};
 
 /// How fast a pass may go; 0 means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,23 +119,32 @@ pub struct ScrubReport {
 }
 
 /// Checks every file `table` references (see the module docs), records the findings, and
-/// reports. Holds the table's maintenance lease while it runs.
+/// reports. Holds the table's scrub lease (not its maintenance lease) while it runs.
 pub async fn scrub_table(
     catalog: &Catalog,
     table: &TableName,
     options: &ScrubOptions,
 ) -> Result<ScrubReport> {
-    crate::with_lease(catalog, table, async {
+    crate::with_scrub_lease(catalog, table, async {
         let mut report = walk(catalog, table, options).await?;
         // A writer that committed meanwhile may have removed files the pass still looked for
-        // (another engine's expiry deletes the files of the snapshots it dropped): what the
+        // (an expiry deletes the files of the snapshots it dropped, after its commit): what the
         // table references now decides, so a pass with problems over a table that moved on is
-        // done once more, from its new state.
-        if !report.problems.is_empty() {
+        // done again, from its new state.
+        let mut walks = 1;
+        while !report.problems.is_empty() {
             let now = catalog.table_pointer(table).await?;
-            if now.metadata_location != report.metadata_location {
-                report = walk(catalog, table, options).await?;
+            if now.metadata_location == report.metadata_location {
+                break;
             }
+            if walks == MAX_WALKS {
+                return Err(MaintenanceError::Conflict(format!(
+                    "{table} changed during each of {MAX_WALKS} scrub passes that found \
+                     problems; nothing recorded, scrub it again later"
+                )));
+            }
+            report = walk(catalog, table, options).await?;
+            walks += 1;
         }
         let mut checked: Vec<FindingKind> = vec![
             FindingKind::Missing,
@@ -149,6 +168,9 @@ pub async fn scrub_table(
     })
     .await
 }
+
+/// How many passes a scrub makes over a table whose pointer keeps moving before it gives up.
+pub const MAX_WALKS: usize = 4;
 
 /// One process-wide snapshot of the scrubber's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

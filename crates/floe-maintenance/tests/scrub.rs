@@ -356,3 +356,38 @@ async fn the_scheduler_records_a_lost_metadata_file_of_a_table_it_cannot_load() 
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].stats["files-checked"], "1");
 }
+
+#[tokio::test]
+async fn a_scrub_runs_beside_a_maintenance_lease_but_not_beside_another_scrub() {
+    let two = two_appends().await;
+    let catalog = &two.t.catalog;
+    let store = catalog.store();
+    let hour = std::time::Duration::from_secs(3600);
+    // What a SIGKILLed `floe maintain` leaves: the maintenance lease held by nobody alive.
+    let maintenance = floe_maintenance::lease::maintenance_lease_name(catalog, &two.t.table);
+    assert!(
+        store
+            .try_acquire_lease(&maintenance, "dead job", hour)
+            .await
+            .unwrap()
+    );
+    let report = two.scrub(false).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.files_checked, 7);
+
+    // Two scrubs of one table do not overlap (two replicas' schedulers).
+    let scrub = floe_maintenance::lease::scrub_lease_name(catalog, &two.t.table);
+    assert!(
+        store
+            .try_acquire_lease(&scrub, "other scrub", hour)
+            .await
+            .unwrap()
+    );
+    let busy = scrub_table(catalog, &two.t.table, &ScrubOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&busy, floe_maintenance::MaintenanceError::Busy(m) if m.contains("another scrub run")),
+        "{busy}"
+    );
+}

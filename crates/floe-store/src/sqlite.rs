@@ -40,7 +40,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
 use crate::input::{
@@ -128,6 +128,11 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A caller dropped between sqlx's `BEGIN IMMEDIATE` and its transaction guard (a
+            // request whose client went away) leaves the connection inside a transaction that
+            // nobody will end, holding the write lock: close such a connection, which rolls it
+            // back, rather than pool it.
+            .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(connect)
             .await
             .map_err(db_error)?;
