@@ -2322,7 +2322,10 @@ pub async fn abandoned_idempotency_claims_are_taken_over(store: Arc<dyn Metadata
         !store.renew_idempotency_claim("k", "b").await.unwrap(),
         "b holds no claim to renew"
     );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Long enough that a's claim is stale for a 10 ms takeover window, and that a claim still as
+    // old as a's last renewal would be stale for the 300 ms window below, which a fresh claim is
+    // not even on a loaded machine.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         claim("k", "other", "b", 10).await,
         IdempotencyClaim::Mismatch,
@@ -2335,7 +2338,7 @@ pub async fn abandoned_idempotency_claims_are_taken_over(store: Arc<dyn Metadata
     );
     assert_eq!(claim("k", "f", "b", 10).await, IdempotencyClaim::Claimed);
     assert_eq!(
-        claim("k", "f", "c", 10).await,
+        claim("k", "f", "c", 300).await,
         IdempotencyClaim::InFlight,
         "the takeover renewed the claim"
     );
