@@ -297,7 +297,8 @@ fn check_files_stay_inside(server: &FloeServer, table_locations: &[String]) {
         }
     }
 
-    // Nothing was written next to the data dir or inside it but the store and the warehouse.
+    // Nothing was written next to the data dir or inside it but the store (with its secret key) and
+    // the warehouse.
     let data_dir = server.data_dir();
     let names_in = |dir: &Path| -> Vec<String> {
         std::fs::read_dir(dir)
@@ -313,7 +314,7 @@ fn check_files_stay_inside(server: &FloeServer, table_locations: &[String]) {
     }
     for entry in names_in(data_dir) {
         assert!(
-            entry == "warehouse" || entry.starts_with("catalog.db"),
+            entry == "warehouse" || entry == "secret.key" || entry.starts_with("catalog.db"),
             "unexpected entry {entry:?} in the data dir"
         );
     }

@@ -118,6 +118,22 @@ impl FloeServer {
         }
     }
 
+    /// Servers sharing a PostgreSQL store must share the key that seals its secrets (the embedded
+    /// store generates one in its data dir): every test server on a shared store gets this one,
+    /// unless the test sets `FLOE_SECRET_KEY` itself.
+    fn shared_store_key(&self) -> Option<(&'static str, &'static str)> {
+        let shared = self.extra_args.iter().any(|arg| arg == "--metastore");
+        let own = self
+            .extra_env
+            .iter()
+            .any(|(name, _)| name == "FLOE_SECRET_KEY");
+        // 32 bytes of 0x2a, base64: a test key, never one to deploy.
+        (shared && !own).then_some((
+            "FLOE_SECRET_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+        ))
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log_path).expect("create server log");
         let mut child = Command::new(floe_binary())
@@ -129,6 +145,7 @@ impl FloeServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
+            .envs(self.shared_store_key())
             .envs(self.extra_env.iter().map(|(name, value)| (name, value)))
             .env(
                 "FLOE_LOG",
