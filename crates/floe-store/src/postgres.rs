@@ -1594,6 +1594,8 @@ mod tests {
     fn options() -> PostgresOptions {
         PostgresOptions {
             max_connections: 8,
+            // Each test's own database: a key of its own is as good as a shared one.
+            sealer: Sealer::new(Some(crate::sealed::SecretKey::generate())),
             ..PostgresOptions::default()
         }
     }

@@ -1472,7 +1472,11 @@ mod tests {
 
     async fn fresh_file() -> (Arc<dyn MetadataStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("floe.db"))
+        let options = SqliteOptions {
+            sealer: Sealer::new(Some(SecretKey::generate())),
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(&dir.path().join("floe.db"), &options)
             .await
             .unwrap();
         (Arc::new(store), dir)
