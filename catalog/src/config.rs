@@ -219,6 +219,7 @@ impl ServerConfig {
                 secret_access_key: self.s3_secret_access_key.clone(),
                 session_token: None,
                 share_credentials: self.s3_share_credentials,
+                ..S3Options::default()
             },
             retry: RetryOptions {
                 max_retries: self.s3_max_retries,

@@ -60,7 +60,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use url::Url;
 
 pub use location::canonical_location;
-pub use options::{RetryOptions, S3Options, StoreOptions, redact_properties};
+pub use options::{
+    AccessDelegation, DelegationOptions, RetryOptions, S3Access, S3Options, StoreOptions,
+    redact_properties,
+};
 pub use roots::AllowedRoots;
 pub use scope::{Deletion, TableScope, is_inside_location, refused_deletes_total};
 
@@ -135,6 +138,8 @@ pub struct Warehouse {
     local_root: Option<std::path::PathBuf>,
     /// What clients need to reach the files (`s3.endpoint`, ...): every table's REST `config`.
     client_config: BTreeMap<String, String>,
+    /// For an S3 warehouse, what acting on clients' behalf needs (keys included).
+    s3: Option<Arc<options::S3Access>>,
 }
 
 impl Warehouse {
@@ -165,6 +170,7 @@ impl Warehouse {
             store: Arc::new(metered::MeteredStore::new(store)),
             local_root: None,
             client_config: BTreeMap::new(),
+            s3: None,
         }
     }
 
@@ -179,6 +185,12 @@ impl Warehouse {
     /// warehouse shares them). Empty for local warehouses.
     pub fn client_config(&self) -> &BTreeMap<String, String> {
         &self.client_config
+    }
+
+    /// How this warehouse reaches S3, when it is on S3: what vending credentials and signing
+    /// requests for clients need.
+    pub fn s3_access(&self) -> Option<&options::S3Access> {
+        self.s3.as_deref()
     }
 
     /// Reaches the store once (a listing of the root): a missing bucket or wrong credentials

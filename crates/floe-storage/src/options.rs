@@ -73,6 +73,155 @@ pub struct S3Options {
     /// Hand the credentials to clients in every table's `config`. Off by default: with it, anyone
     /// who may load a table gets the server's keys.
     pub share_credentials: bool,
+    /// How clients may reach a table's files without the warehouse's keys.
+    pub delegation: DelegationOptions,
+}
+
+/// A way for a client to reach a table's files without holding the warehouse's own keys
+/// (the values of the REST header `X-Iceberg-Access-Delegation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessDelegation {
+    /// Short-lived credentials from STS `AssumeRole`, down-scoped to the table's prefix.
+    VendedCredentials,
+    /// The client asks the catalog to sign each object-store request.
+    RemoteSigning,
+}
+
+impl AccessDelegation {
+    pub const ALL: [AccessDelegation; 2] = [Self::VendedCredentials, Self::RemoteSigning];
+
+    /// The name in `X-Iceberg-Access-Delegation` and in warehouse settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VendedCredentials => "vended-credentials",
+            Self::RemoteSigning => "remote-signing",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == name.trim())
+    }
+}
+
+/// Which delegation modes an S3 warehouse offers, and how vended credentials are made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DelegationOptions {
+    /// The modes clients may ask for, in the server's order of preference. Empty: none.
+    pub allowed: Vec<AccessDelegation>,
+    /// What a client that names no mode gets (`None`: no delegated access).
+    pub default: Option<AccessDelegation>,
+    /// The role that `AssumeRole` takes for vended credentials (required for vending).
+    pub sts_role_arn: Option<String>,
+    /// Where STS is: `None` is the S3 endpoint itself (S3-compatible servers serve STS on the
+    /// same port), or AWS's regional STS when the warehouse is on AWS.
+    pub sts_endpoint: Option<String>,
+    /// How long vended credentials last (STS accepts 15 min to 12 h).
+    pub credentials_duration: Duration,
+}
+
+/// What vended credentials last unless a warehouse says otherwise.
+pub const DEFAULT_CREDENTIALS_DURATION: Duration = Duration::from_secs(3600);
+
+impl DelegationOptions {
+    /// Reads `s3.sts-role-arn`, `s3.sts-endpoint`, `s3.credentials-duration-seconds`,
+    /// `s3.access-delegation` (a comma list; by default vending when a role is set and signing
+    /// when the warehouse has keys) and `s3.default-access-delegation` (a mode or `none`; by
+    /// default the first allowed mode).
+    fn from_properties(
+        properties: &BTreeMap<String, String>,
+        has_keys: bool,
+    ) -> Result<Self, String> {
+        let sts_role_arn = properties.get("s3.sts-role-arn").cloned();
+        let credentials_duration = match properties.get("s3.credentials-duration-seconds") {
+            None => DEFAULT_CREDENTIALS_DURATION,
+            Some(text) => match text.parse::<u64>() {
+                Ok(seconds) if (900..=43_200).contains(&seconds) => Duration::from_secs(seconds),
+                _ => {
+                    return Err(format!(
+                        "s3.credentials-duration-seconds is a number of seconds from 900 to \
+                         43200, not {text:?}"
+                    ));
+                }
+            },
+        };
+        let allowed = match properties.get("s3.access-delegation") {
+            Some(list) => parse_modes(list)?,
+            None => AccessDelegation::ALL
+                .into_iter()
+                .filter(|mode| match mode {
+                    AccessDelegation::VendedCredentials => sts_role_arn.is_some(),
+                    AccessDelegation::RemoteSigning => has_keys,
+                })
+                .collect(),
+        };
+        if allowed.contains(&AccessDelegation::VendedCredentials) && sts_role_arn.is_none() {
+            return Err("vended-credentials needs s3.sts-role-arn (the role STS assumes)".into());
+        }
+        if !allowed.is_empty() && !has_keys {
+            return Err(format!(
+                "{} needs the warehouse's own keys (s3.access-key-id, s3.secret-access-key)",
+                allowed[0].as_str()
+            ));
+        }
+        let default = match properties
+            .get("s3.default-access-delegation")
+            .map(String::as_str)
+        {
+            None => allowed.first().copied(),
+            Some("none") => None,
+            Some(name) => {
+                let mode = AccessDelegation::parse(name).ok_or_else(|| {
+                    format!("s3.default-access-delegation is none, vended-credentials or remote-signing, not {name:?}")
+                })?;
+                if !allowed.contains(&mode) {
+                    return Err(format!(
+                        "s3.default-access-delegation {name} is not in s3.access-delegation"
+                    ));
+                }
+                Some(mode)
+            }
+        };
+        Ok(Self {
+            allowed,
+            default,
+            sts_role_arn,
+            sts_endpoint: properties.get("s3.sts-endpoint").cloned(),
+            credentials_duration,
+        })
+    }
+
+    /// The mode a client gets: the first mode it asked for (`X-Iceberg-Access-Delegation`, a
+    /// comma list) that the warehouse allows; with no header, the warehouse's default.
+    pub fn choose(&self, requested: Option<&str>) -> Option<AccessDelegation> {
+        match requested {
+            None => self.default,
+            Some(list) => list
+                .split(',')
+                .filter_map(AccessDelegation::parse)
+                .find(|mode| self.allowed.contains(mode)),
+        }
+    }
+}
+
+fn parse_modes(list: &str) -> Result<Vec<AccessDelegation>, String> {
+    let mut modes = Vec::new();
+    for name in list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let mode = AccessDelegation::parse(name).ok_or_else(|| {
+            format!(
+                "s3.access-delegation lists vended-credentials and remote-signing, not {name:?}"
+            )
+        })?;
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    Ok(modes)
 }
 
 impl std::fmt::Debug for S3Options {
@@ -87,6 +236,7 @@ impl std::fmt::Debug for S3Options {
             .field("secret_access_key", &redacted(&self.secret_access_key))
             .field("session_token", &redacted(&self.session_token))
             .field("share_credentials", &self.share_credentials)
+            .field("delegation", &self.delegation)
             .finish()
     }
 }
@@ -102,6 +252,11 @@ const S3_PROPERTIES: &[&str] = &[
     "s3.secret-access-key",
     "s3.session-token",
     "s3.share-credentials",
+    "s3.sts-role-arn",
+    "s3.sts-endpoint",
+    "s3.credentials-duration-seconds",
+    "s3.access-delegation",
+    "s3.default-access-delegation",
 ];
 
 /// Properties whose values are secrets: stored, used, never shown.
@@ -110,7 +265,8 @@ const SECRET_PROPERTIES: &[&str] = &["s3.secret-access-key", "s3.session-token"]
 impl S3Options {
     /// Reads a registered warehouse's settings (`s3.endpoint`, `s3.region`,
     /// `s3.path-style-access`, `s3.allow-http`, `s3.access-key-id`, `s3.secret-access-key`,
-    /// `s3.session-token`, `s3.share-credentials`). Unknown names and non-boolean flags are refused,
+    /// `s3.session-token`, `s3.share-credentials`, and the delegation settings of
+    /// [`DelegationOptions`]). Unknown names and non-boolean flags are refused,
     /// so that a typo does not silently fall back to a default.
     pub fn from_properties(properties: &BTreeMap<String, String>) -> Result<Self, String> {
         // `floe.*` properties belong to other layers (e.g. `floe.maintenance.*` defaults).
@@ -129,7 +285,10 @@ impl S3Options {
             Some("true") => Ok(true),
             Some(other) => Err(format!("{name} is true or false, not {other:?}")),
         };
+        let has_keys = properties.contains_key("s3.access-key-id")
+            && properties.contains_key("s3.secret-access-key");
         Ok(Self {
+            delegation: DelegationOptions::from_properties(properties, has_keys)?,
             endpoint: text("s3.endpoint"),
             region: text("s3.region"),
             path_style: flag("s3.path-style-access")?,
@@ -299,7 +458,7 @@ fn s3_warehouse(name: &str, url: Url, options: &StoreOptions) -> Result<Warehous
     if let Some(endpoint) = &endpoint {
         client_config.insert("s3.endpoint".to_string(), endpoint.clone());
     }
-    client_config.insert("s3.region".to_string(), region);
+    client_config.insert("s3.region".to_string(), region.clone());
     client_config.insert(
         "s3.path-style-access".to_string(),
         s3.path_style.to_string(),
@@ -320,6 +479,16 @@ fn s3_warehouse(name: &str, url: Url, options: &StoreOptions) -> Result<Warehous
             }
         }
     }
+    let access = S3Access {
+        bucket: bucket.clone(),
+        endpoint: endpoint.clone(),
+        region: region.clone(),
+        path_style: s3.path_style,
+        access_key_id: builder.get_config_value(&AmazonS3ConfigKey::AccessKeyId),
+        secret_access_key: builder.get_config_value(&AmazonS3ConfigKey::SecretAccessKey),
+        session_token: builder.get_config_value(&AmazonS3ConfigKey::Token),
+        delegation: s3.delegation.clone(),
+    };
     let store = builder
         .build()
         .map_err(|err| format!("cannot configure S3 for {url}: {err}"))?;
@@ -331,7 +500,42 @@ fn s3_warehouse(name: &str, url: Url, options: &StoreOptions) -> Result<Warehous
             Path::from_url_path(prefix).map_err(|err| format!("invalid prefix in {url}: {err}"))?;
         Arc::new(PrefixStore::new(store, prefix))
     };
-    Ok(Warehouse::new(name, url, store).with_client_config(client_config))
+    let mut warehouse = Warehouse::new(name, url, store).with_client_config(client_config);
+    warehouse.s3 = Some(Arc::new(access));
+    Ok(warehouse)
+}
+
+/// How an S3 warehouse is reached, for what acts on clients' behalf (vending credentials and
+/// signing requests): resolved settings, the keys included. `Debug` shows no secret.
+#[derive(Clone)]
+pub struct S3Access {
+    pub bucket: String,
+    /// The resolved endpoint; `None` for AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub delegation: DelegationOptions,
+}
+
+impl std::fmt::Debug for S3Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Access")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .field("delegation", &self.delegation)
+            .finish()
+    }
 }
 
 /// A Google Cloud Storage or Azure Blob Storage warehouse. For the default warehouse, settings
@@ -562,5 +766,94 @@ mod tests {
         );
         assert!(wh.client_config().is_empty());
         wh.check().await.unwrap();
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    const KEYS: [(&str, &str); 2] = [
+        ("s3.access-key-id", "key"),
+        ("s3.secret-access-key", "secret"),
+    ];
+
+    #[test]
+    fn delegation_defaults_follow_what_the_warehouse_can_do() {
+        let keyless = S3Options::from_properties(&settings(&[])).unwrap();
+        assert!(keyless.delegation.allowed.is_empty());
+        assert_eq!(keyless.delegation.choose(Some("vended-credentials")), None);
+
+        let signing = S3Options::from_properties(&settings(&KEYS)).unwrap();
+        assert_eq!(
+            signing.delegation.allowed,
+            [AccessDelegation::RemoteSigning]
+        );
+        assert_eq!(
+            signing.delegation.choose(None),
+            Some(AccessDelegation::RemoteSigning)
+        );
+
+        let mut both = KEYS.to_vec();
+        both.push(("s3.sts-role-arn", "arn:aws:iam::role/vend"));
+        let both = S3Options::from_properties(&settings(&both)).unwrap();
+        assert_eq!(both.delegation.allowed, AccessDelegation::ALL);
+        assert_eq!(
+            both.delegation.credentials_duration,
+            DEFAULT_CREDENTIALS_DURATION
+        );
+        // The client's order wins among allowed modes; unknown names are ignored.
+        assert_eq!(
+            both.delegation
+                .choose(Some("magic, remote-signing,vended-credentials")),
+            Some(AccessDelegation::RemoteSigning)
+        );
+        assert_eq!(both.delegation.choose(Some("magic")), None);
+        assert_eq!(
+            both.delegation.choose(None),
+            Some(AccessDelegation::VendedCredentials)
+        );
+    }
+
+    #[test]
+    fn delegation_settings_that_cannot_work_are_refused() {
+        let refused = |pairs: &[(&str, &str)]| {
+            let mut all = KEYS.to_vec();
+            all.extend_from_slice(pairs);
+            S3Options::from_properties(&settings(&all)).unwrap_err()
+        };
+        assert!(
+            refused(&[("s3.access-delegation", "vended-credentials")]).contains("sts-role-arn")
+        );
+        assert!(refused(&[("s3.access-delegation", "shared")]).contains("shared"));
+        assert!(
+            refused(&[
+                ("s3.sts-role-arn", "r"),
+                ("s3.credentials-duration-seconds", "60")
+            ])
+            .contains("900")
+        );
+        assert!(
+            refused(&[
+                ("s3.access-delegation", "remote-signing"),
+                ("s3.default-access-delegation", "vended-credentials")
+            ])
+            .contains("not in s3.access-delegation")
+        );
+        let without_keys = settings(&[("s3.access-delegation", "remote-signing")]);
+        assert!(
+            S3Options::from_properties(&without_keys)
+                .unwrap_err()
+                .contains("own keys")
+        );
+        let none = S3Options::from_properties(&settings(&[
+            ("s3.access-key-id", "key"),
+            ("s3.secret-access-key", "secret"),
+            ("s3.default-access-delegation", "none"),
+        ]))
+        .unwrap();
+        assert_eq!(none.delegation.choose(None), None);
     }
 }
