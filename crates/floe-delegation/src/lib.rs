@@ -15,9 +15,15 @@
 //! prefix, refused when it is not plainly inside the warehouse. The catalog decides who the caller
 //! is and which privilege it holds; this crate only turns that decision into scoped access.
 
+mod policy;
 mod prefix;
+pub mod sts;
+mod vend;
 
+pub use policy::session_policy;
 pub use prefix::TablePrefix;
+pub use sts::TemporaryCredentials;
+pub use vend::Vendor;
 
 /// Why delegated access was not given.
 #[derive(Debug, thiserror::Error)]

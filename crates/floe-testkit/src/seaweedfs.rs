@@ -43,6 +43,10 @@ pub const ACCESS_KEY_ID: &str = "floe-test-access-key";
 pub const SECRET_ACCESS_KEY: &str = "floe-test-secret-key";
 pub const REGION: &str = "us-east-1";
 
+/// The role a server started by [`TestS3::start_with_sts`] lets its admin identity assume (with
+/// any inline session policy, which SeaweedFS intersects with the role's full S3 access).
+pub const STS_ROLE_ARN: &str = "arn:aws:iam::role/floe-vending";
+
 /// A running SeaweedFS with an S3 endpoint on 127.0.0.1. Killed when dropped.
 pub struct TestS3 {
     child: Child,
@@ -54,6 +58,18 @@ impl TestS3 {
     /// Starts a server and waits until its S3 API answers. Panics, with the reason and the log,
     /// if it cannot.
     pub fn start() -> Self {
+        Self::start_configured(false)
+    }
+
+    /// Like [`TestS3::start`], with STS on the S3 port: the admin identity (the server's
+    /// credentials) may `AssumeRole` [`STS_ROLE_ARN`], and the server enforces the session policy
+    /// of the credentials it hands out (verified with SeaweedFS 4.48: reads, writes, deletes and
+    /// prefix-conditioned listings outside the policy are AccessDenied).
+    pub fn start_with_sts() -> Self {
+        Self::start_configured(true)
+    }
+
+    fn start_configured(sts: bool) -> Self {
         let binary = weed_binary();
         // weed picks its master, volume and filer ports by "take the default, else the next free
         // one": two servers starting at once can pick the same. Starts are serialized across
@@ -83,6 +99,12 @@ impl TestS3 {
                 .stdout(log.try_clone().expect("clone log handle"))
                 .stderr(log);
             std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+            if sts {
+                let (identities, iam) = write_sts_config(dir.path());
+                command
+                    .arg(format!("-s3.config={}", identities.display()))
+                    .arg(format!("-s3.iam.config={}", iam.display()));
+            }
             // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
             unsafe {
                 command.pre_exec(|| {
@@ -242,6 +264,48 @@ fn http_answers(endpoint: &str) -> bool {
 }
 
 /// Where the `weed` binary is (see the module docs); panics with what to do when there is none.
+/// The identity file (the admin's keys) and the IAM file (STS, one role with full S3 access that
+/// the admin may assume) of a server with STS. The STS signing key is fresh per server.
+fn write_sts_config(dir: &Path) -> (PathBuf, PathBuf) {
+    let identities = serde_json::json!({"identities": [{
+        "name": "admin",
+        "credentials": [{"accessKey": ACCESS_KEY_ID, "secretKey": SECRET_ACCESS_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]});
+    use base64::Engine;
+    let signing_key = [
+        uuid::Uuid::new_v4().into_bytes(),
+        uuid::Uuid::new_v4().into_bytes(),
+    ]
+    .concat();
+    let iam = serde_json::json!({
+        "sts": {
+            "tokenDuration": 3_600_000_000_000u64,
+            "maxSessionLength": 43_200_000_000_000u64,
+            "issuer": "floe-test-sts",
+            "signingKey": base64::engine::general_purpose::STANDARD.encode(signing_key),
+        },
+        "policy": {"defaultEffect": "Deny", "storeType": "memory"},
+        "roles": [{
+            "roleName": "floe-vending",
+            "roleArn": STS_ROLE_ARN,
+            "trustPolicy": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole"],
+            }]},
+            "attachedPolicies": ["FullS3"],
+        }],
+        "policies": [{"name": "FullS3", "document": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "sts:ValidateSession", "Resource": "*"},
+        ]}}],
+    });
+    let identities_path = dir.join("identities.json");
+    let iam_path = dir.join("iam.json");
+    std::fs::write(&identities_path, identities.to_string()).expect("write identities.json");
+    std::fs::write(&iam_path, iam.to_string()).expect("write iam.json");
+    (identities_path, iam_path)
+}
+
 pub fn weed_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("FLOE_WEED_BIN") {
         let path = PathBuf::from(path);
