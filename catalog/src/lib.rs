@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod config;
 pub mod console;
+pub mod delegation;
 pub mod error;
 mod extract;
 pub mod handlers;
@@ -56,6 +57,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub auth: auth::AuthState,
     pub metrics: metrics::MetricsState,
+    pub delegation: Arc<delegation::DelegationState>,
 }
 
 impl AppState {
@@ -163,6 +165,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
             post(tables::report_metrics),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials",
+            get(delegation::vend::load_credentials),
         )
         .route(
             "/v1/{prefix}/namespaces/{namespace}/register",
@@ -368,6 +374,7 @@ pub async fn serve(
         config: config.clone(),
         auth,
         metrics,
+        delegation: Arc::new(delegation::DelegationState::new()?),
     };
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let metrics_server = match metrics_listener {

@@ -32,5 +32,6 @@ mod scrub;
 mod secrets;
 mod sql;
 mod transactions;
+mod vending;
 mod views;
 mod warehouses;

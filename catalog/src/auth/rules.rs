@@ -244,6 +244,12 @@ pub const RULES: &[(Method, &str, Rule)] = &[
         "/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
         Rule::Table(Privilege::Read),
     ),
+    // Credentials are scoped to what the caller holds: read-only without `write`.
+    (
+        Method::GET,
+        "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials",
+        Rule::Table(Privilege::Read),
+    ),
     (
         Method::POST,
         "/v1/{prefix}/namespaces/{namespace}/register",

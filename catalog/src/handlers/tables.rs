@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::delegation::{self, TableRef};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
@@ -66,7 +67,7 @@ impl SnapshotsMode {
 fn table_body(
     table: &LoadedTable,
     mode: SnapshotsMode,
-    config: Option<&BTreeMap<String, String>>,
+    access: Option<&ClientAccess>,
 ) -> ApiResult<Vec<u8>> {
     let metadata = match mode {
         SnapshotsMode::All => table.file.json(),
@@ -79,10 +80,15 @@ fn table_body(
         body.extend_from_slice(json!(location).to_string().as_bytes());
         body.push(b',');
     }
-    if let Some(config) = config {
+    if let Some(access) = access {
         body.extend_from_slice(br#""config":"#);
-        body.extend_from_slice(json!(config).to_string().as_bytes());
+        body.extend_from_slice(json!(access.config).to_string().as_bytes());
         body.push(b',');
+        if !access.storage_credentials.is_empty() {
+            body.extend_from_slice(br#""storage-credentials":"#);
+            body.extend_from_slice(json!(access.storage_credentials).to_string().as_bytes());
+            body.push(b',');
+        }
     }
     body.extend_from_slice(br#""metadata":"#);
     body.extend_from_slice(metadata);
@@ -106,9 +112,40 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
-/// The warehouse's settings for clients (empty for local warehouses).
-fn client_config(catalog: &Catalog) -> &BTreeMap<String, String> {
-    catalog.warehouse().client_config()
+/// What a table response tells the client about reaching the table's files: the warehouse's
+/// settings for clients (empty for local warehouses) and whatever delegated access the caller gets.
+struct ClientAccess {
+    config: BTreeMap<String, String>,
+    storage_credentials: Vec<Value>,
+}
+
+async fn client_access(
+    state: &AppState,
+    catalog: &Catalog,
+    caller: &Caller,
+    headers: &HeaderMap,
+    prefix: &str,
+    table: &LoadedTable,
+) -> ApiResult<ClientAccess> {
+    let mut config = catalog.warehouse().client_config().clone();
+    let location = table.metadata().location();
+    let delegated = delegation::table_access(
+        &state.delegation,
+        catalog,
+        caller,
+        headers,
+        &TableRef {
+            prefix,
+            name: &table.name,
+            location,
+        },
+    )
+    .await?;
+    config.extend(delegated.config);
+    Ok(ClientAccess {
+        config,
+        storage_credentials: delegated.storage_credentials,
+    })
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -150,6 +187,8 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<CreateTableRequest>,
 ) -> ApiResult<Response> {
     let catalog = state.catalog(&prefix).await?;
@@ -165,7 +204,8 @@ pub async fn create(
             stage: request.stage_create,
         })
         .await?;
-    let body = table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?;
+    let access = client_access(&state, &catalog, &caller, &headers, &prefix, &table).await?;
+    let body = table_body(&table, SnapshotsMode::All, Some(&access))?;
     Ok(match &table.metadata_location {
         Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
         None => json_response(body),
@@ -176,8 +216,10 @@ pub async fn load(
     State(state): State<AppState>,
     path: TablePath,
     query: QueryParams,
+    caller: Caller,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let prefix = path.0.0.clone();
     let (catalog, name) = table_name(&state, path.0).await?;
     let mode = SnapshotsMode::from_query(&query)?;
     let table = catalog.load_table(&name).await?;
@@ -190,10 +232,8 @@ pub async fn load(
         }
         return Ok(response);
     }
-    Ok(with_etag(
-        table_body(&table, mode, Some(client_config(&catalog)))?,
-        &tag,
-    ))
+    let access = client_access(&state, &catalog, &caller, &headers, &prefix, &table).await?;
+    Ok(with_etag(table_body(&table, mode, Some(&access))?, &tag))
 }
 
 pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
@@ -245,6 +285,8 @@ pub async fn drop(
 pub async fn register(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<RegisterTableRequest>,
 ) -> ApiResult<Response> {
     let catalog = state.catalog(&prefix).await?;
@@ -253,8 +295,9 @@ pub async fn register(
         .register_table(&name, &request.metadata_location, request.overwrite)
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
+    let access = client_access(&state, &catalog, &caller, &headers, &prefix, &table).await?;
     Ok(with_etag(
-        table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?,
+        table_body(&table, SnapshotsMode::All, Some(&access))?,
         &tag,
     ))
 }
