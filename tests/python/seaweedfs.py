@@ -35,6 +35,9 @@ WEED_FLAGS = [
     "-s3.port.lance=0",
 ]
 READY_TIMEOUT_SECONDS = 30.0
+# The role a server started with `sts=True` lets the admin identity assume (any session policy, which the
+# server intersects with the role's full S3 access), as floe-testkit's `STS_ROLE_ARN`.
+STS_ROLE_ARN = "arn:aws:iam::role/floe-vending"
 
 
 def weed_binary() -> Path:
@@ -53,8 +56,9 @@ def weed_binary() -> Path:
 class SeaweedFS:
     """One `weed mini` in `directory` (its data and `weed.log`), S3 on a free port of 127.0.0.1."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, sts: bool = False) -> None:
         self.directory = Path(directory)
+        self.sts = sts
         self.port: Optional[int] = None
         self._process: Optional[subprocess.Popen[bytes]] = None
 
@@ -72,7 +76,7 @@ class SeaweedFS:
             self.port = free_port()
             with open(self.log_path, "ab") as log:
                 self._process = subprocess.Popen(
-                    [str(binary), "mini", f"-dir={data}", f"-s3.port={self.port}", *WEED_FLAGS],
+                    [str(binary), "mini", f"-dir={data}", f"-s3.port={self.port}", *WEED_FLAGS, *self._sts_flags()],
                     cwd=self.directory,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -90,6 +94,44 @@ class SeaweedFS:
                 last_error = str(error)
                 self.stop()
         raise RuntimeError(f"SeaweedFS did not start: {last_error}\n--- {self.log_path}:\n{self.log()}")
+
+    def _sts_flags(self) -> list[str]:
+        """With `sts`: the admin identity and an IAM file with STS and one role (SeaweedFS enforces the session
+        policies of the credentials it hands out; verified with 4.48)."""
+        if not self.sts:
+            return []
+        import base64
+        import json
+
+        identities = self.directory / "identities.json"
+        identities.write_text(json.dumps({"identities": [{
+            "name": "admin",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))
+        iam = self.directory / "iam.json"
+        iam.write_text(json.dumps({
+            "sts": {
+                "tokenDuration": 3_600_000_000_000,
+                "maxSessionLength": 43_200_000_000_000,
+                "issuer": "floe-test-sts",
+                "signingKey": base64.b64encode(os.urandom(32)).decode(),
+            },
+            "policy": {"defaultEffect": "Deny", "storeType": "memory"},
+            "roles": [{
+                "roleName": "floe-vending",
+                "roleArn": STS_ROLE_ARN,
+                "trustPolicy": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole"]},
+                ]},
+                "attachedPolicies": ["FullS3"],
+            }],
+            "policies": [{"name": "FullS3", "document": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                {"Effect": "Allow", "Action": "sts:ValidateSession", "Resource": "*"},
+            ]}}],
+        }))
+        return [f"-s3.config={identities}", f"-s3.iam.config={iam}"]
 
     def _wait_ready(self) -> None:
         """Until every component is up (mini prints its summary) and a signed S3 request succeeds."""
