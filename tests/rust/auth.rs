@@ -23,6 +23,7 @@ use crate::support::*;
 mod grants_api;
 mod metrics;
 mod oidc;
+mod vending;
 
 /// How long a test waits for something the server does in the background (a policy refresh, an
 /// audit batch) before it gives up. Only a bound on waiting; nothing is asserted about speed.
