@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use floe_storage::{AllowedRoots, RetryOptions, S3Options, StoreOptions};
+use std::collections::BTreeMap;
+
+use floe_storage::{AllowedRoots, DelegationOptions, RetryOptions, S3Options, StoreOptions};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Everything `floe serve` needs.
@@ -69,6 +71,21 @@ pub struct ServerConfig {
     /// Hand the S3 credentials to clients in every table's `config`
     /// (`s3.access-key-id`, `s3.secret-access-key`). Off: clients bring their own.
     pub s3_share_credentials: bool,
+    /// Delegated access for clients (docs/security.md): the modes clients may get
+    /// (`vended-credentials`, `remote-signing`, comma-separated), the default for clients that
+    /// name none, the STS role and endpoint for vending, and the vended credentials' lifetime. As
+    /// the registered warehouses' `s3.access-delegation`, `s3.default-access-delegation`,
+    /// `s3.sts-role-arn`, `s3.sts-endpoint`, `s3.credentials-duration-seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_delegation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_default_access_delegation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_sts_role_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_sts_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_credentials_duration_seconds: Option<u64>,
     /// Retries of one object-store request after a transient failure (5xx, 429, timeout).
     pub s3_max_retries: usize,
     /// No retry of an object-store request starts later than this after its first attempt.
@@ -167,6 +184,11 @@ impl Default for ServerConfig {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_share_credentials: false,
+            s3_access_delegation: None,
+            s3_default_access_delegation: None,
+            s3_sts_role_arn: None,
+            s3_sts_endpoint: None,
+            s3_credentials_duration_seconds: None,
             s3_max_retries: retry.max_retries,
             s3_retry_timeout_ms: retry.retry_timeout.as_millis() as u64,
             s3_request_timeout_ms: retry.request_timeout.as_millis() as u64,
@@ -206,6 +228,46 @@ impl ServerConfig {
         Duration::from_millis(self.metastore_acquire_timeout_ms)
     }
 
+    /// The default warehouse's delegated-access settings; an error says which setting cannot work.
+    pub fn delegation_options(&self) -> Result<DelegationOptions, String> {
+        let mut properties = BTreeMap::new();
+        for (name, value) in [
+            ("s3.access-delegation", self.s3_access_delegation.clone()),
+            (
+                "s3.default-access-delegation",
+                self.s3_default_access_delegation.clone(),
+            ),
+            ("s3.sts-role-arn", self.s3_sts_role_arn.clone()),
+            ("s3.sts-endpoint", self.s3_sts_endpoint.clone()),
+            (
+                "s3.credentials-duration-seconds",
+                self.s3_credentials_duration_seconds
+                    .map(|seconds| seconds.to_string()),
+            ),
+        ] {
+            if let Some(value) = value {
+                properties.insert(name.to_string(), value);
+            }
+        }
+        // The default warehouse may sign with the environment's keys too.
+        let has_keys = (self.s3_access_key_id.is_some()
+            || std::env::var_os("AWS_ACCESS_KEY_ID").is_some())
+            && (self.s3_secret_access_key.is_some()
+                || std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some());
+        let local = self
+            .warehouse_url
+            .as_deref()
+            .is_none_or(|url| !(url.starts_with("s3://") || url.starts_with("s3a://")));
+        if local {
+            // Only S3 warehouses delegate; elsewhere the settings would silently do nothing.
+            return match properties.keys().next() {
+                Some(name) => Err(format!("{name} applies to s3:// warehouses only")),
+                None => Ok(DelegationOptions::default()),
+            };
+        }
+        DelegationOptions::from_properties(&properties, has_keys)
+    }
+
     /// How the warehouse's object store is reached.
     pub fn store_options(&self) -> StoreOptions {
         let defaults = RetryOptions::default();
@@ -219,7 +281,9 @@ impl ServerConfig {
                 secret_access_key: self.s3_secret_access_key.clone(),
                 session_token: None,
                 share_credentials: self.s3_share_credentials,
-                ..S3Options::default()
+                // Checked at start-up (`delegation_options`); a config that was not checked
+                // offers clients no delegated access rather than a broken one.
+                delegation: self.delegation_options().unwrap_or_default(),
             },
             retry: RetryOptions {
                 max_retries: self.s3_max_retries,

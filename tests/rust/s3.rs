@@ -301,7 +301,7 @@ async fn table_config_carries_what_clients_need_and_keys_only_when_shared() {
 }
 
 /// Runs `floe serve` expecting it to refuse to start; returns its stderr.
-fn floe_refuses_to_start(args: &[String], env: &[(&str, &str)]) -> String {
+pub(crate) fn floe_refuses_to_start(args: &[String], env: &[(&str, &str)]) -> String {
     let data = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let output = Command::new(floe_testkit::floe_binary())

@@ -313,3 +313,44 @@ async fn the_warehouse_decides_which_modes_clients_get() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_default_warehouse_vends_with_server_flags_and_refuses_settings_that_cannot_work() {
+    let s3 = TestS3::start_with_sts();
+    s3.create_bucket("lake").await;
+    let mut args = s3.floe_args("lake", "warehouse");
+    args.extend([
+        "--s3-sts-role-arn".to_string(),
+        seaweedfs::STS_ROLE_ARN.to_string(),
+    ]);
+    let args_str: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = FloeServer::start_with_env(&args_str, &TestS3::credentials_env());
+    let api = Api::new(&server);
+    api.create_namespace(&["ns"]).await;
+    let created = api.create_table(&["ns"], "t", json!({})).await;
+    let config = &created["storage-credentials"][0]["config"];
+    assert!(config["s3.session-token"].is_string(), "{created}");
+    assert_ne!(config["s3.access-key-id"], seaweedfs::ACCESS_KEY_ID);
+
+    let env = TestS3::credentials_env();
+    let no_role = crate::s3::floe_refuses_to_start(
+        &[
+            "--s3-access-delegation".to_string(),
+            "vended-credentials".to_string(),
+        ]
+        .iter()
+        .chain(s3.floe_args("lake", "warehouse").iter())
+        .cloned()
+        .collect::<Vec<_>>(),
+        &env,
+    );
+    assert!(no_role.contains("s3.sts-role-arn"), "{no_role}");
+    let local = crate::s3::floe_refuses_to_start(
+        &[
+            "--s3-sts-role-arn".to_string(),
+            "arn:aws:iam::role/x".to_string(),
+        ],
+        &[],
+    );
+    assert!(local.contains("s3:// warehouses only"), "{local}");
+}

@@ -128,8 +128,10 @@ impl DelegationOptions {
     /// Reads `s3.sts-role-arn`, `s3.sts-endpoint`, `s3.credentials-duration-seconds`,
     /// `s3.access-delegation` (a comma list; by default vending when a role is set and signing
     /// when the warehouse has keys) and `s3.default-access-delegation` (a mode or `none`; by
-    /// default the first allowed mode).
-    fn from_properties(
+    /// default vended credentials when allowed, else none).
+    ///
+    /// `has_keys`: whether the warehouse has its own keys (delegation needs them).
+    pub fn from_properties(
         properties: &BTreeMap<String, String>,
         has_keys: bool,
     ) -> Result<Self, String> {
@@ -169,7 +171,12 @@ impl DelegationOptions {
             .get("s3.default-access-delegation")
             .map(String::as_str)
         {
-            None => allowed.first().copied(),
+            // Vended credentials work with every client that reads the table config; a client
+            // told to sign remotely that cannot would fail, so signing is the default only when
+            // the operator says so (clients that can sign ask for it in their header).
+            None => allowed
+                .contains(&AccessDelegation::VendedCredentials)
+                .then_some(AccessDelegation::VendedCredentials),
             Some("none") => None,
             Some(name) => {
                 let mode = AccessDelegation::parse(name).ok_or_else(|| {
@@ -793,6 +800,11 @@ mod tests {
         );
         assert_eq!(
             signing.delegation.choose(None),
+            None,
+            "signing only when asked"
+        );
+        assert_eq!(
+            signing.delegation.choose(Some("remote-signing")),
             Some(AccessDelegation::RemoteSigning)
         );
 

@@ -198,6 +198,28 @@ struct ConfigArgs {
     /// Hand the S3 credentials to clients in every table's config (off: clients bring their own).
     #[arg(long, env = "FLOE_S3_SHARE_CREDENTIALS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     s3_share_credentials: Option<bool>,
+    /// Delegated access clients may get to table files, comma-separated: vended-credentials
+    /// (short-lived STS keys for one table; needs --s3-sts-role-arn), remote-signing (Floe signs
+    /// each request after checking it). Default: what the warehouse can do. See docs/security.md.
+    #[arg(long, env = "FLOE_S3_ACCESS_DELEGATION", value_name = "MODES")]
+    s3_access_delegation: Option<String>,
+    /// What a client that names no mode (X-Iceberg-Access-Delegation) gets: vended-credentials,
+    /// remote-signing or none [default: vended-credentials when allowed, else none].
+    #[arg(long, env = "FLOE_S3_DEFAULT_ACCESS_DELEGATION", value_name = "MODE")]
+    s3_default_access_delegation: Option<String>,
+    /// The role STS AssumeRole takes to vend table-scoped credentials (enables vending).
+    #[arg(long, env = "FLOE_S3_STS_ROLE_ARN", value_name = "ARN")]
+    s3_sts_role_arn: Option<String>,
+    /// STS endpoint [default: the S3 endpoint, else AWS's regional STS].
+    #[arg(long, env = "FLOE_S3_STS_ENDPOINT", value_name = "URL")]
+    s3_sts_endpoint: Option<String>,
+    /// Lifetime of vended credentials, 900 to 43200 seconds [default: 3600].
+    #[arg(
+        long,
+        env = "FLOE_S3_CREDENTIALS_DURATION_SECONDS",
+        value_name = "SECONDS"
+    )]
+    s3_credentials_duration_seconds: Option<u64>,
     /// Retries of one S3 request after a transient failure (5xx, 429, timeout) [default: 5].
     #[arg(long, env = "FLOE_S3_MAX_RETRIES", value_name = "N")]
     s3_max_retries: Option<usize>,
@@ -324,6 +346,16 @@ impl ConfigArgs {
         config.s3_share_credentials = self
             .s3_share_credentials
             .unwrap_or(config.s3_share_credentials);
+        set(&mut config.s3_access_delegation, &self.s3_access_delegation);
+        set(
+            &mut config.s3_default_access_delegation,
+            &self.s3_default_access_delegation,
+        );
+        set(&mut config.s3_sts_role_arn, &self.s3_sts_role_arn);
+        set(&mut config.s3_sts_endpoint, &self.s3_sts_endpoint);
+        if self.s3_credentials_duration_seconds.is_some() {
+            config.s3_credentials_duration_seconds = self.s3_credentials_duration_seconds;
+        }
         config.s3_max_retries = self.s3_max_retries.unwrap_or(config.s3_max_retries);
         config.s3_retry_timeout_ms = self
             .s3_retry_timeout_ms
@@ -344,6 +376,7 @@ fn read_config_file(path: &Path) -> Result<ServerConfig, String> {
 }
 
 fn validate(config: &ServerConfig) -> Result<(), String> {
+    config.delegation_options()?;
     let name_ok = !config.warehouse.is_empty()
         && config
             .warehouse
