@@ -34,7 +34,12 @@ fn rounds() -> usize {
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
@@ -49,7 +54,10 @@ async fn load(client: &reqwest::Client, url: &str, vended: bool) -> Duration {
     let body = response.bytes().await.expect("body");
     let elapsed = t0.elapsed();
     if vended {
-        assert!(body.windows(17).any(|w| w == b"s3.session-token\""), "credentials were vended");
+        assert!(
+            body.windows(17).any(|w| w == b"s3.session-token\""),
+            "credentials were vended"
+        );
     }
     elapsed
 }
@@ -135,7 +143,10 @@ fn main() {
             load(&client, &url, false).await; // the metadata file is cached; only STS is cold
             cold.push(load(&client, &url, true).await);
         }
-        let cold = stats("loadTable, vended credentials (first load: one STS call)", cold);
+        let cold = stats(
+            "loadTable, vended credentials (first load: one STS call)",
+            cold,
+        );
         for series in [&plain, &vended, &cold] {
             series.print();
         }

@@ -22,9 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use floe_storage::{
-    AllowedRoots, RetryOptions, S3Options, StoreOptions, Warehouse, redact_properties,
-};
+use floe_storage::{AllowedRoots, RetryOptions, S3Options, StoreOptions, Warehouse};
 use floe_store::{MetadataStore, StoreError, WarehouseRecord};
 
 use crate::{Catalog, CommitError, CommitSettings, Result};
@@ -309,7 +307,7 @@ fn info(record: &WarehouseRecord) -> WarehouseInfo {
     WarehouseInfo {
         name: record.name.clone(),
         storage_url: record.storage_url.clone(),
-        properties: redact_properties(&record.properties),
+        properties: floe_store::sealed::redact_properties(&record.properties),
         default: false,
         created_at_ms: Some(record.created_at_ms),
     }

@@ -6,7 +6,7 @@
 //! from the metadata store when they are scraped ([`record_open_findings`]), so that every
 //! replica reports the same, current, numbers.
 
-use floe_store::{FindingFilter, FindingKind, MetadataStore, Properties};
+use floe_store::{FindingKind, MetadataStore, Properties};
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 /// Scheduled jobs, by `kind` (compaction, snapshot-expiry, manifest-rewrite, orphan-removal,
@@ -94,22 +94,15 @@ pub(crate) fn scrub_bytes(bytes: u64) {
     counter!(BYTES_READ).increment(bytes);
 }
 
-/// The most open findings [`record_open_findings`] reads in one scrape.
-const MAX_OPEN_FINDINGS: usize = 100_000;
-
-/// Sets [`OPEN_FINDINGS`] from the metadata store: the findings open now, by kind (at most
-/// 100 000 are read).
+/// Sets [`OPEN_FINDINGS`] from the metadata store: the findings open now, by kind (kinds with
+/// none are set to zero, so a resolved kind drops to 0 rather than keeping its last value).
 pub async fn record_open_findings(store: &dyn MetadataStore) -> floe_store::Result<()> {
-    let filter = FindingFilter {
-        open_only: true,
-        ..FindingFilter::default()
-    };
-    let findings = store
-        .scrub()
-        .list_findings(&filter, MAX_OPEN_FINDINGS)
-        .await?;
+    let counts = store.scrub().open_findings_by_kind().await?;
     for kind in FindingKind::ALL {
-        let open = findings.iter().filter(|f| f.kind == kind).count();
+        let open = counts
+            .iter()
+            .find(|(counted, _)| *counted == kind)
+            .map_or(0, |(_, open)| *open);
         gauge!(OPEN_FINDINGS, "kind" => kind.as_str()).set(open as f64);
     }
     Ok(())

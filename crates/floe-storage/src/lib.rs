@@ -62,7 +62,6 @@ use url::Url;
 pub use location::canonical_location;
 pub use options::{
     AccessDelegation, DelegationOptions, RetryOptions, S3Access, S3Options, StoreOptions,
-    redact_properties,
 };
 pub use roots::AllowedRoots;
 pub use scope::{Deletion, TableScope, is_inside_location, refused_deletes_total};

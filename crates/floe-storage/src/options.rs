@@ -266,9 +266,6 @@ const S3_PROPERTIES: &[&str] = &[
     "s3.default-access-delegation",
 ];
 
-/// Properties whose values are secrets: stored, used, never shown.
-const SECRET_PROPERTIES: &[&str] = &["s3.secret-access-key", "s3.session-token"];
-
 impl S3Options {
     /// Reads a registered warehouse's settings (`s3.endpoint`, `s3.region`,
     /// `s3.path-style-access`, `s3.allow-http`, `s3.access-key-id`, `s3.secret-access-key`,
@@ -306,21 +303,6 @@ impl S3Options {
             share_credentials: flag("s3.share-credentials")?,
         })
     }
-}
-
-/// `properties` with secret values replaced by `***`, for listings and logs.
-pub fn redact_properties(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    properties
-        .iter()
-        .map(|(name, value)| {
-            let shown = if SECRET_PROPERTIES.contains(&name.as_str()) {
-                "***".to_string()
-            } else {
-                value.clone()
-            };
-            (name.clone(), shown)
-        })
-        .collect()
 }
 
 /// How hard a remote store is tried before an operation fails (and the request gets a 503).
@@ -652,9 +634,6 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(s3.path_style && !s3.allow_http && !s3.share_credentials);
         assert_eq!(s3.secret_access_key.as_deref(), Some("SECRET"));
-        let shown = redact_properties(&properties);
-        assert_eq!(shown["s3.secret-access-key"], "***");
-        assert_eq!(shown["s3.access-key-id"], "AKID");
 
         let typo = BTreeMap::from([("s3.endpont".to_string(), "x".to_string())]);
         let err = S3Options::from_properties(&typo).unwrap_err();

@@ -209,6 +209,10 @@ pub trait ScrubStore: Send + Sync + 'static {
     /// in warehouse and table order.
     async fn open_finding_counts(&self, warehouse: Option<&str>) -> Result<Vec<OpenFindings>>;
 
+    /// The number of open findings of each kind that has any, over every warehouse: what the
+    /// metrics scrape reports, counted by the store rather than read row by row.
+    async fn open_findings_by_kind(&self) -> Result<Vec<(FindingKind, u64)>>;
+
     /// Deletes findings resolved more than `older_than` ago (open ones stay, however old);
     /// returns how many.
     async fn expire_findings(&self, older_than: Duration) -> Result<u64>;

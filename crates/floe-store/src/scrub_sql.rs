@@ -291,6 +291,26 @@ pub(crate) async fn open_finding_counts<C: AccessConn>(
     Ok(counts)
 }
 
+pub(crate) async fn open_findings_by_kind<C: AccessConn>(
+    conn: &mut C,
+) -> Result<Vec<(FindingKind, u64)>, C::Error> {
+    let sql = "SELECT kind, COUNT(*) FROM scrub_findings WHERE resolved_at IS NULL GROUP BY kind";
+    fetch(
+        conn,
+        stmt(sql.to_string(), Vec::new()),
+        &[Col::Text, Col::Int],
+        |fields| {
+            let kind = fields
+                .text()?
+                .parse::<FindingKind>()
+                .map_err(|err| corrupt("kind", err))?;
+            let open = u64::try_from(fields.int()?).map_err(|err| corrupt("count", err))?;
+            Ok((kind, open))
+        },
+    )
+    .await
+}
+
 pub(crate) async fn expire_findings<C: AccessConn>(
     conn: &mut C,
     older_than: Duration,

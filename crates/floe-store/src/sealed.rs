@@ -41,6 +41,23 @@ pub fn is_secret_property(name: &str) -> bool {
     SECRET_PROPERTIES.contains(&name)
 }
 
+/// `properties` with secret values replaced by `***`, for listings and logs.
+pub fn redact_properties(
+    properties: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(name, value)| {
+            let shown = if is_secret_property(name) {
+                "***"
+            } else {
+                value.as_str()
+            };
+            (name.clone(), shown.to_string())
+        })
+        .collect()
+}
+
 /// A 256-bit key that seals the store's secrets. `Debug` shows only its id.
 #[derive(Clone)]
 pub struct SecretKey {
@@ -51,7 +68,7 @@ pub struct SecretKey {
 impl SecretKey {
     /// A new random key.
     pub fn generate() -> Self {
-        Self::from_key(Aes256Gcm::generate_key(OsRng))
+        Self::generate_base64().0
     }
 
     /// A key from its 32 bytes.
@@ -404,6 +421,19 @@ mod tests {
             .open("warehouse/a/s3.secret-access-key", &sealed)
             .unwrap_err();
         assert!(err.to_string().contains("no secret key"), "{err}");
+    }
+
+    #[test]
+    fn listings_show_secret_properties_as_stars_and_the_rest_as_is() {
+        let properties = std::collections::BTreeMap::from([
+            ("s3.access-key-id".to_string(), "AKID".to_string()),
+            ("s3.secret-access-key".to_string(), "SECRET".to_string()),
+            ("s3.session-token".to_string(), "TOKEN".to_string()),
+        ]);
+        let shown = redact_properties(&properties);
+        assert_eq!(shown["s3.access-key-id"], "AKID");
+        assert_eq!(shown["s3.secret-access-key"], "***");
+        assert_eq!(shown["s3.session-token"], "***");
     }
 
     #[test]

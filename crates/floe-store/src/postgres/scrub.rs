@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{Mode, PostgresStore};
 use crate::scrub::{
-    FindingFilter, OpenFindings, ScrubFinding, ScrubPass, ScrubRecorded, ScrubStore,
+    FindingFilter, FindingKind, OpenFindings, ScrubFinding, ScrubPass, ScrubRecorded, ScrubStore,
 };
 use crate::scrub_sql as ops;
 use crate::{Result, TableName};
@@ -49,6 +49,13 @@ impl ScrubStore for PostgresStore {
     async fn open_finding_counts(&self, warehouse: Option<&str>) -> Result<Vec<OpenFindings>> {
         self.run(Mode::Autocommit, async |conn| {
             ops::open_finding_counts(conn, warehouse).await
+        })
+        .await
+    }
+
+    async fn open_findings_by_kind(&self) -> Result<Vec<(FindingKind, u64)>> {
+        self.run(Mode::Autocommit, async |conn| {
+            ops::open_findings_by_kind(conn).await
         })
         .await
     }

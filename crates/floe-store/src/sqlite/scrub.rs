@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::scrub::{
-    FindingFilter, OpenFindings, ScrubFinding, ScrubPass, ScrubRecorded, ScrubStore,
+    FindingFilter, FindingKind, OpenFindings, ScrubFinding, ScrubPass, ScrubRecorded, ScrubStore,
 };
 use crate::scrub_sql as ops;
 use crate::{Result, TableName};
@@ -41,6 +41,11 @@ impl ScrubStore for SqliteStore {
 
     async fn open_finding_counts(&self, warehouse: Option<&str>) -> Result<Vec<OpenFindings>> {
         self.read(async |conn| ops::open_finding_counts(conn, warehouse).await)
+            .await
+    }
+
+    async fn open_findings_by_kind(&self) -> Result<Vec<(FindingKind, u64)>> {
+        self.read(async |conn| ops::open_findings_by_kind(conn).await)
             .await
     }
 

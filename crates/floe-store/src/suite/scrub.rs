@@ -201,6 +201,8 @@ pub async fn scrub_findings_are_listed_counted_and_expired(store: Arc<dyn Metada
         .record_scrub(&shallow("lake", &orders, files("s3://l/orders", 2)))
         .await
         .unwrap();
+    let by_kind = scrub.open_findings_by_kind().await.unwrap();
+    assert_eq!(by_kind, vec![(FindingKind::Missing, 6)]);
     let counts = scrub.open_finding_counts(None).await.unwrap();
     let count = |warehouse: &str, table: &TableName, open: u64| OpenFindings {
         warehouse: warehouse.into(),
