@@ -88,6 +88,7 @@ mod access;
 mod backup;
 mod replicas;
 mod scrub;
+mod tls;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
 
@@ -169,12 +170,15 @@ type Attempt<T> = std::result::Result<T, Failure>;
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`; a password may
-    /// also come from `PGPASSWORD`) and brings its schema up to date.
+    /// also come from `PGPASSWORD`; TLS settings as `tls` describes) and brings its schema up to
+    /// date.
     pub async fn connect(url: &str, options: &PostgresOptions) -> Result<Self> {
-        let mut connect: PgConnectOptions = url
+        let connect: PgConnectOptions = url
             .parse()
             .map_err(|err| StoreError::InvalidInput(format!("invalid PostgreSQL URL: {err}")))?;
-        connect = connect.application_name("floe");
+        let tls = tls::TlsSettings::from_url(url, &connect)?;
+        tls.log(&connect);
+        let mut connect = tls.apply(connect).application_name("floe");
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([(
                 "statement_timeout",
@@ -184,9 +188,12 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
-            .map_err(db_error)?;
+            .map_err(|err| match tls.explain(&err, &connect) {
+                Some(explained) => StoreError::Unavailable(explained),
+                None => db_error(err),
+            })?;
         let mut migrator = sqlx::migrate!("./migrations-postgres");
         migrator.set_locking(options.lock_migrations);
         migrator.run(&pool).await.map_err(|err| match err {

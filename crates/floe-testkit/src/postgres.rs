@@ -602,7 +602,11 @@ mod tests {
         );
         assert_eq!(ssl.trim(), "t", "psql's connection is not over TLS");
         let ca = cluster.ca_cert();
-        assert!(fs::read_to_string(&ca).unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(
+            fs::read_to_string(&ca)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
         for file in [ca, cluster.dir.join("server.key")] {
             let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", file.display());
