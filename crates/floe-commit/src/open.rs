@@ -242,12 +242,32 @@ fn create_dir(dir: &Path) -> Result<(), String> {
         .map_err(|err| format!("cannot create data dir {}: {err}", dir.display()))
 }
 
-/// `url` with its password, if any, masked, for messages.
+/// `url` with its password, if any, masked, for messages: the one before the host and a
+/// `password` (or `sslpassword`) query parameter. Other parameters, such as `sslmode` and the
+/// certificate files, stay: they are what an operator checks.
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut url) => {
             if url.password().is_some() {
                 let _ = url.set_password(Some("***"));
+            }
+            // Pair by pair, as written: re-encoding would turn the paths' `/` into `%2F`.
+            if let Some(query) = url.query() {
+                let masked: Vec<String> = query
+                    .split('&')
+                    .map(|pair| {
+                        let name = url::form_urlencoded::parse(pair.as_bytes())
+                            .next()
+                            .map(|(name, _)| name.into_owned())
+                            .unwrap_or_default();
+                        if matches!(name.as_str(), "password" | "sslpassword") {
+                            format!("{name}=***")
+                        } else {
+                            pair.to_string()
+                        }
+                    })
+                    .collect();
+                url.set_query(Some(&masked.join("&")));
             }
             url.to_string()
         }
@@ -263,6 +283,13 @@ mod tests {
     fn passwords_never_reach_messages() {
         let shown = redacted("postgres://floe:secret@127.0.0.1:5432/floe");
         assert!(!shown.contains("secret"), "{shown}");
+        let shown = redacted(
+            "postgres://floe@db:5432/floe?pass%77ord=secret&sslmode=verify-full&sslrootcert=/ca.pem",
+        );
+        assert_eq!(
+            shown,
+            "postgres://floe@db:5432/floe?password=***&sslmode=verify-full&sslrootcert=/ca.pem"
+        );
         assert_eq!(redacted("not a url"), "(malformed URL)");
     }
 
