@@ -88,6 +88,7 @@ mod access;
 mod backup;
 mod replicas;
 mod scrub;
+mod secrets;
 mod tls;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
@@ -114,6 +115,9 @@ pub struct PostgresOptions {
     pub lock_migrations: bool,
     /// Seals the secrets the store keeps (see [`crate::sealed`]); without a key, none can be stored.
     pub sealer: Sealer,
+    /// Whether opening with a key brings every stored secret under it ([`crate::secrets`]).
+    /// `floe secrets reseal` turns this off to run the pass itself and report it.
+    pub seal_on_open: bool,
 }
 
 impl Default for PostgresOptions {
@@ -125,6 +129,7 @@ impl Default for PostgresOptions {
             max_attempts: 5,
             lock_migrations: true,
             sealer: Sealer::default(),
+            seal_on_open: true,
         }
     }
 }
@@ -206,13 +211,8 @@ impl PostgresStore {
             scope: Scope::default(),
             sealer: options.sealer.clone(),
         };
-        if store.sealer.has_key() {
-            let sealer = store.sealer.clone();
-            store
-                .run(Mode::Write, async |conn| {
-                    sealed::seal_plaintext(conn, &sealer).await
-                })
-                .await?;
+        if options.seal_on_open && store.sealer.has_key() {
+            crate::SecretStore::reseal_secrets(&store).await?;
         }
         Ok(store)
     }
@@ -404,6 +404,10 @@ impl MetadataStore for PostgresStore {
     }
 
     fn replicas(&self) -> &dyn crate::ReplicaStore {
+        self
+    }
+
+    fn secrets(&self) -> &dyn crate::SecretStore {
         self
     }
 
