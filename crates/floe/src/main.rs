@@ -1,6 +1,7 @@
 //! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`),
 //! maintains them (`floe maintain`, see `maintain.rs`), repairs them (`floe repair`, see
-//! `repair.rs`) and shows its configuration.
+//! `repair.rs`), re-seals stored secrets after a key rotation (`floe secrets`, see `secrets.rs`)
+//! and shows its configuration.
 //!
 //! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
 //! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
