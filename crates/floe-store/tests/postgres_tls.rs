@@ -187,3 +187,26 @@ async fn a_tls_only_server_refuses_sslmode_disable_and_takes_the_unchecked_modes
         store.ping().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_server_without_tls_is_refused_when_tls_is_required() {
+    let url = tokio::task::spawn_blocking(|| TestPostgres::shared().create_database())
+        .await
+        .unwrap();
+    let err = connect(&format!("{url}?sslmode=require"))
+        .await
+        .err()
+        .expect("a server without TLS was accepted with sslmode=require")
+        .to_string();
+    assert!(
+        err.contains("does not support TLS") && err.contains("sslmode=require"),
+        "{err}"
+    );
+    // Without a requirement, the same server is fine.
+    connect(&format!("{url}?sslmode=prefer"))
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+}

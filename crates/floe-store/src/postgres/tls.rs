@@ -162,8 +162,9 @@ impl TlsSettings {
             tracing::warn!(
                 host,
                 tls = %self.describe(),
-                "the metadata store's certificate is not checked against its host name: anyone \
-                 on the network path can pose as the database; use sslmode=verify-full"
+                "the metadata store connection does not verify the server: anyone on the network \
+                 path can pose as the database (and, without TLS, read the traffic); use \
+                 sslmode=verify-full"
             );
         }
     }
