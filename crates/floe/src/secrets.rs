@@ -43,8 +43,9 @@ struct ResealArgs {
     /// The shared PostgreSQL metadata store (postgres:// URL) instead of DIR/catalog.db.
     #[arg(long, value_name = "URL")]
     metastore: Option<String>,
-    /// File holding the current (new) key, 32 bytes in base64 [default: FLOE_SECRET_KEY, else
-    /// FLOE_SECRET_KEY_FILE, else DIR/secret.key for the embedded store].
+    /// File holding the current (new) key, 32 bytes in base64 [default: FLOE_SECRET_KEY_FILE,
+    /// else DIR/secret.key for the embedded store]. FLOE_SECRET_KEY, the key itself, comes first
+    /// when it is set, as for `floe serve`.
     #[arg(long, value_name = "FILE")]
     secret_key_file: Option<PathBuf>,
     /// File holding a previous (old) key, repeatable [default: FLOE_PREVIOUS_SECRET_KEY_FILES;
