@@ -210,3 +210,41 @@ async fn a_server_without_tls_is_refused_when_tls_is_required() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_the_server_wants_one() {
+    let (cluster, database) = tokio::task::spawn_blocking(|| {
+        let cluster = TestPostgres::start_with_client_certs(&["localhost"]);
+        let url = cluster.create_database();
+        let database = url.rsplit('/').next().unwrap().to_string();
+        (cluster, database)
+    })
+    .await
+    .unwrap();
+    let verified = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        cluster.ca_cert().display()
+    );
+    let err = connect(&url(&cluster, "localhost", &database, &verified))
+        .await
+        .err()
+        .expect("a connection without a client certificate was accepted")
+        .to_string();
+    assert!(err.contains("requires a valid client certificate"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+    let (cert, key) = cluster.client_cert();
+    let store = connect(&url(
+        &cluster,
+        "localhost",
+        &database,
+        &format!(
+            "{verified}&sslcert={}&sslkey={}",
+            cert.display(),
+            key.display()
+        ),
+    ))
+    .await
+    .unwrap();
+    store.ping().await.unwrap();
+    assert!(server_sees_tls(&cluster));
+}

@@ -21,8 +21,8 @@ pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A server certificate and its private key, in PEM.
-pub struct ServerCert {
+/// A certificate and its private key, in PEM.
+pub struct IssuedCert {
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -54,7 +54,7 @@ impl TestCa {
 
     /// A server certificate for `names` (DNS names, or IP addresses such as `127.0.0.1`), signed
     /// by this CA. A client that checks the server's name accepts only these.
-    pub fn issue_server_cert(&self, names: &[&str]) -> ServerCert {
+    pub fn issue_server_cert(&self, names: &[&str]) -> IssuedCert {
         let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).unwrap_or_else(|err| {
             panic!("a server certificate for {names:?}: {err}");
@@ -72,7 +72,25 @@ impl TestCa {
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("sign the server certificate");
-        ServerCert {
+        IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A client certificate for the database user `user` (its common name, which PostgreSQL's
+    /// `clientcert=verify-full` compares with the user), signed by this CA.
+    pub fn issue_client_cert(&self, user: &str) -> IssuedCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names to check");
+        params.distinguished_name.push(DnType::CommonName, user);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("generate a client key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign the client certificate");
+        IssuedCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
