@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// share this key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_key_file: Option<PathBuf>,
+    /// Files holding previous secret keys, during a rotation: values sealed with them still
+    /// open, and are re-sealed with the current key at start. Only the files' names are shown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_secret_key_files: Vec<PathBuf>,
     /// The default warehouse's name; clients see it as the REST `prefix`.
     pub warehouse: String,
     /// Where the warehouse's files live: `s3://bucket/prefix`, `file:///dir`, or (tests only)
@@ -175,6 +179,7 @@ impl Default for ServerConfig {
             metastore_acquire_timeout_ms: 3_000,
             metastore_statement_timeout_ms: 30_000,
             secret_key_file: None,
+            previous_secret_key_files: Vec::new(),
             warehouse: "main".to_string(),
             warehouse_url: None,
             s3_endpoint: None,

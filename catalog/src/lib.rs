@@ -306,6 +306,8 @@ pub async fn open_warehouses(config: &ServerConfig) -> Result<Warehouses, StartE
         settings: settings.clone(),
         secret_key: None,
         secret_key_file: config.secret_key_file.clone(),
+        previous_secret_key_files: config.previous_secret_key_files.clone(),
+        seal_on_open: true,
     };
     let default = floe_commit::open::open(&options).await?;
     // After opening, which creates the data dir: the default root is resolved on disk.

@@ -22,6 +22,7 @@ mod lifecycle;
 mod locations;
 mod maintenance;
 mod metadata_log;
+mod metastore_tls;
 mod names;
 mod observability;
 mod repair;

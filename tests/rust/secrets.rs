@@ -147,3 +147,114 @@ fn a_data_dir_floe_creates_is_private() {
     assert_eq!(mode(&data_dir.join("catalog.db")), 0o600);
     assert_eq!(mode(&data_dir.join("secret.key")), 0o600);
 }
+
+/// Trades the first administrator's credential (written by the first `oauth2` start) for a token.
+async fn admin_token(server: &FloeServer) -> String {
+    let credential = std::fs::read_to_string(server.data_dir().join("admin-credential")).unwrap();
+    let (client_id, client_secret) = credential.trim().split_once(':').unwrap();
+    let response = floe_testkit::http()
+        .post(format!("{}/v1/oauth/tokens", server.uri()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("scope", "catalog"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a token (the signing key opens)");
+    let token: Value = response.json().await.unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
+async fn config_status(server: &FloeServer, token: &str) -> u16 {
+    floe_testkit::http()
+        .get(format!("{}/v1/config", server.uri()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The rotation docs/security.md describes, on one server: the new key as current and the old as
+/// previous re-seals the token signing keys at start; `floe secrets reseal` then reports 0 left
+/// and the old key can go. Before that, the command names what the new key alone cannot open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_secret_key_reseals_at_start_and_the_old_key_can_go() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let dir = data_dir.to_str().unwrap();
+    let mut server = FloeServer::start_in_with_args(&data_dir, &["--auth", "oauth2"]);
+    let token = admin_token(&server).await;
+    assert_eq!(config_status(&server, &token).await, 200);
+    assert!(server.stop());
+
+    let old_key = data_dir.join("secret.key");
+    let new_key = root.path().join("new.key");
+    let key_bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|id| id.as_bytes().to_vec())
+        .collect();
+    let new_key_text =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &key_bytes);
+    std::fs::write(&new_key, format!("{new_key_text}\n")).unwrap();
+    let new = new_key.to_str().unwrap();
+    let old = old_key.to_str().unwrap();
+
+    let (ok, _, err) = floe(&[
+        "secrets",
+        "reseal",
+        "--data-dir",
+        dir,
+        "--secret-key-file",
+        new,
+    ]);
+    assert!(!ok, "the new key alone cannot open the signing keys");
+    assert!(
+        err.contains("left: signing-key/") && err.contains("which this server does not have"),
+        "{err}"
+    );
+    assert!(!err.contains(&new_key_text), "{err}");
+
+    // Every server: the new key as current, the old one as previous. The start re-seals.
+    let args = [
+        "--auth",
+        "oauth2",
+        "--secret-key-file",
+        new,
+        "--previous-secret-key-file",
+        old,
+    ];
+    let mut server = FloeServer::start_in_with_args(&data_dir, &args);
+    assert_eq!(
+        config_status(&server, &token).await,
+        200,
+        "old tokens still verify"
+    );
+    admin_token(&server).await;
+    assert!(server.stop());
+
+    let (ok, out, err) = floe(&[
+        "secrets",
+        "reseal",
+        "--data-dir",
+        dir,
+        "--secret-key-file",
+        new,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("re-sealed 0 value(s)") && out.contains("; 0 left"),
+        "{out}"
+    );
+
+    // The old key is no longer needed.
+    std::fs::remove_file(&old_key).unwrap();
+    let server =
+        FloeServer::start_in_with_args(&data_dir, &["--auth", "oauth2", "--secret-key-file", new]);
+    assert_eq!(config_status(&server, &token).await, 200);
+    admin_token(&server).await;
+}

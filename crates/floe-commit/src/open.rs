@@ -45,6 +45,12 @@ pub struct OpenOptions {
     pub secret_key: Option<SecretKey>,
     /// A file holding the secret key in base64 (`--secret-key-file`).
     pub secret_key_file: Option<PathBuf>,
+    /// Files holding previous secret keys, which open values but seal none (during a rotation:
+    /// see [`previous_secret_keys`]).
+    pub previous_secret_key_files: Vec<PathBuf>,
+    /// Whether opening the store brings every stored secret under the current key
+    /// (`floe_store::secrets`); `floe secrets reseal` turns it off to run and report the pass.
+    pub seal_on_open: bool,
 }
 
 impl OpenOptions {
@@ -62,6 +68,8 @@ impl OpenOptions {
             settings: CommitSettings::default(),
             secret_key: None,
             secret_key_file: None,
+            previous_secret_key_files: Vec::new(),
+            seal_on_open: true,
         }
     }
 
@@ -120,6 +128,60 @@ pub fn secret_key(options: &OpenOptions) -> Result<Option<SecretKey>, String> {
     }
 }
 
+/// The previous secret keys (see *Rotation* in `floe_store::sealed`): those in the files
+/// `options.previous_secret_key_files`, else in the files `FLOE_PREVIOUS_SECRET_KEY_FILES` names
+/// (comma-separated); and the keys in `FLOE_PREVIOUS_SECRET_KEYS` (base64, comma-separated).
+pub fn previous_secret_keys(options: &OpenOptions) -> Result<Vec<SecretKey>, String> {
+    let mut files = options.previous_secret_key_files.clone();
+    if files.is_empty()
+        && let Some(list) = std::env::var_os("FLOE_PREVIOUS_SECRET_KEY_FILES")
+    {
+        let list = list
+            .into_string()
+            .map_err(|_| "FLOE_PREVIOUS_SECRET_KEY_FILES is not text".to_string())?;
+        files = split_list(&list).map(PathBuf::from).collect();
+    }
+    let mut keys = files
+        .iter()
+        .map(|file| read_key_file(file))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(list) = std::env::var_os("FLOE_PREVIOUS_SECRET_KEYS") {
+        let list = list
+            .into_string()
+            .map_err(|_| "FLOE_PREVIOUS_SECRET_KEYS is not base64 text".to_string())?;
+        for (index, text) in split_list(&list).enumerate() {
+            keys.push(
+                SecretKey::from_base64(text).map_err(|err| {
+                    format!("FLOE_PREVIOUS_SECRET_KEYS, key {}: {err}", index + 1)
+                })?,
+            );
+        }
+    }
+    Ok(keys)
+}
+
+fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// The sealer of the store `options` describe: its secret key and previous keys. Previous keys
+/// without a current key are an error: nothing could be re-sealed.
+pub fn sealer(options: &OpenOptions) -> Result<Sealer, String> {
+    let key = secret_key(options)?;
+    let previous = previous_secret_keys(options)?;
+    if key.is_none() && !previous.is_empty() {
+        return Err(
+            "previous secret keys were given but no current one (FLOE_SECRET_KEY, or \
+                    --secret-key-file / FLOE_SECRET_KEY_FILE): a rotation needs the new key as \
+                    the current one"
+                .into(),
+        );
+    }
+    Ok(Sealer::new(key).with_previous(previous))
+}
+
 fn read_key_file(path: &Path) -> Result<SecretKey, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read secret key file {}: {err}", path.display()))?;
@@ -131,8 +193,21 @@ fn read_key_file(path: &Path) -> Result<SecretKey, String> {
 /// file, created if missing) and the local warehouse, and records the locations of tables created
 /// before the store kept them (once: see `locations`). Errors are messages for the operator.
 pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
+    let store = open_store(options).await?;
+    let warehouse = open_warehouse(options).await?;
+    crate::locations::record_missing(&store, &warehouse, &options.store.retry).await;
+    Ok(Catalog::with_settings(
+        store,
+        warehouse,
+        options.settings.clone(),
+    ))
+}
+
+/// Opens the metadata store alone, as [`open`] does (creating the data dir, and with the
+/// embedded store `catalog.db`), for tools that need no warehouse (`floe secrets`).
+pub async fn open_store(options: &OpenOptions) -> Result<Arc<dyn MetadataStore>, String> {
     create_dir(&options.data_dir)?;
-    let sealer = Sealer::new(secret_key(options)?);
+    let sealer = sealer(options)?;
     // With a shared metastore the SQLite file is neither opened nor created.
     let store: Arc<dyn MetadataStore> = match &options.metastore {
         Some(url) => {
@@ -141,6 +216,7 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
                 acquire_timeout: options.acquire_timeout,
                 statement_timeout: options.statement_timeout,
                 sealer,
+                seal_on_open: options.seal_on_open,
                 ..PostgresOptions::default()
             };
             Arc::new(
@@ -154,6 +230,7 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
                 max_connections: options.max_connections,
                 acquire_timeout: options.acquire_timeout,
                 sealer,
+                seal_on_open: options.seal_on_open,
                 ..SqliteOptions::default()
             };
             let path = options.catalog_db();
@@ -167,13 +244,7 @@ pub async fn open(options: &OpenOptions) -> Result<Catalog, String> {
             )
         }
     };
-    let warehouse = open_warehouse(options).await?;
-    crate::locations::record_missing(&store, &warehouse, &options.store.retry).await;
-    Ok(Catalog::with_settings(
-        store,
-        warehouse,
-        options.settings.clone(),
-    ))
+    Ok(store)
 }
 
 /// Opens the catalog as [`open`] does and hosts it as the default warehouse beside the ones
@@ -242,12 +313,32 @@ fn create_dir(dir: &Path) -> Result<(), String> {
         .map_err(|err| format!("cannot create data dir {}: {err}", dir.display()))
 }
 
-/// `url` with its password, if any, masked, for messages.
+/// `url` with its password, if any, masked, for messages: the one before the host and a
+/// `password` (or `sslpassword`) query parameter. Other parameters, such as `sslmode` and the
+/// certificate files, stay: they are what an operator checks.
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut url) => {
             if url.password().is_some() {
                 let _ = url.set_password(Some("***"));
+            }
+            // Pair by pair, as written: re-encoding would turn the paths' `/` into `%2F`.
+            if let Some(query) = url.query() {
+                let masked: Vec<String> = query
+                    .split('&')
+                    .map(|pair| {
+                        let name = url::form_urlencoded::parse(pair.as_bytes())
+                            .next()
+                            .map(|(name, _)| name.into_owned())
+                            .unwrap_or_default();
+                        if matches!(name.as_str(), "password" | "sslpassword") {
+                            format!("{name}=***")
+                        } else {
+                            pair.to_string()
+                        }
+                    })
+                    .collect();
+                url.set_query(Some(&masked.join("&")));
             }
             url.to_string()
         }
@@ -263,6 +354,13 @@ mod tests {
     fn passwords_never_reach_messages() {
         let shown = redacted("postgres://floe:secret@127.0.0.1:5432/floe");
         assert!(!shown.contains("secret"), "{shown}");
+        let shown = redacted(
+            "postgres://floe@db:5432/floe?pass%77ord=secret&sslmode=verify-full&sslrootcert=/ca.pem",
+        );
+        assert_eq!(
+            shown,
+            "postgres://floe@db:5432/floe?password=***&sslmode=verify-full&sslrootcert=/ca.pem"
+        );
         assert_eq!(redacted("not a url"), "(malformed URL)");
     }
 

@@ -60,6 +60,9 @@ impl MetadataStore for FaultyMetadataStore {
     fn replicas(&self) -> &dyn floe_store::ReplicaStore {
         self.inner.replicas()
     }
+    fn secrets(&self) -> &dyn floe_store::SecretStore {
+        self.inner.secrets()
+    }
     fn in_warehouse(&self, name: &str) -> Result<Arc<dyn MetadataStore>> {
         self.inner.in_warehouse(name)
     }

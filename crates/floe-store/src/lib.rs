@@ -5,7 +5,7 @@
 //! access-control records: principals, roles, grants, signing keys, the audit log; the
 //! scrubber's findings; the replicas' heartbeats). Secrets among those records (warehouses' storage
 //! secrets, signing keys' private halves) are sealed before they are written and opened when read
-//! ([`sealed`]).
+//! ([`sealed`]), and brought under a new key when the key is rotated ([`secrets`]).
 //!
 //! # The model
 //!
@@ -162,6 +162,7 @@ pub use scrub::{
     FindingFilter, FindingKind, OpenFindings, Problem, ScrubFinding, ScrubPass, ScrubRecorded,
     ScrubStore,
 };
+pub use secrets::{SealReport, SecretStore};
 
 pub mod access;
 mod access_sql;
@@ -177,6 +178,7 @@ mod replicas_sql;
 pub mod scrub;
 mod scrub_sql;
 pub mod sealed;
+pub mod secrets;
 pub mod sqlite;
 
 #[cfg(any(test, feature = "test-suite"))]
@@ -426,6 +428,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// The replicas' heartbeats (see *Replicas* in the crate docs): global.
     fn replicas(&self) -> &dyn ReplicaStore;
+
+    /// The stored secrets as a whole: re-sealing them under the current key ([`secrets`]).
+    fn secrets(&self) -> &dyn SecretStore;
 
     /// A handle on the same database (same pool) working in the registered warehouse `name`. It
     /// does not check that the warehouse exists: creating a namespace in a warehouse that does not

@@ -88,6 +88,8 @@ mod access;
 mod backup;
 mod replicas;
 mod scrub;
+mod secrets;
+mod tls;
 
 pub use backup::{Export, ExportedRow, latest_schema_version};
 
@@ -113,6 +115,9 @@ pub struct PostgresOptions {
     pub lock_migrations: bool,
     /// Seals the secrets the store keeps (see [`crate::sealed`]); without a key, none can be stored.
     pub sealer: Sealer,
+    /// Whether opening with a key brings every stored secret under it ([`crate::secrets`]).
+    /// `floe secrets reseal` turns this off to run the pass itself and report it.
+    pub seal_on_open: bool,
 }
 
 impl Default for PostgresOptions {
@@ -124,6 +129,7 @@ impl Default for PostgresOptions {
             max_attempts: 5,
             lock_migrations: true,
             sealer: Sealer::default(),
+            seal_on_open: true,
         }
     }
 }
@@ -169,12 +175,15 @@ type Attempt<T> = std::result::Result<T, Failure>;
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`; a password may
-    /// also come from `PGPASSWORD`) and brings its schema up to date.
+    /// also come from `PGPASSWORD`; TLS settings as `tls` describes) and brings its schema up to
+    /// date.
     pub async fn connect(url: &str, options: &PostgresOptions) -> Result<Self> {
-        let mut connect: PgConnectOptions = url
+        let connect: PgConnectOptions = url
             .parse()
             .map_err(|err| StoreError::InvalidInput(format!("invalid PostgreSQL URL: {err}")))?;
-        connect = connect.application_name("floe");
+        let tls = tls::TlsSettings::from_url(url, &connect)?;
+        tls.log(&connect);
+        let mut connect = tls.apply(connect).application_name("floe");
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([(
                 "statement_timeout",
@@ -184,9 +193,12 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
-            .map_err(db_error)?;
+            .map_err(|err| match tls.explain(&err, &connect) {
+                Some(explained) => StoreError::Unavailable(explained),
+                None => db_error(err),
+            })?;
         let mut migrator = sqlx::migrate!("./migrations-postgres");
         migrator.set_locking(options.lock_migrations);
         migrator.run(&pool).await.map_err(|err| match err {
@@ -199,13 +211,8 @@ impl PostgresStore {
             scope: Scope::default(),
             sealer: options.sealer.clone(),
         };
-        if store.sealer.has_key() {
-            let sealer = store.sealer.clone();
-            store
-                .run(Mode::Write, async |conn| {
-                    sealed::seal_plaintext(conn, &sealer).await
-                })
-                .await?;
+        if options.seal_on_open && store.sealer.has_key() {
+            crate::SecretStore::reseal_secrets(&store).await?;
         }
         Ok(store)
     }
@@ -397,6 +404,10 @@ impl MetadataStore for PostgresStore {
     }
 
     fn replicas(&self) -> &dyn crate::ReplicaStore {
+        self
+    }
+
+    fn secrets(&self) -> &dyn crate::SecretStore {
         self
     }
 

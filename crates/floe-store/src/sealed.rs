@@ -14,8 +14,15 @@
 //!   wrong key is reported as such rather than as corruption, and a later key rotation can tell
 //!   old values from new ones.
 //!
-//! Values written before sealing existed stay readable as they are and are sealed by
-//! `seal_plaintext_secrets` when a store opens with a key.
+//! Values written before sealing existed stay readable as they are and are sealed when a store
+//! opens with a key (see [`crate::secrets`]).
+//!
+//! # Rotation
+//!
+//! A [`Sealer`] holds the current key and, during a rotation, previous ones: it seals with the
+//! current key only and opens a value with whichever key its id names. Opening a store (and
+//! [`crate::SecretStore::reseal_secrets`]) re-seals what a previous key sealed under the current
+//! one; once nothing is left under a previous key, that key can go.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,7 +34,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
 use crate::access::SigningKeyRecord;
-use crate::access_sql::{AccessConn, Arg, Col, Value, rows, stmt};
 use crate::{Result, StoreError, WarehouseRecord};
 
 const PREFIX: &str = "floe-sealed:v1:";
@@ -121,21 +127,61 @@ impl fmt::Debug for SecretKey {
 
 /// How a store treats secrets: with a key it seals them; without one it refuses to store a new
 /// secret (a store shared by several servers must have the key they all share, and none was
-/// given) but still reads values written before sealing existed.
+/// given) but still reads values written before sealing existed. Previous keys (see *Rotation*
+/// in the module docs) only open.
 #[derive(Clone, Debug, Default)]
 pub struct Sealer {
     key: Option<Arc<SecretKey>>,
+    previous: Arc<[SecretKey]>,
 }
 
 impl Sealer {
     pub fn new(key: Option<SecretKey>) -> Self {
         Self {
             key: key.map(Arc::new),
+            previous: Arc::new([]),
+        }
+    }
+
+    /// This sealer, also opening values sealed with `previous` keys (the current key among them,
+    /// or one given twice, counts once).
+    pub fn with_previous(self, previous: Vec<SecretKey>) -> Self {
+        let mut kept: Vec<SecretKey> = Vec::new();
+        for key in previous {
+            let current = self
+                .key
+                .as_ref()
+                .is_some_and(|current| current.id == key.id);
+            if !current && !kept.iter().any(|other| other.id == key.id) {
+                kept.push(key);
+            }
+        }
+        Self {
+            previous: kept.into(),
+            ..self
         }
     }
 
     pub fn has_key(&self) -> bool {
         self.key.is_some()
+    }
+
+    /// The id of the key new values are sealed with.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key.as_ref().map(|key| key.id())
+    }
+
+    /// The ids of the previous keys, which only open.
+    pub fn previous_key_ids(&self) -> Vec<&str> {
+        self.previous.iter().map(SecretKey::id).collect()
+    }
+
+    /// The key with id `key_id`, current or previous.
+    fn key_with_id(&self, key_id: &str) -> Option<&SecretKey> {
+        self.key
+            .as_deref()
+            .filter(|key| key.id == key_id)
+            .or_else(|| self.previous.iter().find(|key| key.id == key_id))
     }
 
     /// Seals `plain`, which belongs at `place` (see the module docs).
@@ -171,16 +217,21 @@ impl Sealer {
         };
         let corrupt = || StoreError::Internal(format!("the sealed value of {place} is corrupt"));
         let (key_id, body) = rest.split_once(':').ok_or_else(corrupt)?;
-        let key = match &self.key {
-            Some(key) if key.id == key_id => key,
-            Some(key) => {
+        let key = match (self.key_with_id(key_id), &self.key) {
+            (Some(key), _) => key,
+            (None, Some(current)) => {
+                let previous = match self.previous_key_ids().join(", ") {
+                    none if none.is_empty() => String::new(),
+                    ids => format!(" (previous keys: {ids})"),
+                };
                 return Err(StoreError::Internal(format!(
-                    "{place} was sealed with secret key {key_id}, but this server has key {}: \
-                     every server sharing this metadata store needs the key that sealed it",
-                    key.id
+                    "{place} was sealed with secret key {key_id}, but this server has key {}\
+                     {previous}: every server sharing this metadata store needs the key that \
+                     sealed it, as its key or a previous one (--previous-secret-key-file)",
+                    current.id
                 )));
             }
-            None => {
+            (None, None) => {
                 return Err(StoreError::Internal(format!(
                     "{place} was sealed with secret key {key_id}, and this server has no secret \
                      key (FLOE_SECRET_KEY or FLOE_SECRET_KEY_FILE)"
@@ -213,6 +264,14 @@ impl Sealer {
 /// Whether a stored value is sealed (rather than written before sealing existed).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
+}
+
+/// The id of the key that sealed `stored`, if it is a sealed value.
+pub fn sealing_key_id(stored: &str) -> Option<&str> {
+    stored
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(key_id, _)| key_id)
 }
 
 /// Where a warehouse's property lives, as the associated data of its sealed value.
@@ -314,77 +373,6 @@ pub(crate) fn open_record(sealer: &Sealer, record: WarehouseRecord) -> Result<Wa
     })
 }
 
-/// Seals every secret written before sealing existed, in one transaction of the caller's; returns
-/// how many values it sealed. Each row is rewritten only if it is still what was read, so a
-/// concurrent change is never overwritten (the next start seals what it left).
-pub(crate) async fn seal_plaintext<C: AccessConn>(
-    conn: &mut C,
-    sealer: &Sealer,
-) -> Result<u64, C::Error> {
-    let mut sealed = 0;
-    let warehouses = conn
-        .fetch(
-            &stmt("SELECT name, properties FROM warehouses", []),
-            &[Col::Text, Col::Text],
-        )
-        .await?;
-    for row in warehouses {
-        let [Value::Text(name), Value::Text(json)] = row.as_slice() else {
-            return Err(StoreError::Internal("unexpected warehouse row".into()).into());
-        };
-        let properties: crate::Properties = serde_json::from_str(json).map_err(|err| {
-            StoreError::Internal(format!("corrupt properties of warehouse {name}: {err}"))
-        })?;
-        let plain = properties
-            .iter()
-            .filter(|(property, value)| is_secret_property(property) && !is_sealed(value))
-            .count();
-        if plain == 0 {
-            continue;
-        }
-        let new_json = serde_json::to_string(&seal_properties(sealer, name, &properties)?)
-            .map_err(|err| StoreError::Internal(format!("encoding properties: {err}")))?;
-        let update = stmt(
-            "UPDATE warehouses SET properties = ? WHERE name = ? AND properties = ?",
-            [Arg::Text(&new_json), Arg::Text(name), Arg::Text(json)],
-        );
-        if rows(conn, update).await? > 0 {
-            sealed += plain as u64;
-        }
-    }
-    let keys = conn
-        .fetch(
-            &stmt("SELECT kid, private_key FROM signing_keys", []),
-            &[Col::Text, Col::Bytes],
-        )
-        .await?;
-    for row in keys {
-        let [Value::Text(kid), Value::Bytes(private_key)] = row.as_slice() else {
-            return Err(StoreError::Internal("unexpected signing key row".into()).into());
-        };
-        if std::str::from_utf8(private_key).is_ok_and(is_sealed) {
-            continue;
-        }
-        let new_key = seal_private_key(sealer, kid, private_key)?;
-        let update = stmt(
-            "UPDATE signing_keys SET private_key = ? WHERE kid = ? AND private_key = ?",
-            [
-                Arg::Bytes(&new_key),
-                Arg::Text(kid),
-                Arg::Bytes(private_key),
-            ],
-        );
-        sealed += rows(conn, update).await?;
-    }
-    if sealed > 0 {
-        tracing::info!(
-            values = sealed,
-            "sealed secrets stored before sealing existed"
-        );
-    }
-    Ok(sealed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +422,34 @@ mod tests {
         assert_eq!(shown["s3.access-key-id"], "AKID");
         assert_eq!(shown["s3.secret-access-key"], "***");
         assert_eq!(shown["s3.session-token"], "***");
+    }
+
+    #[test]
+    fn previous_keys_open_and_only_the_current_key_seals() {
+        let old = SecretKey::generate();
+        let new = SecretKey::generate();
+        let sealed_before = Sealer::new(Some(old.clone())).seal("p", b"v").unwrap();
+        let rotated = Sealer::new(Some(new.clone())).with_previous(vec![old.clone(), new.clone()]);
+        assert_eq!(
+            rotated.previous_key_ids(),
+            vec![old.id()],
+            "the current key is not previous"
+        );
+        assert_eq!(rotated.open("p", &sealed_before).unwrap(), b"v");
+        let sealed_now = rotated.seal("p", b"v").unwrap();
+        assert_eq!(sealing_key_id(&sealed_now), Some(new.id()));
+        assert_eq!(sealing_key_id(&sealed_before), Some(old.id()));
+        assert_eq!(sealing_key_id("plain"), None);
+        // Without the old key: the error names both keys, never the value.
+        let err = Sealer::new(Some(new))
+            .open("warehouse/w/s3.secret-access-key", &sealed_before)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(old.id()) && err.contains("warehouse/w/"),
+            "{err}"
+        );
+        assert!(err.contains("--previous-secret-key-file"), "{err}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod access;
 mod backup;
 mod replicas;
 mod scrub;
+mod secrets;
 
 pub use backup::check_backup_file;
 
@@ -87,6 +88,9 @@ pub struct SqliteOptions {
     pub acquire_timeout: Duration,
     /// Seals the secrets the store keeps (see [`crate::sealed`]); without a key, none can be stored.
     pub sealer: Sealer,
+    /// Whether opening with a key brings every stored secret under it ([`crate::secrets`]).
+    /// `floe secrets reseal` turns this off to run the pass itself and report it.
+    pub seal_on_open: bool,
 }
 
 impl Default for SqliteOptions {
@@ -96,6 +100,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(10),
             acquire_timeout: Duration::from_secs(10),
             sealer: Sealer::default(),
+            seal_on_open: true,
         }
     }
 }
@@ -137,11 +142,8 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         let store = Self::migrate(pool, options.acquire_timeout, options.sealer.clone()).await?;
-        if store.sealer.has_key() {
-            let sealer = store.sealer.clone();
-            store
-                .write(async |conn| sealed::seal_plaintext(conn, &sealer).await)
-                .await?;
+        if options.seal_on_open && store.sealer.has_key() {
+            crate::SecretStore::reseal_secrets(&store).await?;
         }
         Ok(store)
     }
@@ -352,6 +354,10 @@ impl MetadataStore for SqliteStore {
     }
 
     fn replicas(&self) -> &dyn crate::ReplicaStore {
+        self
+    }
+
+    fn secrets(&self) -> &dyn crate::SecretStore {
         self
     }
 

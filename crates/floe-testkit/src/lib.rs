@@ -10,12 +10,14 @@
 //! ([`FloeServer::start_replica`]): they share the metadata store and the warehouse.
 //!
 //! [`postgres::TestPostgres`] is a throwaway PostgreSQL cluster on a free loopback port, and
-//! [`seaweedfs::TestS3`] a throwaway S3 server (SeaweedFS) for `s3://` warehouses.
+//! [`seaweedfs::TestS3`] a throwaway S3 server (SeaweedFS) for `s3://` warehouses; [`tls::TestCa`]
+//! a certificate authority for servers started with TLS.
 
 #[cfg(feature = "iceberg")]
 pub mod iceberg_data;
 pub mod postgres;
 pub mod seaweedfs;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -14,6 +14,13 @@
 //! ([`TestPostgres::create_database`]). Outage tests start their own cluster and
 //! [`kill`](TestPostgres::kill) / [`restart`](TestPostgres::restart) it.
 //!
+//! [`TestPostgres::start_with_tls`] starts a cluster that takes TCP connections over TLS only
+//! (`hostssl` in `pg_hba.conf`; a plain connection is refused), with a server certificate for the
+//! names the test asks for, signed by a certificate authority made for that cluster
+//! ([`crate::tls::TestCa`]); [`TestPostgres::ca_cert`] is the file a client trusts.
+//! [`TestPostgres::start_with_client_certs`] also wants a client certificate from that CA
+//! ([`TestPostgres::client_cert`]).
+//!
 //! A cluster stops and its directory goes when it is dropped; the shared one when the test process
 //! exits. One left behind by a test process that was itself killed is removed by the next start.
 
@@ -54,6 +61,16 @@ pub struct TestPostgres {
     /// The postmaster, leader of its own process group; `None` while stopped.
     server: Mutex<Option<Child>>,
     next_database: AtomicU64,
+    /// The certificate of the CA that signed the server's, when the cluster takes TLS.
+    ca_cert: Option<PathBuf>,
+    /// The superuser's client certificate and key, when the cluster wants one.
+    client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// How a cluster takes TLS.
+struct TlsSetup<'a> {
+    server_names: &'a [&'a str],
+    client_certs: bool,
 }
 
 static SHARED: OnceLock<TestPostgres> = OnceLock::new();
@@ -62,6 +79,32 @@ impl TestPostgres {
     /// Creates a cluster in a new temporary directory and starts it. Panics, with the reason and
     /// the server's log, if it cannot.
     pub fn start() -> Self {
+        Self::start_cluster(None)
+    }
+
+    /// Like [`start`](Self::start), but TCP connections must use TLS: `ssl = on` with a server
+    /// certificate for `server_names` (e.g. `["localhost"]`, or `["127.0.0.1"]`), signed by a CA
+    /// made for this cluster, whose certificate is [`ca_cert`](Self::ca_cert); `pg_hba.conf` has
+    /// `hostssl` lines only, so a plain TCP connection is refused. (`psql` here negotiates TLS by
+    /// itself, without checking the certificate.)
+    pub fn start_with_tls(server_names: &[&str]) -> Self {
+        Self::start_cluster(Some(TlsSetup {
+            server_names,
+            client_certs: false,
+        }))
+    }
+
+    /// Like [`start_with_tls`](Self::start_with_tls), and every TCP connection must also present
+    /// a client certificate from the cluster's CA naming its user (`clientcert=verify-full`):
+    /// [`client_cert`](Self::client_cert) is the superuser's. `psql` here presents it.
+    pub fn start_with_client_certs(server_names: &[&str]) -> Self {
+        Self::start_cluster(Some(TlsSetup {
+            server_names,
+            client_certs: true,
+        }))
+    }
+
+    fn start_cluster(tls: Option<TlsSetup<'_>>) -> Self {
         let bindir = find_bindir();
         let run_as = server_user();
         remove_orphans();
@@ -86,8 +129,13 @@ impl TestPostgres {
             port: 0,
             server: Mutex::new(None),
             next_database: AtomicU64::new(0),
+            ca_cert: None,
+            client_cert: None,
         };
         cluster.initdb();
+        if let Some(tls) = tls {
+            cluster.configure_tls(&tls);
+        }
         // The free port may be taken by someone else before the server binds it: try a few.
         let mut attempts = 0;
         loop {
@@ -119,7 +167,29 @@ impl TestPostgres {
 
     /// The URL of `database` in this cluster.
     pub fn url_for(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+        self.url_with_host("127.0.0.1", database)
+    }
+
+    /// The URL of `database` naming the server `host` (`localhost` or `127.0.0.1`: it listens on
+    /// the latter), e.g. to check that a client compares the name with the certificate's.
+    pub fn url_with_host(&self, host: &str, database: &str) -> String {
+        format!("postgres://{SUPERUSER}@{host}:{}/{database}", self.port)
+    }
+
+    /// The certificate of the CA that signed the server's (PEM, mode 0600), of a cluster started
+    /// with [`start_with_tls`](Self::start_with_tls). Panics for a cluster without TLS.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca_cert
+            .clone()
+            .expect("the cluster was started without TLS (TestPostgres::start_with_tls)")
+    }
+
+    /// The superuser's client certificate and key files (PEM, mode 0600), of a cluster started
+    /// with [`start_with_client_certs`](Self::start_with_client_certs). Panics for another.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        self.client_cert
+            .clone()
+            .expect("the cluster was started without client certificates")
     }
 
     pub fn port(&self) -> u16 {
@@ -150,24 +220,28 @@ impl TestPostgres {
     /// Panics if it fails.
     pub fn psql(&self, database: &str, sql: &str) -> String {
         let port = self.port.to_string();
-        let output = Command::new(self.tool("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                SUPERUSER,
-                "-d",
-                database,
-            ])
-            .args(["-c", sql])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run psql");
+        let output =
+            Command::new(self.tool("psql"))
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    SUPERUSER,
+                    "-d",
+                    database,
+                ])
+                .args(["-c", sql])
+                .env("PGCONNECT_TIMEOUT", "10")
+                .env("LC_ALL", "C")
+                .envs(self.client_cert.iter().flat_map(|(cert, key)| {
+                    [("PGSSLCERT", cert.clone()), ("PGSSLKEY", key.clone())]
+                }))
+                .stdin(Stdio::null())
+                .output()
+                .expect("run psql");
         assert!(
             output.status.success(),
             "psql {sql:?} failed: {}",
@@ -262,6 +336,66 @@ impl TestPostgres {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Writes a CA, a server certificate for `names` and its key (all 0600, the server's own
+    /// files owned by its user) into the cluster's directory, turns `ssl` on and allows TCP
+    /// connections over TLS only.
+    fn configure_tls(&mut self, tls: &TlsSetup<'_>) {
+        let ca = crate::tls::TestCa::new("floe test CA");
+        let server = ca.issue_server_cert(tls.server_names);
+        let ca_cert = self.dir.join("ca.pem");
+        ca.write_cert(&ca_cert);
+        let cert_file = self.dir.join("server.crt");
+        let key_file = self.dir.join("server.key");
+        // The server's own copy of the CA, to check client certificates with.
+        let server_ca = self.dir.join("server-ca.pem");
+        crate::tls::write_private(&cert_file, server.cert_pem.as_bytes());
+        crate::tls::write_private(&key_file, server.key_pem.as_bytes());
+        ca.write_cert(&server_ca);
+        if let Some((uid, gid)) = self.run_as {
+            for path in [&cert_file, &key_file, &server_ca] {
+                chown(path, Some(uid), Some(gid)).unwrap_or_else(|err| {
+                    panic!("chown {} to {SERVER_USER}: {err}", path.display())
+                });
+            }
+        }
+        // Appended and rewritten in place, the files keep the owner initdb gave them.
+        let config = self.data_dir().join("postgresql.conf");
+        let mut settings = fs::OpenOptions::new()
+            .append(true)
+            .open(&config)
+            .unwrap_or_else(|err| panic!("open {}: {err}", config.display()));
+        std::io::Write::write_all(
+            &mut settings,
+            format!(
+                "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_ca_file = '{}'\n",
+                cert_file.display(),
+                key_file.display(),
+                server_ca.display()
+            )
+            .as_bytes(),
+        )
+        .expect("write postgresql.conf");
+        let client_cert = if tls.client_certs {
+            let client = ca.issue_client_cert(SUPERUSER);
+            let cert = self.dir.join("client.crt");
+            let key = self.dir.join("client.key");
+            crate::tls::write_private(&cert, client.cert_pem.as_bytes());
+            crate::tls::write_private(&key, client.key_pem.as_bytes());
+            self.client_cert = Some((cert, key));
+            " clientcert=verify-full"
+        } else {
+            ""
+        };
+        // The socket stays open without TLS: it is the test's own.
+        let hba = self.data_dir().join("pg_hba.conf");
+        fs::write(
+            &hba,
+            format!("local all all trust\nhostssl all all 127.0.0.1/32 trust{client_cert}\n"),
+        )
+        .unwrap_or_else(|err| panic!("write {}: {err}", hba.display()));
+        self.ca_cert = Some(ca_cert);
     }
 
     /// Starts the server and waits until it accepts connections. On failure, returns what the
@@ -506,5 +640,42 @@ mod tests {
         let dir = cluster.dir.clone();
         drop(cluster);
         assert!(!dir.exists(), "the cluster's directory outlived it");
+    }
+
+    #[test]
+    fn a_tls_cluster_takes_tcp_connections_over_tls_only() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let cluster = TestPostgres::start_with_tls(&["localhost"]);
+        let ssl = cluster.psql(
+            "postgres",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        );
+        assert_eq!(ssl.trim(), "t", "psql's connection is not over TLS");
+        let ca = cluster.ca_cert();
+        assert!(
+            fs::read_to_string(&ca)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+        for file in [ca, cluster.dir.join("server.key")] {
+            let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+
+        let plain = Command::new(cluster.tool("psql"))
+            .args(["-X", "-h", "127.0.0.1", "-p", &cluster.port().to_string()])
+            .args(["-U", SUPERUSER, "-d", "postgres", "-c", "SELECT 1"])
+            .env("PGSSLMODE", "disable")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!plain.status.success(), "a plain connection was accepted");
+        let refused = String::from_utf8_lossy(&plain.stderr);
+        assert!(refused.contains("no encryption"), "{refused}");
+
+        cluster.restart();
+        assert_eq!(cluster.psql("postgres", "SHOW ssl").trim(), "on");
     }
 }

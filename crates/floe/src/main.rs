@@ -1,6 +1,7 @@
 //! The `floe` command: runs the catalog server, runs SQL on its tables (`floe sql`, see `sql.rs`),
 //! maintains them (`floe maintain`, see `maintain.rs`), repairs them (`floe repair`, see
-//! `repair.rs`) and shows its configuration.
+//! `repair.rs`), re-seals stored secrets after a key rotation (`floe secrets`, see `secrets.rs`)
+//! and shows its configuration.
 //!
 //! Configuration is layered, lowest precedence first: built-in defaults, a TOML file
 //! (`--config`), `FLOE_*` environment variables, command-line flags. `floe config show` prints the
@@ -20,6 +21,7 @@ mod maintain;
 mod maintenance;
 mod repair;
 mod scrub;
+mod secrets;
 mod sql;
 mod telemetry_args;
 mod warehouse;
@@ -72,6 +74,8 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Rebuild a lost catalog's tables and views from a warehouse's folders alone.
     Recover(backup::RecoverArgs),
+    /// The secrets sealed in the metadata store: re-seal them under a new key (key rotation).
+    Secrets(secrets::SecretsArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -120,6 +124,16 @@ struct ConfigArgs {
     /// generated on first use (embedded store only; servers sharing PostgreSQL must share a key).
     #[arg(long, env = "FLOE_SECRET_KEY_FILE", value_name = "FILE")]
     secret_key_file: Option<PathBuf>,
+    /// While rotating the secret key: a file holding a previous key, repeatable. Values sealed
+    /// with it still open, and are re-sealed with the current key at start; drop it once
+    /// `floe secrets reseal` reports 0 left. Keys themselves: FLOE_PREVIOUS_SECRET_KEYS.
+    #[arg(
+        long = "previous-secret-key-file",
+        env = "FLOE_PREVIOUS_SECRET_KEY_FILES",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    previous_secret_key_files: Vec<PathBuf>,
     /// Name of the default warehouse; clients see it as the REST prefix [default: main].
     #[arg(long, env = "FLOE_WAREHOUSE")]
     warehouse: Option<String>,
@@ -270,6 +284,9 @@ impl ConfigArgs {
         }
         if let Some(file) = self.secret_key_file {
             config.secret_key_file = Some(file);
+        }
+        if !self.previous_secret_key_files.is_empty() {
+            config.previous_secret_key_files = self.previous_secret_key_files;
         }
         if let Some(connections) = self.metastore_max_connections {
             config.metastore_max_connections = connections;
@@ -537,6 +554,7 @@ fn main() -> ExitCode {
             init_logging(telemetry_args::log_format_from_env());
             backup::run_recover(args)
         }
+        Command::Secrets(args) => secrets::run(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().and_then(|config| {
@@ -770,6 +788,33 @@ log-format = \"text\"
         assert!(err.contains("allowed-storage-roots"), "{err}");
         let err = resolve(&["--max-concurrent-requests", "0"]).unwrap_err();
         assert!(err.contains("max-concurrent-requests"), "{err}");
+    }
+
+    #[test]
+    fn previous_secret_key_files_repeat_and_show_as_paths() {
+        assert!(resolve(&[]).unwrap().previous_secret_key_files.is_empty());
+        let config = resolve(&[
+            "--secret-key-file",
+            "/etc/floe/new.key",
+            "--previous-secret-key-file",
+            "/etc/floe/old.key",
+            "--previous-secret-key-file",
+            "/etc/floe/older.key",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.previous_secret_key_files,
+            [
+                Path::new("/etc/floe/old.key"),
+                Path::new("/etc/floe/older.key")
+            ]
+        );
+        let shown = toml::to_string_pretty(&config).unwrap();
+        assert!(
+            shown.contains("previous-secret-key-files = [")
+                && shown.contains("\"/etc/floe/old.key\""),
+            "{shown}"
+        );
     }
 
     #[test]
