@@ -391,3 +391,68 @@ async fn a_scrub_runs_beside_a_maintenance_lease_but_not_beside_another_scrub() 
         "{busy}"
     );
 }
+
+/// A table whose pointer moves during every pass that finds a problem: the scrub walks it
+/// [`floe_maintenance::scrub::MAX_WALKS`] times, then gives up with a conflict and records
+/// nothing (its findings could name files a concurrent expiry rightly removed). Once the table
+/// holds still, the next scrub records the finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_moves_under_every_pass_is_given_up_on_and_nothing_is_recorded() {
+    let t = two_appends().await;
+    std::fs::remove_file(local_path(&t.files[0])).unwrap();
+    let before = t.t.catalog.table_pointer(&t.t.table).await.unwrap().version;
+
+    // Commits without pause while the scrub runs; the scrub is slowed to a few requests a second
+    // so that every pass outlasts many commits.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let committer = {
+        let (catalog, table, stop) = (t.t.catalog.clone(), t.t.table.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                catalog
+                    .commit_table(floe_commit::TableChange {
+                        table: table.clone(),
+                        requirements: vec![],
+                        updates: vec![iceberg::TableUpdate::SetProperties {
+                            updates: [("round".to_string(), round.to_string())].into(),
+                        }],
+                    })
+                    .await
+                    .unwrap();
+            }
+            round
+        })
+    };
+    let slow = ScrubOptions {
+        limits: floe_maintenance::scrub::RateLimits {
+            bytes_per_second: 0,
+            requests_per_second: 10,
+        },
+        ..ScrubOptions::default()
+    };
+    let result = scrub_table(&t.t.catalog, &t.t.table, &slow).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let commits = committer.await.unwrap();
+    let err = result.expect_err("a table moving under every pass is given up on");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "changed during each of {} scrub passes",
+            floe_maintenance::scrub::MAX_WALKS
+        )),
+        "{message}"
+    );
+    assert!(t.open_findings().await.is_empty(), "nothing recorded");
+    let after = t.t.catalog.table_pointer(&t.t.table).await.unwrap().version;
+    assert!(after - before >= commits as i64, "the commits landed");
+
+    // Held still, the same table is scrubbed and its missing file recorded.
+    let report = t.scrub(false).await;
+    assert_eq!(
+        kinds(&report),
+        vec![(t.files[0].clone(), FindingKind::Missing)]
+    );
+    assert_eq!(t.open_findings().await.len(), 1);
+}
