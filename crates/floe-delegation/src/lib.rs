@@ -16,8 +16,10 @@
 //! is and which privilege it holds; this crate only turns that decision into scoped access.
 
 mod prefix;
+mod sign;
 
 pub use prefix::TablePrefix;
+pub use sign::{SignRequest, SignedRequest, TableAccess, sign};
 
 /// Why delegated access was not given.
 #[derive(Debug, thiserror::Error)]
