@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::delegation::table_config;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
@@ -60,7 +61,7 @@ impl SnapshotsMode {
 }
 
 /// The spec's LoadTableResult (with a `config`: what the client needs to reach the table's files,
-/// from [`floe_storage::Warehouse::client_config`]) or CommitTableResponse (`config` = `None`),
+/// from [`crate::delegation::table_config`]) or CommitTableResponse (`config` = `None`),
 /// built around the metadata file's own bytes: re-serializing a long history on every load would
 /// dominate its cost.
 fn table_body(
@@ -106,11 +107,6 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
-/// The warehouse's settings for clients (empty for local warehouses).
-fn client_config(catalog: &Catalog) -> &BTreeMap<String, String> {
-    catalog.warehouse().client_config()
-}
-
 fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -150,6 +146,8 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<CreateTableRequest>,
 ) -> ApiResult<Response> {
     let catalog = state.catalog(&prefix).await?;
@@ -165,7 +163,8 @@ pub async fn create(
             stage: request.stage_create,
         })
         .await?;
-    let body = table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?;
+    let config = table_config(catalog.warehouse(), &prefix, &table, &caller, &headers).await?;
+    let body = table_body(&table, SnapshotsMode::All, Some(&config))?;
     Ok(match &table.metadata_location {
         Some(location) => with_etag(body, &etag(location, SnapshotsMode::All)),
         None => json_response(body),
@@ -176,8 +175,10 @@ pub async fn load(
     State(state): State<AppState>,
     path: TablePath,
     query: QueryParams,
+    caller: Caller,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let prefix = path.0.0.clone();
     let (catalog, name) = table_name(&state, path.0).await?;
     let mode = SnapshotsMode::from_query(&query)?;
     let table = catalog.load_table(&name).await?;
@@ -190,10 +191,8 @@ pub async fn load(
         }
         return Ok(response);
     }
-    Ok(with_etag(
-        table_body(&table, mode, Some(client_config(&catalog)))?,
-        &tag,
-    ))
+    let config = table_config(catalog.warehouse(), &prefix, &table, &caller, &headers).await?;
+    Ok(with_etag(table_body(&table, mode, Some(&config))?, &tag))
 }
 
 pub async fn exists(State(state): State<AppState>, path: TablePath) -> ApiResult<StatusCode> {
@@ -245,6 +244,8 @@ pub async fn drop(
 pub async fn register(
     State(state): State<AppState>,
     Path((prefix, namespace)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<RegisterTableRequest>,
 ) -> ApiResult<Response> {
     let catalog = state.catalog(&prefix).await?;
@@ -253,8 +254,9 @@ pub async fn register(
         .register_table(&name, &request.metadata_location, request.overwrite)
         .await?;
     let tag = etag(&request.metadata_location, SnapshotsMode::All);
+    let config = table_config(catalog.warehouse(), &prefix, &table, &caller, &headers).await?;
     Ok(with_etag(
-        table_body(&table, SnapshotsMode::All, Some(client_config(&catalog)))?,
+        table_body(&table, SnapshotsMode::All, Some(&config))?,
         &tag,
     ))
 }
