@@ -24,6 +24,7 @@ mod maintenance;
 mod metadata_log;
 mod names;
 mod observability;
+mod remote_signing;
 mod repair;
 mod replicas;
 mod s3;
