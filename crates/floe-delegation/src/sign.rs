@@ -311,9 +311,11 @@ fn operation(method: &str, key: Option<&str>, url: &Url, table: &TablePrefix) ->
         }
     }
     let only = |allowed: &[&str], what: &str| -> Result<()> {
-        match query.keys().find(|name| {
-            !allowed.contains(&name.as_str()) && !(what == "read" && name.starts_with("response-"))
-        }) {
+        // `response-*` parameters only set the headers of a read's response.
+        let allows = |name: &str| {
+            allowed.contains(&name) || (what == "read" && name.starts_with("response-"))
+        };
+        match query.keys().find(|name| !allows(name)) {
             Some(name) => Err(forbidden(format!(
                 "query parameter {name} is not part of an object {what} this signer allows"
             ))),
