@@ -96,9 +96,12 @@ const REFUSED_HEADER_PREFIXES: &[&str] = &[
     "x-amz-bypass-governance-retention",
 ];
 
-/// Headers the signature replaces (whatever the client sent is dropped).
+/// Headers the signature replaces (whatever the client sent is dropped). `host` among them: the
+/// signature covers the URI's host, and a `Host` of the client's choosing would name another
+/// bucket to a virtual-hosted S3 (`other.s3...` with the checked path as its key).
 const SIGNATURE_HEADERS: &[&str] = &[
     "authorization",
+    "host",
     "x-amz-date",
     "x-amz-security-token",
     "x-amz-content-sha256",
@@ -249,6 +252,10 @@ fn object_key(url: &Url, s3: &S3Access) -> Result<Option<String>> {
         let Some(path) = url.path().strip_prefix(base) else {
             continue;
         };
+        // Whole segments only: an endpoint at `/s3` does not cover `/s3x/...`.
+        if !(path.is_empty() || path.starts_with('/')) {
+            continue;
+        }
         if host == endpoint_host {
             let path = path.strip_prefix('/').unwrap_or(path);
             let (first, rest) = path.split_once('/').unwrap_or((path, ""));

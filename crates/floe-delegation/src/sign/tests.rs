@@ -346,3 +346,40 @@ fn the_spec_json_reads_into_a_sign_request() {
     assert_eq!(request.headers["Range"], ["bytes=0-1"]);
     assert!(request.body.is_none() && request.provider.is_none());
 }
+
+#[test]
+fn a_host_header_of_the_clients_choosing_is_neither_signed_nor_returned() {
+    // Sent to a virtual-hosted S3, `Host: other.<endpoint>` would make the checked path a key
+    // of bucket `other`.
+    let mut get = request("GET", OBJECT);
+    get.headers
+        .insert("Host".into(), vec!["other.127.0.0.1:8333".into()]);
+    let result = signed(&get, TableAccess::Read).unwrap();
+    assert!(!result.headers.contains_key("host"), "{:?}", result.headers);
+    assert!(!result.headers.contains_key("Host"));
+    let authorization = &result.headers["authorization"][0];
+    assert!(
+        authorization.contains("SignedHeaders=host;"),
+        "{authorization}"
+    );
+}
+
+#[test]
+fn an_endpoint_with_a_path_covers_whole_segments_only() {
+    let mut behind_a_path = warehouse();
+    behind_a_path.endpoint = Some("http://127.0.0.1:8333/s3".into());
+    let sign_at = |uri: &str| {
+        sign(
+            &request("GET", uri),
+            TableAccess::Read,
+            &table(),
+            &behind_a_path,
+            SystemTime::now(),
+        )
+    };
+    assert!(sign_at("http://127.0.0.1:8333/s3/lake/wh/sales/orders-1/data/a.parquet").is_ok());
+    assert!(matches!(
+        sign_at("http://127.0.0.1:8333/s3x/lake/wh/sales/orders-1/data/a.parquet"),
+        Err(DelegationError::Forbidden(_))
+    ));
+}
