@@ -4,7 +4,7 @@
 //!
 //! What is signed is decided from the request alone, so the checks are strict and closed: only
 //! the S3 operations a table reader or writer needs are recognised (object reads, writes,
-//! multipart uploads and deletes, `ListObjects` with a prefix inside the table, and
+//! multipart uploads and deletes, `ListObjects` with a prefix inside the table, and, on AWS only,
 //! `DeleteObjects` whose body names only the table's keys); anything else is refused. The URI
 //! that was checked is the one signed and returned: the client sends exactly that.
 
@@ -148,12 +148,20 @@ pub fn sign(
 
     let delete_body;
     let payload = match &operation {
+        Operation::DeleteObjects if s3.endpoint.is_some() => {
+            return Err(forbidden(
+                "DeleteObjects is signed only for AWS S3: its keys are in its body, and an \
+                 S3-compatible server need not check the body against the signature (SeaweedFS \
+                 does not), so the keys could be swapped after signing; delete the objects one by \
+                 one (DELETE)",
+            ));
+        }
         Operation::DeleteObjects => {
             let body = request.body.as_deref().ok_or_else(|| {
                 forbidden("DeleteObjects is signed only with its body (the keys it deletes)")
             })?;
             check_delete_body(body, table)?;
-            // The body's own hash is signed: S3 refuses the request if a different body is sent.
+            // The body's own hash is signed: AWS S3 refuses the request if another body is sent.
             delete_body = body.as_bytes();
             SignableBody::Bytes(delete_body)
         }
@@ -171,6 +179,18 @@ pub fn sign(
         },
     };
 
+    let mut headers = headers;
+    if let SignableBody::Bytes(body) = &payload {
+        // DeleteObjects needs a Content-MD5 (or a checksum) of its body: signed, it is the
+        // body's own.
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let digest = md5::Md5::digest(body);
+        headers.insert(
+            "content-md5".into(),
+            vec![base64::engine::general_purpose::STANDARD.encode(digest)],
+        );
+    }
     let kept: Vec<(&str, &str)> = headers
         .iter()
         .filter(|(name, _)| !SIGNATURE_HEADERS.contains(&name.as_str()))
