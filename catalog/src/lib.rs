@@ -16,10 +16,12 @@
 //! a request id), the body size limit, [`idempotency`] keys, and the [`limits`] that keep clients
 //! and web pages from misusing the server (host check, concurrency limit, timeouts). Outermost,
 //! [`telemetry`] gives every request its id, its access-log line and its place in the request
-//! series. Outside the REST API, `/health` and `/ready` ([`handlers::health`]) answer load
-//! balancers' probes, `/metrics` ([`metrics`]) Prometheus, on the main port or its own, and
-//! `/console` serves the web [`console`], a client of these same APIs. While it serves, the server
-//! records its [`heartbeat`] in the metadata store, so that every replica can list the others.
+//! series. Table responses carry what a client needs to reach the files without the warehouse's
+//! keys, and the sign route signs its S3 requests ([`delegation`]). Outside the REST API,
+//! `/health` and `/ready` ([`handlers::health`]) answer load balancers' probes, `/metrics`
+//! ([`metrics`]) Prometheus, on the main port or its own, and `/console` serves the web
+//! [`console`], a client of these same APIs. While it serves, the server records its
+//! [`heartbeat`] in the metadata store, so that every replica can list the others.
 
 pub mod auth;
 pub mod config;
@@ -169,6 +171,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials",
             get(delegation::vend::load_credentials),
+        )
+        .route(
+            "/v1/{prefix}/namespaces/{namespace}/tables/{table}/sign",
+            post(delegation::sign::sign),
         )
         .route(
             "/v1/{prefix}/namespaces/{namespace}/register",

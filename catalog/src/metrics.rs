@@ -86,6 +86,11 @@ fn describe() {
         Unit::Count,
         "Authorization decisions, by decision: allowed, denied (403), unauthenticated (401)."
     );
+    describe_counter!(
+        crate::delegation::sign::SIGN_REQUESTS,
+        Unit::Count,
+        "Remote signing requests, by outcome: signed, denied (403) or rejected (400)."
+    );
     for decision in ["allowed", "denied", "unauthenticated"] {
         counter!(AUTH_DECISIONS, "decision" => decision).increment(0);
     }

@@ -59,7 +59,10 @@ def read_only_may_succeed(method: str, template: str, params: dict[str, Any], qu
     if template == "/v1/{prefix}/namespaces":
         # The warehouse can be seen (something inside it is granted); other parents only under the grant.
         return method == "GET" and (query.get("parent") is None or in_granted(query.get("parent")))
-    reads = method in {"GET", "HEAD"} or (method == "POST" and template.endswith("/tables/{table}/metrics"))
+    # Reporting metrics and signing an object-store read need only `read` on the table.
+    reads = method in {"GET", "HEAD"} or (
+        method == "POST" and template.endswith(("/tables/{table}/metrics", "/tables/{table}/sign"))
+    )
     return reads and template.startswith("/v1/{prefix}/namespaces/{namespace}") and in_granted(params.get("namespace"))
 
 

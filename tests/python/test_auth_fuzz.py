@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 REST_SPEC = REPO_ROOT / "catalog" / "rest-catalog-open-api.yaml"
 MANAGEMENT_SPEC = REPO_ROOT / "catalog" / "management-api.yaml"
 # The spec's operations Floe does not serve (they answer 404: test_auth_routes.py).
-NOT_SERVED_REGEX = r"/functions|/plan|/tasks$|/unregister$|/credentials$|/sign$|/register-view$"
+NOT_SERVED_REGEX = r"/functions|/plan|/tasks$|/unregister$|/credentials$|/register-view$"
 # The management operations that take access away (see above): the administrator's last run.
 TAKES_ACCESS_AWAY = [
     "DELETE /management/v1/principals/{principal}",

@@ -341,6 +341,12 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", T): table_call("POST", "write", 200, body=SET_PROPERTY),
     ("DELETE", T): table_call("DELETE", "drop", 204),
     ("POST", T + "/metrics"): table_call("POST", "read", 204, "/metrics", {"report-type": "scan-report"}),
+    # The default warehouse is local: an authorized caller is told it offers no signing (400).
+    # Signing itself, and the write check for PUT/POST/DELETE, are tested on S3 in
+    # tests/rust/remote_signing.rs.
+    ("POST", T + "/sign"): table_call(
+        "POST", "read", 400, "/sign", {"region": "us-east-1", "uri": "http://127.0.0.1:1/b/k", "method": "GET", "headers": {}}
+    ),
     ("POST", "/v1/{prefix}/tables/rename"): rename("tables"),
     ("POST", "/v1/{prefix}/transactions/commit"): commit_transaction,
     ("GET", P + "/views"): namespace_call("GET", "see", 200, "/views"),
@@ -350,7 +356,7 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", V): view_call("POST", "write", 200, SET_PROPERTY),
     ("DELETE", V): view_call("DELETE", "drop", 204),
     ("POST", "/v1/{prefix}/views/rename"): rename("views"),
-    # Not served yet: scan planning, functions, storage credentials, remote signing, register-view and unregister.
+    # Not served yet: scan planning, functions, storage credentials, register-view and unregister.
     ("GET", P + "/functions"): NOT_SERVED,
     ("GET", P + "/functions/{function}"): NOT_SERVED,
     ("POST", T + "/plan"): NOT_SERVED,
@@ -359,7 +365,6 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", T + "/tasks"): NOT_SERVED,
     ("POST", T + "/unregister"): NOT_SERVED,
     ("GET", T + "/credentials"): NOT_SERVED,
-    ("POST", T + "/sign"): NOT_SERVED,
     ("POST", P + "/register-view"): NOT_SERVED,
     # --- Floe's management API
     ("GET", M + "/warehouses"): admin_call("GET", M + "/warehouses", 200),

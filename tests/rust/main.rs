@@ -25,6 +25,7 @@ mod metadata_log;
 mod metastore_tls;
 mod names;
 mod observability;
+mod remote_signing;
 mod repair;
 mod replicas;
 mod s3;

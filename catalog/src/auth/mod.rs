@@ -252,19 +252,35 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         authorizer: auth.authorizer.clone(),
     });
     let response = next.run(request).await;
-    if mutation {
-        auth.audit
-            .record(new_record(
-                &principal.name,
-                route(),
-                target(),
-                "allowed",
-                response.status().as_u16(),
-                &request_id,
-            ))
-            .await;
-    }
+    let (outcome, target) = match response.extensions().get::<HandlerAudit>() {
+        Some(HandlerAudit::Denied(asked)) => ("denied", format!("{} {asked}", target())),
+        Some(HandlerAudit::NotAMutation) => return with_principal(response),
+        None if mutation => ("allowed", target()),
+        None => return with_principal(response),
+    };
+    auth.audit
+        .record(new_record(
+            &principal.name,
+            route(),
+            target,
+            outcome,
+            response.status().as_u16(),
+            &request_id,
+        ))
+        .await;
     with_principal(response)
+}
+
+/// What a handler tells this middleware to audit, where the method alone would say wrong: set
+/// as a response extension.
+#[derive(Clone, Debug)]
+pub enum HandlerAudit {
+    /// The handler refused what the request asked for, after the middleware let it in (a
+    /// signing request for a key outside the table): audited as a denial, with what was asked.
+    Denied(String),
+    /// A `POST` that changes nothing in the catalog (signing an object-store request): not
+    /// audited when allowed.
+    NotAMutation,
 }
 
 fn is_denial(status: StatusCode) -> bool {

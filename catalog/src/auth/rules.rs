@@ -250,6 +250,13 @@ pub const RULES: &[(Method, &str, Rule)] = &[
         "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials",
         Rule::Table(Privilege::Read),
     ),
+    // Signing a write also needs `write`: decided by the handler, which alone reads what the
+    // request does (crate::delegation::sign).
+    (
+        Method::POST,
+        "/v1/{prefix}/namespaces/{namespace}/tables/{table}/sign",
+        Rule::Table(Privilege::Read),
+    ),
     (
         Method::POST,
         "/v1/{prefix}/namespaces/{namespace}/register",

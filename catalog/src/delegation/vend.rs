@@ -10,7 +10,7 @@ use floe_delegation::{TablePrefix, TemporaryCredentials};
 use floe_storage::AccessDelegation;
 use serde_json::{Value, json};
 
-use super::{DelegationState, TableAccess, TableRef, api_error, may_write};
+use super::{DelegatedAccess, DelegationState, TableRef, api_error, may_write};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -26,7 +26,7 @@ pub async fn table_access(
     catalog: &Catalog,
     caller: &Caller,
     table: &TableRef<'_>,
-) -> ApiResult<TableAccess> {
+) -> ApiResult<DelegatedAccess> {
     let credentials = vend(delegation, catalog, caller, table).await?;
     let mut config = credential_config(&credentials);
     config.insert(
@@ -37,7 +37,7 @@ pub async fn table_access(
         "client.refresh-credentials-enabled".to_string(),
         "true".to_string(),
     );
-    Ok(TableAccess {
+    Ok(DelegatedAccess {
         storage_credentials: vec![storage_credential(table.location, &credentials)],
         config,
     })
@@ -121,6 +121,7 @@ pub async fn load_credentials(
         prefix: &prefix,
         name: &name,
         location: &location,
+        committed: true,
     };
     let credentials = vend(&state.delegation, &catalog, &caller, &table).await?;
     Ok(Json(json!({

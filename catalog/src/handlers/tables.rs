@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::delegation::{self, TableRef};
+use crate::delegation::{self, DelegatedAccess, TableRef};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, QueryParams};
 use crate::names::parse_namespace;
@@ -61,13 +60,13 @@ impl SnapshotsMode {
 }
 
 /// The spec's LoadTableResult (with a `config`: what the client needs to reach the table's files,
-/// from [`floe_storage::Warehouse::client_config`]) or CommitTableResponse (`config` = `None`),
+/// from [`crate::delegation::table_config`]) or CommitTableResponse (`config` = `None`),
 /// built around the metadata file's own bytes: re-serializing a long history on every load would
 /// dominate its cost.
 fn table_body(
     table: &LoadedTable,
     mode: SnapshotsMode,
-    access: Option<&ClientAccess>,
+    access: Option<&DelegatedAccess>,
 ) -> ApiResult<Vec<u8>> {
     let metadata = match mode {
         SnapshotsMode::All => table.file.json(),
@@ -114,11 +113,6 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// What a table response tells the client about reaching the table's files: the warehouse's
 /// settings for clients (empty for local warehouses) and whatever delegated access the caller gets.
-struct ClientAccess {
-    config: BTreeMap<String, String>,
-    storage_credentials: Vec<Value>,
-}
-
 async fn client_access(
     state: &AppState,
     catalog: &Catalog,
@@ -126,10 +120,8 @@ async fn client_access(
     headers: &HeaderMap,
     prefix: &str,
     table: &LoadedTable,
-) -> ApiResult<ClientAccess> {
-    let mut config = catalog.warehouse().client_config().clone();
-    let location = table.metadata().location();
-    let delegated = delegation::table_access(
+) -> ApiResult<DelegatedAccess> {
+    delegation::table_access(
         &state.delegation,
         catalog,
         caller,
@@ -137,15 +129,11 @@ async fn client_access(
         &TableRef {
             prefix,
             name: &table.name,
-            location,
+            location: table.metadata().location(),
+            committed: table.metadata_location.is_some(),
         },
     )
-    .await?;
-    config.extend(delegated.config);
-    Ok(ClientAccess {
-        config,
-        storage_credentials: delegated.storage_credentials,
-    })
+    .await
 }
 
 fn json_response(body: Vec<u8>) -> Response {

@@ -17,11 +17,13 @@
 
 mod policy;
 mod prefix;
+mod sign;
 pub mod sts;
 mod vend;
 
 pub use policy::session_policy;
 pub use prefix::TablePrefix;
+pub use sign::{SignRequest, SignedRequest, TableAccess, sign};
 pub use sts::TemporaryCredentials;
 pub use vend::Vendor;
 
