@@ -347,6 +347,8 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", T + "/sign"): table_call(
         "POST", "read", 400, "/sign", {"region": "us-east-1", "uri": "http://127.0.0.1:1/b/k", "method": "GET", "headers": {}}
     ),
+    # The default warehouse is local: it vends nothing, and says so with an empty list.
+    ("GET", T + "/credentials"): table_call("GET", "read", 200, "/credentials"),
     ("POST", "/v1/{prefix}/tables/rename"): rename("tables"),
     ("POST", "/v1/{prefix}/transactions/commit"): commit_transaction,
     ("GET", P + "/views"): namespace_call("GET", "see", 200, "/views"),
@@ -356,7 +358,7 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("POST", V): view_call("POST", "write", 200, SET_PROPERTY),
     ("DELETE", V): view_call("DELETE", "drop", 204),
     ("POST", "/v1/{prefix}/views/rename"): rename("views"),
-    # Not served yet: scan planning, functions, storage credentials, register-view and unregister.
+    # Not served yet: scan planning, functions, register-view and unregister.
     ("GET", P + "/functions"): NOT_SERVED,
     ("GET", P + "/functions/{function}"): NOT_SERVED,
     ("POST", T + "/plan"): NOT_SERVED,
@@ -364,7 +366,6 @@ ROUTES: dict[tuple[str, str], Union[str, Callable[[Resources], Call]]] = {
     ("DELETE", T + "/plan/{plan-id}"): NOT_SERVED,
     ("POST", T + "/tasks"): NOT_SERVED,
     ("POST", T + "/unregister"): NOT_SERVED,
-    ("GET", T + "/credentials"): NOT_SERVED,
     ("POST", P + "/register-view"): NOT_SERVED,
     # --- Floe's management API
     ("GET", M + "/warehouses"): admin_call("GET", M + "/warehouses", 200),

@@ -128,7 +128,8 @@ impl DelegationOptions {
     /// Reads `s3.sts-role-arn`, `s3.sts-endpoint`, `s3.credentials-duration-seconds`,
     /// `s3.access-delegation` (a comma list; by default vending when a role is set and signing
     /// when the warehouse has keys) and `s3.default-access-delegation` (a mode or `none`; by
-    /// default vended credentials when allowed, else none).
+    /// default the first mode of `s3.access-delegation` when it is set, else vended credentials when
+    /// allowed, else none).
     ///
     /// `has_keys`: whether the warehouse has its own keys (delegation needs them).
     pub fn from_properties(
@@ -171,9 +172,11 @@ impl DelegationOptions {
             .get("s3.default-access-delegation")
             .map(String::as_str)
         {
-            // Vended credentials work with every client that reads the table config; a client
-            // told to sign remotely that cannot would fail, so signing is the default only when
-            // the operator says so (clients that can sign ask for it in their header).
+            // Modes the operator listed: the first. Otherwise vended credentials, which work
+            // with every client that reads the table config; a client told to sign remotely
+            // that cannot would fail, so signing is the default only when the operator says so
+            // (clients that can sign ask for it in their header).
+            None if properties.contains_key("s3.access-delegation") => allowed.first().copied(),
             None => allowed
                 .contains(&AccessDelegation::VendedCredentials)
                 .then_some(AccessDelegation::VendedCredentials),

@@ -218,7 +218,8 @@ struct ConfigArgs {
     #[arg(long, env = "FLOE_S3_ACCESS_DELEGATION", value_name = "MODES")]
     s3_access_delegation: Option<String>,
     /// What a client that names no mode (X-Iceberg-Access-Delegation) gets: vended-credentials,
-    /// remote-signing or none [default: vended-credentials when allowed, else none].
+    /// remote-signing or none [default: the first of --s3-access-delegation if given, else
+    /// vended-credentials when allowed, else none].
     #[arg(long, env = "FLOE_S3_DEFAULT_ACCESS_DELEGATION", value_name = "MODE")]
     s3_default_access_delegation: Option<String>,
     /// The role STS AssumeRole takes to vend table-scoped credentials (enables vending).
