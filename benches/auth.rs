@@ -20,27 +20,9 @@ use serde_json::json;
 #[allow(dead_code)] // each bench uses part of the shared helpers
 mod common;
 
-use common::{Stats, create_tables, post, quick};
+use common::{Stats, create_tables, load_average, post, rounds};
 
 const NAMESPACE: &str = "bench";
-
-fn rounds() -> usize {
-    std::env::var("FLOE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if quick() { 200 } else { 3_000 })
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_string())
-}
 
 fn client(token: Option<&str>) -> reqwest::Client {
     let mut headers = HeaderMap::new();

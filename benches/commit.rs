@@ -19,6 +19,7 @@ use floe_store::sqlite::SqliteStore;
 use floe_store::{FileChecksum, MetadataStore, PointerSwap, StoreError, TableName};
 use floe_testkit::FloeServer;
 
+#[allow(dead_code)] // each bench uses part of the shared helpers
 mod common;
 
 use common::{CLIENTS, Stats, commit_load, create_tables, load_loop, quick, table_with_snapshots};

@@ -20,6 +20,7 @@
 use floe_testkit::FloeServer;
 use floe_testkit::postgres::TestPostgres;
 
+#[allow(dead_code)] // each bench uses part of the shared helpers
 mod common;
 
 use common::{

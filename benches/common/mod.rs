@@ -22,6 +22,28 @@ pub fn quick() -> bool {
     std::env::var_os("FLOE_BENCH_QUICK").is_some()
 }
 
+/// How many of each measurement a latency bench takes: `FLOE_BENCH_ROUNDS`, else 200 quick or
+/// 3,000 in full.
+pub fn rounds() -> usize {
+    std::env::var("FLOE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick() { 200 } else { 3_000 })
+}
+
+/// The 1, 5 and 15 minute load averages, printed beside figures: numbers from a busy machine
+/// are not comparable.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 /// Latencies of one measurement, and the wall time it took.
 pub struct Stats {
     label: String,

@@ -948,3 +948,45 @@ async fn denials_rejections_and_commits_are_audited_with_the_clients_request_id(
     )
     .await;
 }
+
+/// A request refused before its handler runs leaves its body unread, and the server then drops
+/// the connection: the refusal says `Connection: close`, so that clients (PyIceberg's requests
+/// pool) do not send the next request on a connection that is going away. Requests that reached
+/// their handler keep the connection.
+#[tokio::test]
+async fn a_refused_request_with_a_body_closes_its_connection_and_others_keep_theirs() {
+    let server = FloeServer::start_with_args(&["--auth", "oauth2"]);
+    let admin = admin_of(&server).await;
+    create_namespace_as(&admin, "kept").await;
+    let anonymous = Caller {
+        token: None,
+        ..admin.clone()
+    };
+    let body = json!({ "name": "t", "schema": id_name_schema() });
+    let refused = anonymous
+        .post("/v1/main/namespaces/kept/tables", &body)
+        .await;
+    assert_eq!(refused.status(), 401);
+    let connection = |response: &Response| {
+        response
+            .headers()
+            .get("connection")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    assert_eq!(connection(&refused).as_deref(), Some("close"));
+    let allowed = admin.post("/v1/main/namespaces/kept/tables", &body).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        connection(&allowed),
+        None,
+        "a handled request keeps its connection"
+    );
+    let no_body = anonymous.get("/v1/main/namespaces").await;
+    assert_eq!(no_body.status(), 401);
+    assert_eq!(
+        connection(&no_body),
+        None,
+        "nothing unread: the connection stays"
+    );
+}

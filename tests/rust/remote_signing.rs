@@ -31,14 +31,9 @@ async fn register_warehouse(server: &FloeServer, s3: &TestS3, token: Option<&str
         .json(&json!({
             "name": WAREHOUSE,
             "storage-url": "s3://lake/tables",
-            "properties": {
-                "s3.endpoint": s3.endpoint(),
-                "s3.region": seaweedfs::REGION,
-                "s3.path-style-access": "true",
-                "s3.access-key-id": seaweedfs::ACCESS_KEY_ID,
-                "s3.secret-access-key": seaweedfs::SECRET_ACCESS_KEY,
+            "properties": s3.warehouse_properties(json!({
                 "s3.access-delegation": "remote-signing",
-            }
+            })),
         }));
     let response = with_token(request, token).send().await.expect("register");
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());

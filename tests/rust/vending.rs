@@ -10,7 +10,6 @@ use std::sync::Arc;
 use floe_testkit::seaweedfs::{self, TestS3};
 use iceberg::{Catalog, CatalogBuilder};
 use iceberg_catalog_rest::RestCatalogBuilder;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::{Value, json};
@@ -21,14 +20,8 @@ use floe_commit::file_io::ClientStorageFactory;
 const HEADER: &str = "X-Iceberg-Access-Delegation";
 
 async fn register_warehouse(server: &FloeServer, s3: &TestS3, name: &str, extra: Value) {
-    let mut properties = json!({
-        "s3.endpoint": s3.endpoint(),
-        "s3.region": seaweedfs::REGION,
-        "s3.path-style-access": "true",
-        "s3.access-key-id": seaweedfs::ACCESS_KEY_ID,
-        "s3.secret-access-key": seaweedfs::SECRET_ACCESS_KEY,
-        "s3.sts-role-arn": seaweedfs::STS_ROLE_ARN,
-    });
+    let mut properties =
+        s3.warehouse_properties(json!({"s3.sts-role-arn": seaweedfs::STS_ROLE_ARN}));
     for (key, value) in extra.as_object().expect("object") {
         properties[key] = value.clone();
     }
@@ -68,25 +61,18 @@ async fn request(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// A client that holds only `config`'s keys.
-fn client_of(s3: &TestS3, config: &Value) -> Arc<dyn ObjectStore> {
+/// A client of bucket `lake` that holds only `config`'s (vended) keys.
+pub(crate) fn client_of(s3: &TestS3, config: &Value) -> Arc<dyn ObjectStore> {
     let text = |key: &str| {
         config[key]
             .as_str()
             .unwrap_or_else(|| panic!("no {key} in {config}"))
     };
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(s3.endpoint())
-            .with_bucket_name("lake")
-            .with_region(seaweedfs::REGION)
-            .with_access_key_id(text("s3.access-key-id"))
-            .with_secret_access_key(text("s3.secret-access-key"))
-            .with_token(text("s3.session-token"))
-            .with_virtual_hosted_style_request(false)
-            .with_allow_http(true)
-            .build()
-            .expect("client"),
+    s3.store_as(
+        "lake",
+        text("s3.access-key-id"),
+        text("s3.secret-access-key"),
+        Some(text("s3.session-token")),
     )
 }
 

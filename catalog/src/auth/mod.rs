@@ -93,7 +93,43 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub struct AuditedPrincipal(pub String);
 
 /// The middleware: authenticate, decide once, run the handler, audit.
+///
+/// A request refused here leaves its body unread, and the server then closes the connection:
+/// such refusals say `Connection: close`, so that a client does not send its next request on a
+/// connection that is going away (it would see the connection drop with no answer).
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let carries_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok())
+            .is_some_and(|length| length.trim() != "0");
+    let handler_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let marker = HandlerRan(handler_ran.clone());
+    let mut request = request;
+    request.extensions_mut().insert(marker);
+    let mut response = decide(state, request, next).await;
+    if carries_body && !handler_ran.load(std::sync::atomic::Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Set when the request reaches its handler (which reads the body, if it has one).
+#[derive(Clone)]
+struct HandlerRan(Arc<std::sync::atomic::AtomicBool>);
+
+/// Runs the rest of the stack, noting that the request got past the decision.
+async fn run_handler(request: Request, next: Next) -> Response {
+    if let Some(HandlerRan(ran)) = request.extensions().get::<HandlerRan>() {
+        ran.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    next.run(request).await
+}
+
+async fn decide(state: AppState, request: Request, next: Next) -> Response {
     let Some(template) = request
         .extensions()
         .get::<MatchedPath>()
@@ -122,7 +158,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .unwrap_or(Rule::Server(Privilege::Admin));
 
     if rule == Rule::Public {
-        let mut response = next.run(request).await;
+        let mut response = run_handler(request, next).await;
         if let Some(principal) = response.extensions().get::<AuditedPrincipal>().cloned() {
             response
                 .extensions_mut()
@@ -159,7 +195,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         && token.matches(bearer)
     {
         crate::metrics::auth_decision("allowed");
-        let mut response = next.run(request).await;
+        let mut response = run_handler(request, next).await;
         response
             .extensions_mut()
             .insert(RequestPrincipal(METRICS_TOKEN_PRINCIPAL.to_string()));
@@ -251,7 +287,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         principal: principal.clone(),
         authorizer: auth.authorizer.clone(),
     });
-    let response = next.run(request).await;
+    let response = run_handler(request, next).await;
     let (outcome, target) = match response.extensions().get::<HandlerAudit>() {
         Some(HandlerAudit::Denied(asked)) => ("denied", format!("{} {asked}", target())),
         Some(HandlerAudit::NotAMutation) => return with_principal(response),

@@ -7,7 +7,6 @@ use floe_delegation::{TablePrefix, TemporaryCredentials, Vendor};
 use floe_storage::{S3Access, S3Options, StoreOptions, Warehouse};
 use floe_testkit::seaweedfs::{self, TestS3};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -36,18 +35,11 @@ fn warehouse(s3: &TestS3, extra: &[(&str, &str)]) -> Warehouse {
 }
 
 fn client(s3: &TestS3, credentials: &TemporaryCredentials) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(s3.endpoint())
-            .with_bucket_name(BUCKET)
-            .with_region(seaweedfs::REGION)
-            .with_access_key_id(&credentials.access_key_id)
-            .with_secret_access_key(&credentials.secret_access_key)
-            .with_token(&credentials.session_token)
-            .with_virtual_hosted_style_request(false)
-            .with_allow_http(true)
-            .build()
-            .unwrap(),
+    s3.store_as(
+        BUCKET,
+        &credentials.access_key_id,
+        &credentials.secret_access_key,
+        Some(&credentials.session_token),
     )
 }
 

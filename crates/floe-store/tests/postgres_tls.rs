@@ -33,6 +33,14 @@ async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
     PostgresStore::connect(url, &PostgresOptions::default()).await
 }
 
+/// The error of a connection that must be refused (`why` says what was accepted otherwise).
+async fn refused(url: &str, why: &str) -> String {
+    match connect(url).await {
+        Ok(_) => panic!("{why}"),
+        Err(err) => err.to_string(),
+    }
+}
+
 /// Whether the store's connections are over TLS, as the server sees them.
 fn server_sees_tls(cluster: &TestPostgres) -> bool {
     let rows = cluster.psql(
@@ -73,16 +81,16 @@ async fn verify_full_refuses_a_certificate_from_another_ca() {
     let dir = tempfile::tempdir().unwrap();
     let other_ca = dir.path().join("other-ca.pem");
     TestCa::new("another CA").write_cert(&other_ca);
-    let err = connect(&url(
-        &cluster,
-        "localhost",
-        &database,
-        &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()),
-    ))
-    .await
-    .err()
-    .expect("a certificate from another CA was accepted")
-    .to_string();
+    let err = refused(
+        &url(
+            &cluster,
+            "localhost",
+            &database,
+            &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()),
+        ),
+        "a certificate from another CA was accepted",
+    )
+    .await;
     assert!(
         err.contains("not signed by the CA in sslrootcert") && err.contains("other-ca.pem"),
         "names the CA file: {err}"
@@ -99,16 +107,16 @@ async fn verify_full_checks_the_host_name_and_require_with_a_ca_checks_the_chain
     let (cluster, database) = cluster().await;
     let ca = format!("sslrootcert={}", cluster.ca_cert().display());
     // The certificate names localhost; the server is reached at 127.0.0.1 all the same.
-    let err = connect(&url(
-        &cluster,
-        "127.0.0.1",
-        &database,
-        &format!("sslmode=verify-full&{ca}"),
-    ))
-    .await
-    .err()
-    .expect("a certificate for another name was accepted")
-    .to_string();
+    let err = refused(
+        &url(
+            &cluster,
+            "127.0.0.1",
+            &database,
+            &format!("sslmode=verify-full&{ca}"),
+        ),
+        "a certificate for another name was accepted",
+    )
+    .await;
     assert!(
         err.contains("not valid for the host name 127.0.0.1") && err.contains("localhost"),
         "names the host and the certificate's names: {err}"
@@ -118,16 +126,16 @@ async fn verify_full_checks_the_host_name_and_require_with_a_ca_checks_the_chain
 
     // verify-ca should pass here, but sqlx 0.8 checks the name in that mode too
     // (launchbadge/sqlx#3793): the message says so. When sqlx is upgraded, this connects.
-    let err = connect(&url(
-        &cluster,
-        "127.0.0.1",
-        &database,
-        &format!("sslmode=verify-ca&{ca}"),
-    ))
-    .await
-    .err()
-    .expect("sqlx 0.8's verify-ca checks the name: has sqlx been upgraded?")
-    .to_string();
+    let err = refused(
+        &url(
+            &cluster,
+            "127.0.0.1",
+            &database,
+            &format!("sslmode=verify-ca&{ca}"),
+        ),
+        "sqlx 0.8's verify-ca checks the name: has sqlx been upgraded?",
+    )
+    .await;
     assert!(
         err.contains("not valid for the host name 127.0.0.1") && err.contains("sqlx#3793"),
         "{err}"
@@ -145,16 +153,16 @@ async fn verify_full_checks_the_host_name_and_require_with_a_ca_checks_the_chain
     let dir = tempfile::tempdir().unwrap();
     let other_ca = dir.path().join("other-ca.pem");
     TestCa::new("another CA").write_cert(&other_ca);
-    let err = connect(&url(
-        &cluster,
-        "localhost",
-        &database,
-        &format!("sslmode=require&sslrootcert={}", other_ca.display()),
-    ))
-    .await
-    .err()
-    .expect("require with a CA file did not check the chain")
-    .to_string();
+    let err = refused(
+        &url(
+            &cluster,
+            "localhost",
+            &database,
+            &format!("sslmode=require&sslrootcert={}", other_ca.display()),
+        ),
+        "require with a CA file did not check the chain",
+    )
+    .await;
     assert!(
         err.contains("sslmode=verify-ca") && err.contains("not signed by the CA"),
         "{err}"
@@ -164,11 +172,11 @@ async fn verify_full_checks_the_host_name_and_require_with_a_ca_checks_the_chain
 #[tokio::test]
 async fn a_tls_only_server_refuses_sslmode_disable_and_takes_the_unchecked_modes() {
     let (cluster, database) = cluster().await;
-    let err = connect(&url(&cluster, "127.0.0.1", &database, "sslmode=disable"))
-        .await
-        .err()
-        .expect("a plain connection was accepted")
-        .to_string();
+    let err = refused(
+        &url(&cluster, "127.0.0.1", &database, "sslmode=disable"),
+        "a plain connection was accepted",
+    )
+    .await;
     assert!(
         err.contains("refused a connection without TLS") && err.contains("sslmode=disable"),
         "{err}"
@@ -225,11 +233,11 @@ async fn a_client_certificate_is_presented_when_the_server_wants_one() {
         "sslmode=verify-full&sslrootcert={}",
         cluster.ca_cert().display()
     );
-    let err = connect(&url(&cluster, "localhost", &database, &verified))
-        .await
-        .err()
-        .expect("a connection without a client certificate was accepted")
-        .to_string();
+    let err = refused(
+        &url(&cluster, "localhost", &database, &verified),
+        "a connection without a client certificate was accepted",
+    )
+    .await;
     assert!(err.contains("requires a valid client certificate"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
     let (cert, key) = cluster.client_cert();

@@ -1,40 +1,17 @@
 //! Secrets at rest on both backends: what a copy of the database shows, what a server with the
 //! wrong key or none gets, and how values stored before sealing are sealed on start.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use floe_store::access::SigningKeyRecord;
 use floe_store::postgres::{PostgresOptions, PostgresStore};
 use floe_store::sealed::{Sealer, SecretKey};
 use floe_store::sqlite::{SqliteOptions, SqliteStore};
-use floe_store::{MetadataStore, StoreError, WarehouseRecord};
+use floe_store::{MetadataStore, StoreError};
 use floe_testkit::postgres::TestPostgres;
 
-const SECRET: &str = "wJalrXUtnFEMI-very-secret-value";
-const PRIVATE_KEY: &[u8] = b"\x30\x2e-private-key-DER-bytes-that-must-not-leak";
+mod common;
 
-fn warehouse(name: &str) -> WarehouseRecord {
-    WarehouseRecord {
-        name: name.into(),
-        storage_url: format!("s3://bucket/{name}"),
-        properties: BTreeMap::from([
-            ("s3.access-key-id".to_string(), "AKIDEXAMPLE".to_string()),
-            ("s3.secret-access-key".to_string(), SECRET.to_string()),
-        ]),
-        created_at_ms: 0,
-    }
-}
-
-fn signing_key(kid: &str) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: kid.into(),
-        algorithm: "EdDSA".into(),
-        private_key: PRIVATE_KEY.to_vec(),
-        public_key: b"public".to_vec(),
-        created_at_ms: 0,
-    }
-}
+use common::{PRIVATE_KEY, SECRET, signing_key, warehouse};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack

@@ -166,18 +166,45 @@ impl TestS3 {
 
     /// An object_store client for `bucket`, signing as the admin.
     pub fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_endpoint(self.endpoint())
-                .with_bucket_name(bucket)
-                .with_region(REGION)
-                .with_access_key_id(ACCESS_KEY_ID)
-                .with_secret_access_key(SECRET_ACCESS_KEY)
-                .with_virtual_hosted_style_request(false)
-                .with_allow_http(true)
-                .build()
-                .expect("S3 client for the test server"),
-        )
+        self.store_as(bucket, ACCESS_KEY_ID, SECRET_ACCESS_KEY, None)
+    }
+
+    /// An object_store client for `bucket` that signs with the given keys (e.g. vended ones).
+    pub fn store_as(
+        &self,
+        bucket: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Arc<dyn ObjectStore> {
+        let mut builder = AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_bucket_name(bucket)
+            .with_region(REGION)
+            .with_access_key_id(access_key_id)
+            .with_secret_access_key(secret_access_key)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(true);
+        if let Some(token) = session_token {
+            builder = builder.with_token(token);
+        }
+        Arc::new(builder.build().expect("S3 client for the test server"))
+    }
+
+    /// The properties of a warehouse registered on this server with the admin's keys (endpoint,
+    /// region, path style, keys), with `extra` properties added.
+    pub fn warehouse_properties(&self, extra: serde_json::Value) -> serde_json::Value {
+        let mut properties = serde_json::json!({
+            "s3.endpoint": self.endpoint(),
+            "s3.region": REGION,
+            "s3.path-style-access": "true",
+            "s3.access-key-id": ACCESS_KEY_ID,
+            "s3.secret-access-key": SECRET_ACCESS_KEY,
+        });
+        if let (Some(all), Some(extra)) = (properties.as_object_mut(), extra.as_object()) {
+            all.extend(extra.clone());
+        }
+        properties
     }
 
     /// Creates `bucket`. SeaweedFS creates a missing bucket on the first upload of an admin

@@ -2,14 +2,14 @@
 //! credentials that read it and cannot write it, one with `write` gets credentials that write it,
 //! and one with no grant on the table gets no credentials at all (403, audited).
 
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Caller, admin_of, create_principal, grant_role, send, token_for};
 use crate::support::*;
+use crate::vending::client_of;
 use floe_testkit::seaweedfs::{self, TestS3};
 
 async fn vended_config(caller: &Caller, path: &str) -> Value {
@@ -22,25 +22,6 @@ async fn vended_config(caller: &Caller, path: &str) -> Value {
     assert_eq!(response.status(), 200, "GET {path}");
     let body: Value = response.json().await.expect("json");
     body["storage-credentials"][0]["config"].clone()
-}
-
-fn client(s3: &TestS3, config: &Value) -> impl ObjectStore {
-    let text = |key: &str| {
-        config[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("{key} in {config}"))
-    };
-    AmazonS3Builder::new()
-        .with_endpoint(s3.endpoint())
-        .with_bucket_name("lake")
-        .with_region(seaweedfs::REGION)
-        .with_access_key_id(text("s3.access-key-id"))
-        .with_secret_access_key(text("s3.secret-access-key"))
-        .with_token(text("s3.session-token"))
-        .with_virtual_hosted_style_request(false)
-        .with_allow_http(true)
-        .build()
-        .expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,14 +37,9 @@ async fn vended_credentials_are_read_only_without_write_and_absent_without_read(
             &json!({
                 "name": "vend",
                 "storage-url": "s3://lake/vend",
-                "properties": {
-                    "s3.endpoint": s3.endpoint(),
-                    "s3.region": seaweedfs::REGION,
-                    "s3.path-style-access": "true",
-                    "s3.access-key-id": seaweedfs::ACCESS_KEY_ID,
-                    "s3.secret-access-key": seaweedfs::SECRET_ACCESS_KEY,
+                "properties": s3.warehouse_properties(json!({
                     "s3.sts-role-arn": seaweedfs::STS_ROLE_ARN,
-                },
+                })),
             }),
         )
         .await;
@@ -117,7 +93,7 @@ async fn vended_credentials_are_read_only_without_write_and_absent_without_read(
     writer.wait_for(path, reqwest::StatusCode::OK).await;
 
     let read_config = vended_config(&reader, path).await;
-    let read_only = client(&s3, &read_config);
+    let read_only = client_of(&s3, &read_config);
     read_only
         .get(&Path::from(metadata_key.clone()))
         .await
@@ -145,7 +121,7 @@ async fn vended_credentials_are_read_only_without_write_and_absent_without_read(
         write_config["s3.access-key-id"],
         read_config["s3.access-key-id"]
     );
-    client(&s3, &write_config)
+    client_of(&s3, &write_config)
         .put(
             &Path::from(format!("{table_key}/data/x.parquet")),
             PutPayload::from_static(b"x"),
