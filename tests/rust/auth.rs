@@ -112,31 +112,6 @@ async fn assert_error(response: Response, status: u16, kind: &str, what: &str) {
     assert_eq!(found, kind, "{what}: {message}");
 }
 
-/// Trades a `client_id:client_secret` credential for a token, in the form body.
-async fn token_for(server: &FloeServer, credential: &str) -> String {
-    let (client_id, client_secret) = credential.split_once(':').expect("id:secret");
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "client_credentials")
-        .append_pair("client_id", client_id)
-        .append_pair("client_secret", client_secret)
-        .append_pair("scope", "catalog")
-        .finish();
-    let response = send(
-        floe_testkit::http()
-            .post(format!("{}/v1/oauth/tokens", server.uri()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body),
-    )
-    .await;
-    assert_eq!(response.status(), 200, "token for {client_id}");
-    let token: Value = response.json().await.expect("token response");
-    assert_eq!(token["token_type"], "bearer");
-    token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
-}
-
 /// The first administrator's credential, as the first `oauth2` start wrote it.
 fn admin_credential(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("admin-credential"))

@@ -403,25 +403,3 @@ async fn a_reader_gets_reads_signed_but_not_writes() {
     let response = ask_to_sign(&server, Some(&admin), orders, "PUT", &put_uri, "admin-put").await;
     assert_eq!(response.status(), 200);
 }
-
-/// Trades a `client_id:client_secret` credential for a token.
-async fn token_for(server: &FloeServer, credential: &str) -> String {
-    let (client_id, client_secret) = credential.split_once(':').expect("id:secret");
-    let response = floe_testkit::http()
-        .post(format!("{}/v1/oauth/tokens", server.uri()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-            ("scope", "catalog"),
-        ])
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("token response");
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
-}

@@ -148,26 +148,6 @@ fn a_data_dir_floe_creates_is_private() {
     assert_eq!(mode(&data_dir.join("secret.key")), 0o600);
 }
 
-/// Trades the first administrator's credential (written by the first `oauth2` start) for a token.
-async fn admin_token(server: &FloeServer) -> String {
-    let credential = std::fs::read_to_string(server.data_dir().join("admin-credential")).unwrap();
-    let (client_id, client_secret) = credential.trim().split_once(':').unwrap();
-    let response = floe_testkit::http()
-        .post(format!("{}/v1/oauth/tokens", server.uri()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-            ("scope", "catalog"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "a token (the signing key opens)");
-    let token: Value = response.json().await.unwrap();
-    token["access_token"].as_str().unwrap().to_string()
-}
-
 async fn config_status(server: &FloeServer, token: &str) -> u16 {
     floe_testkit::http()
         .get(format!("{}/v1/config", server.uri()))

@@ -378,3 +378,34 @@ pub fn floe(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Trades a `client_id:client_secret` credential for a token at the token endpoint (in the form
+/// body, as PyIceberg sends it).
+pub async fn token_for(server: &FloeServer, credential: &str) -> String {
+    let (client_id, client_secret) = credential.split_once(':').expect("id:secret");
+    let response = floe_testkit::http()
+        .post(format!("{}/v1/oauth/tokens", server.uri()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("scope", "catalog"),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    assert_eq!(response.status(), 200, "token for {client_id}");
+    let token: Value = response.json().await.expect("token response");
+    assert_eq!(token["token_type"], "bearer");
+    token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// A token of the first administrator, whose credential the first `oauth2` start wrote.
+pub async fn admin_token(server: &FloeServer) -> String {
+    let credential = std::fs::read_to_string(server.data_dir().join("admin-credential"))
+        .expect("read admin-credential");
+    token_for(server, credential.trim()).await
+}
