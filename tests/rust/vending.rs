@@ -340,3 +340,56 @@ async fn the_default_warehouse_vends_with_server_flags_and_refuses_settings_that
     );
     assert!(local.contains("s3:// warehouses only"), "{local}");
 }
+
+/// Vending scopes credentials to a table's location, so every table must lie inside its
+/// warehouse: registering metadata whose location is elsewhere is refused (and a table that got
+/// there some other way would load without credentials: `delegation::vend::table_access`).
+#[tokio::test]
+async fn a_table_whose_location_is_outside_the_warehouse_cannot_be_registered() {
+    let s3 = TestS3::start_with_sts();
+    s3.create_bucket("lake").await;
+    let server = FloeServer::start_with_args(&["--allowed-storage-root", "s3://lake"]);
+    register_warehouse(&server, &s3, "vend", json!({})).await;
+    let api = Api {
+        client: floe_testkit::http(),
+        base: format!("{}/v1/vend", server.uri()),
+    };
+    api.create_namespace(&["ns"]).await;
+    let created = api.create_table(&["ns"], "t", json!({})).await;
+    // The same metadata, copied outside the warehouse's root, registered as another table.
+    let metadata = key_of(created["metadata-location"].as_str().unwrap());
+    let admin = s3.store("lake");
+    let bytes = admin
+        .get(&Path::from(metadata))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut moved: Value = serde_json::from_slice(&bytes).unwrap();
+    moved["location"] = json!("s3://lake/elsewhere/t");
+    admin
+        .put(
+            &Path::from("vend/loose/metadata/00000-x.metadata.json"),
+            serde_json::to_vec(&moved).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let (status, registered) = request(
+        reqwest::Method::POST,
+        format!("{}/namespaces/ns/register", api.base),
+        Some("vended-credentials"),
+        Some(json!({
+            "name": "loose",
+            "metadata-location": "s3://lake/vend/loose/metadata/00000-x.metadata.json",
+        })),
+    )
+    .await;
+    assert_eq!(status, 400, "{registered}");
+    assert!(
+        registered["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("outside warehouse vend")),
+        "{registered}"
+    );
+}

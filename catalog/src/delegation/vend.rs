@@ -21,12 +21,23 @@ use floe_store::TableName;
 /// Credentials for the table, scoped to the caller's privilege, as config entries and as the
 /// table's one storage credential (Iceberg Java reads the latter, PyIceberg and DuckDB the
 /// former). The config also names the route that refreshes them.
+///
+/// A table whose location credentials cannot be scoped to (a registered table outside the
+/// warehouse) gets none, but still loads: its metadata is the catalog's to serve, and the client
+/// may hold keys of its own for where its files are.
 pub async fn table_access(
     delegation: &DelegationState,
     catalog: &Catalog,
     caller: &Caller,
     table: &TableRef<'_>,
 ) -> ApiResult<DelegatedAccess> {
+    let Some(access) = catalog.warehouse().s3_access() else {
+        return Ok(DelegatedAccess::default());
+    };
+    if let Err(refused) = TablePrefix::of(access, catalog.warehouse().root(), table.location) {
+        tracing::debug!(table = %table.name, %refused, "no vended credentials");
+        return Ok(DelegatedAccess::default());
+    }
     let credentials = vend(delegation, catalog, caller, table).await?;
     let mut config = credential_config(&credentials);
     config.insert(
