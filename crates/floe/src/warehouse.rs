@@ -62,8 +62,11 @@ enum WarehouseCommand {
         storage_url: String,
         /// A storage setting, repeatable: s3.endpoint, s3.region, s3.path-style-access,
         /// s3.allow-http, s3.access-key-id, s3.secret-access-key, s3.session-token,
-        /// s3.share-credentials. Nothing comes from the server's environment: without keys,
-        /// requests to the bucket go unsigned (public buckets only).
+        /// s3.share-credentials; delegated access for clients: s3.access-delegation
+        /// (vended-credentials, remote-signing), s3.default-access-delegation, s3.sts-role-arn,
+        /// s3.sts-endpoint, s3.credentials-duration-seconds (docs/security.md). Nothing comes
+        /// from the server's environment: without keys, requests to the bucket go unsigned
+        /// (public buckets only).
         #[arg(long = "property", short = 'p', value_name = "KEY=VALUE", value_parser = key_value)]
         properties: Vec<(String, String)>,
     },
