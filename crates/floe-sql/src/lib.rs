@@ -806,4 +806,6 @@ fn friendly_type(data_type: &DataType) -> DataType {
 }
 
 #[cfg(test)]
+mod scan_types_tests;
+#[cfg(test)]
 mod tests;
