@@ -56,6 +56,10 @@ async fn two_tables() -> Fixture {
     f
 }
 
+// The failures need the planner to prune a union's columns: DataFusion then rebuilds the union's
+// schema from its pruned inputs, dropping the field ids where the branches disagree, while the
+// physical union keeps the first branch's (apache/datafusion#19049).
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn union_all_of_columns_with_different_field_ids() {
     let f = two_tables().await;
@@ -64,24 +68,14 @@ async fn union_all_of_columns_with_different_field_ids() {
         csv(s, "SELECT a FROM t1 UNION ALL SELECT b FROM t2 ORDER BY 1").await,
         "a\nx\ny\ny\nz\n"
     );
-    // An operator above the union checks the schema it was planned with against its input's.
     assert_eq!(
         csv(
             s,
-            "SELECT v, count(*) AS n FROM (SELECT a AS v FROM t1 UNION ALL SELECT b FROM t2) \
-             GROUP BY v ORDER BY v"
+            "SELECT a, count(*) AS n FROM (SELECT id, a FROM t1 UNION ALL SELECT n, b FROM t2) \
+             GROUP BY a ORDER BY a"
         )
         .await,
-        "v,n\nx,1\ny,2\nz,1\n"
-    );
-    assert_eq!(
-        csv(
-            s,
-            "SELECT id AS k, count(*) AS c FROM (SELECT id FROM t1 UNION ALL SELECT n FROM t2) \
-             GROUP BY id ORDER BY k"
-        )
-        .await,
-        "k,c\n1,1\n2,1\n10,1\n20,1\n"
+        "a,n\nx,1\ny,2\nz,1\n"
     );
 }
 
@@ -92,21 +86,21 @@ async fn union_all_of_a_column_and_a_literal_and_in_a_cte() {
     assert_eq!(
         csv(
             s,
-            "SELECT v, count(*) AS n FROM (SELECT a AS v FROM t1 UNION ALL SELECT 'lit') \
+            "SELECT v, count(*) AS n \
+             FROM (SELECT a AS v, NULL AS w FROM t1 UNION ALL SELECT NULL, b FROM t2) \
              GROUP BY v ORDER BY v"
         )
         .await,
-        "v,n\nlit,1\nx,1\ny,1\n"
+        "v,n\nx,1\ny,1\n,2\n"
     );
     assert_eq!(
         csv(
             s,
-            "WITH u AS (SELECT id, a AS v FROM t1 UNION ALL SELECT n, b FROM t2)
-             SELECT v, sum(id) AS total, row_number() OVER (ORDER BY v) AS r
-             FROM u GROUP BY v ORDER BY v"
+            "WITH u AS (SELECT a, id FROM t1 UNION ALL SELECT b, n FROM t2)
+             SELECT x.a, count(*) AS n FROM u x JOIN u y ON x.a = y.a GROUP BY x.a ORDER BY x.a"
         )
         .await,
-        "v,total,r\nx,1,1\ny,12,2\nz,20,3\n"
+        "a,n\nx,1\ny,4\nz,1\n"
     );
 }
 
@@ -154,6 +148,7 @@ async fn strings_read_as_views_insert_back_as_the_tables_type() {
         .unwrap();
     assert_eq!(
         csv(s, "SELECT b, n FROM t2 WHERE b >= 'y' ORDER BY n, b").await,
-        "b,n\ny,2\ny,10\nz,20\nz,20\n"
+        "b,n\ny,2\ny,10\ny,10\nz,20\nz,20\n"
     );
 }
+
