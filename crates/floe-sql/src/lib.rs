@@ -53,6 +53,7 @@ pub mod provider;
 pub mod read_only;
 pub mod rewrite;
 pub mod scan;
+mod scan_types;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

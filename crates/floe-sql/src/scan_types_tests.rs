@@ -151,4 +151,3 @@ async fn strings_read_as_views_insert_back_as_the_tables_type() {
         "b,n\ny,2\ny,10\ny,10\nz,20\nz,20\n"
     );
 }
-
