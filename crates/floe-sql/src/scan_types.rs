@@ -28,6 +28,8 @@
 //! ([`to_table_input`]) before iceberg-rust's writer sees them. Only top-level columns change;
 //! strings inside structs, lists and maps stay `Utf8` (with their ids), as iceberg-rust reads them.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -36,12 +38,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::DataFusionError;
 use datafusion::error::Result as DFResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{CastExpr, Column};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::TryStreamExt;
 
 /// The schema queries see for columns read as `read`: no metadata, strings and binary as views.
 pub(crate) fn query_schema(read: &Schema) -> SchemaRef {
@@ -67,7 +71,8 @@ fn query_type(read: &DataType) -> DataType {
     }
 }
 
-/// A batch as the reader yields it, in `schema` (its [`query_schema`]).
+/// `batch` in `schema`, which has its columns with other types (e.g. a batch as the reader
+/// yields it, in its [`query_schema`]).
 pub(crate) fn to_query_batch(
     batch: RecordBatch,
     schema: &SchemaRef,
@@ -130,19 +135,97 @@ pub(crate) fn to_table_input(
     if other_shape || same_types {
         return Ok(input);
     }
-    let exprs = input_schema
-        .fields()
-        .iter()
-        .zip(table.fields())
-        .enumerate()
-        .map(|(index, (given, wanted))| {
-            let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(given.name(), index));
-            let expr: Arc<dyn PhysicalExpr> = match given.data_type() == wanted.data_type() {
-                true => column,
-                false => Arc::new(CastExpr::new(column, wanted.data_type().clone(), None)),
-            };
-            (expr, wanted.name().clone())
-        })
-        .collect::<Vec<_>>();
-    Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
+    let schema: SchemaRef = Arc::new(Schema::new(
+        input_schema
+            .fields()
+            .iter()
+            .zip(table.fields())
+            .map(|(given, wanted)| {
+                Field::new(
+                    given.name(),
+                    wanted.data_type().clone(),
+                    given.is_nullable(),
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    Ok(Arc::new(TableTypesExec::new(input, schema)))
+}
+
+/// Casts its input's batches to a table's types.
+///
+/// Not a `ProjectionExec` of casts: DataFusion merges projections into the ones above them, and
+/// iceberg-datafusion's partition projection reads whole batches rather than its child
+/// expressions, so it would see the uncast columns.
+#[derive(Debug)]
+struct TableTypesExec {
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl TableTypesExec {
+    fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            input.properties().partitioning.clone(),
+            input.properties().emission_type,
+            input.properties().boundedness,
+        );
+        Self {
+            input,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for TableTypesExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "TableTypesExec")
+    }
+}
+
+impl ExecutionPlan for TableTypesExec {
+    fn name(&self) -> &str {
+        "TableTypesExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        match <[_; 1]>::try_from(children) {
+            Ok([input]) => Ok(Arc::new(Self::new(input, self.schema()))),
+            Err(_) => Err(DataFusionError::Internal(
+                "TableTypesExec takes one input".to_string(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let batches = self.input.execute(partition, context)?;
+        let stream_schema = schema.clone();
+        let cast = batches.and_then(move |batch| {
+            futures::future::ready(
+                to_query_batch(batch, &stream_schema).map_err(DataFusionError::from),
+            )
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, cast)))
+    }
 }
