@@ -7,10 +7,10 @@
 //! ([`to_query_batch`]):
 //!
 //! - **No field metadata.** Metadata is part of an Arrow field's identity, and DataFusion does not
-//!   merge it the same way in its logical and its physical plans: a `UNION ALL` whose inputs
-//!   disagree (two columns with different field ids, or a column and a literal) gets a logical
-//!   field without metadata but a physical one with the first input's, and the operator above it
-//!   refuses to plan ("Physical input schema should be the same as the one converted from logical
+//!   merge it the same way in its logical and its physical plans: when the optimizer prunes the
+//!   columns of a `UNION ALL` whose inputs disagree (columns with different field ids, or a column
+//!   and a literal), it rebuilds the union's logical fields without metadata, the physical union
+//!   keeps the first input's, and the operator above it (an aggregate, a join) refuses to plan ("Physical input schema should be the same as the one converted from logical
 //!   input schema", apache/datafusion#18337 and #19049, where DataFusion's own Parquet reader
 //!   avoids it by dropping the metadata unless asked not to). The ids matter only to the reader,
 //!   which has matched the file's columns by them before a batch leaves the scan; above the scan
@@ -22,7 +22,8 @@
 //!   value by buffer and offset, so `take`, filters and concatenation copy 16-byte views and share
 //!   the string buffers: no bound, and less copying. It is the type DataFusion's own Parquet
 //!   reader gives strings (`schema_force_view_types`), the one its string kernels are tuned for.
-//!   Converting a batch makes one view per value and copies no string.
+//!   Converting a batch makes one view per value, pointing into the
+//!   reader's buffer (only strings of up to 12 bytes are copied, into their views).
 //!
 //! Writes go the other way: rows for a table are cast to the table's own schema
 //! ([`to_table_input`]) before iceberg-rust's writer sees them. Only top-level columns change;
