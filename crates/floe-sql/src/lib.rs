@@ -19,6 +19,8 @@
 //! rewritten, one `overwrite` snapshot from [`floe_commit::producer`]) and `INSERT OVERWRITE`
 //! (dynamic partition overwrite, `overwrite.rs`). Scans are measured ([`scan`]: files scanned
 //! and pruned, shown by `EXPLAIN ANALYZE`), and read the current rows with the current schema.
+//! Queries see a table's columns without their field-id metadata and with strings as `Utf8View`
+//! (`scan_types`: why, and the conversions at the scan and before a write).
 //!
 //! # Names
 //!
@@ -53,6 +55,7 @@ pub mod provider;
 pub mod read_only;
 pub mod rewrite;
 pub mod scan;
+mod scan_types;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -805,5 +808,7 @@ fn friendly_type(data_type: &DataType) -> DataType {
     }
 }
 
+#[cfg(test)]
+mod scan_types_tests;
 #[cfg(test)]
 mod tests;

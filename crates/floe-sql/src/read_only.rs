@@ -43,7 +43,7 @@ pub struct ReadOnlyQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
-    /// The Arrow type, as DataFusion prints it (`Int64`, `Utf8`, ...).
+    /// The Arrow type, as DataFusion prints it (`Int64`, `Utf8View` for a table's strings, ...).
     pub data_type: String,
 }
 

@@ -11,6 +11,9 @@
 //! - `files_pruned`: data files of the snapshot it did not read (when the snapshot's summary has
 //!   its total);
 //! - `bytes_scanned`: bytes read from storage (data and delete files).
+//!
+//! It also shows DataFusion the table's columns with the types queries need
+//! ([`crate::scan_types`]: no field-id metadata, strings as views), and converts what it reads.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -29,6 +32,7 @@ use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
@@ -42,15 +46,20 @@ use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg_datafusion::physical_plan::IcebergTableScan;
 
+use crate::scan_types;
+
 /// A table provider whose scans are [`MeasuredScan`]s; everything else is the inner provider's.
 #[derive(Debug)]
 pub struct MeasuredTable {
     inner: Arc<dyn TableProvider>,
+    /// The inner provider's schema as queries see it ([`scan_types::query_schema`]).
+    schema: SchemaRef,
 }
 
 impl MeasuredTable {
     pub fn new(inner: Arc<dyn TableProvider>) -> Self {
-        Self { inner }
+        let schema = scan_types::query_schema(&inner.schema());
+        Self { inner, schema }
     }
 }
 
@@ -61,7 +70,7 @@ impl TableProvider for MeasuredTable {
     }
 
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        self.schema.clone()
     }
 
     fn constraints(&self) -> Option<&Constraints> {
@@ -87,11 +96,16 @@ impl TableProvider for MeasuredTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, projection, filters, limit).await?;
-        Ok(match plan.as_any().downcast_ref::<IcebergTableScan>() {
-            Some(scan) => Arc::new(MeasuredScan::new(scan, plan.clone())),
-            None => plan,
-        })
+        let filters = scan_types::to_table_filters(filters)?;
+        let plan = self.inner.scan(state, projection, &filters, limit).await?;
+        match plan.as_any().downcast_ref::<IcebergTableScan>() {
+            Some(scan) => Ok(Arc::new(MeasuredScan::new(scan, plan.clone()))),
+            // Its batches would not have the types this provider's schema promises.
+            None => Err(DataFusionError::Internal(format!(
+                "an Iceberg table's scan is {}, not an IcebergTableScan",
+                plan.name()
+            ))),
+        }
     }
 
     fn supports_filters_pushdown(
@@ -111,6 +125,7 @@ impl TableProvider for MeasuredTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let input = scan_types::to_table_input(input, &self.inner.schema())?;
         self.inner.insert_into(state, input, insert_op).await
     }
 }
@@ -118,8 +133,10 @@ impl TableProvider for MeasuredTable {
 /// iceberg-datafusion's scan, run here with metrics (see the module docs).
 #[derive(Debug)]
 pub struct MeasuredScan {
-    /// The scan this one stands for: its display, properties and parameters.
+    /// The scan this one stands for: its display and parameters.
     inner: Arc<dyn ExecutionPlan>,
+    /// The inner scan's properties, with its schema as queries see it.
+    properties: Arc<PlanProperties>,
     table: Table,
     snapshot_id: Option<i64>,
     projection: Option<Vec<String>>,
@@ -130,8 +147,16 @@ pub struct MeasuredScan {
 
 impl MeasuredScan {
     fn new(scan: &IcebergTableScan, inner: Arc<dyn ExecutionPlan>) -> Self {
+        let read = inner.properties();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(scan_types::query_schema(&inner.schema())),
+            read.partitioning.clone(),
+            read.emission_type,
+            read.boundedness,
+        );
         Self {
             inner,
+            properties: Arc::new(properties),
             table: scan.table().clone(),
             snapshot_id: scan.snapshot_id(),
             projection: scan.projection().map(<[String]>::to_vec),
@@ -169,7 +194,7 @@ impl ExecutionPlan for MeasuredScan {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -205,6 +230,12 @@ impl ExecutionPlan for MeasuredScan {
             counters,
         ))
         .try_flatten();
+        let schema = self.schema();
+        let batches = batches.and_then(move |batch| {
+            futures::future::ready(
+                scan_types::to_query_batch(batch, &schema).map_err(DataFusionError::from),
+            )
+        });
         let mut remaining = self.limit;
         let limited = batches.try_filter_map(move |batch| {
             futures::future::ready(Ok(match &mut remaining {
