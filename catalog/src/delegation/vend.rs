@@ -34,11 +34,18 @@ pub async fn table_access(
     let Some(access) = catalog.warehouse().s3_access() else {
         return Ok(DelegatedAccess::default());
     };
-    if let Err(refused) = TablePrefix::of(access, catalog.warehouse().root(), table.location) {
-        tracing::debug!(table = %table.name, %refused, "no vended credentials");
-        return Ok(DelegatedAccess::default());
-    }
-    let credentials = vend(delegation, catalog, caller, table).await?;
+    let prefix = match TablePrefix::of(access, catalog.warehouse().root(), table.location) {
+        Ok(prefix) => prefix,
+        Err(refused) => {
+            tracing::debug!(table = %table.name, %refused, "no vended credentials");
+            return Ok(DelegatedAccess::default());
+        }
+    };
+    let credentials = delegation
+        .vendor
+        .credentials(access, &prefix, may_write(caller, table))
+        .await
+        .map_err(api_error)?;
     let mut config = credential_config(&credentials);
     config.insert(
         "client.refresh-credentials-endpoint".to_string(),

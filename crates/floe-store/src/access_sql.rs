@@ -318,6 +318,29 @@ pub(crate) fn age_millis(age: Duration) -> i64 {
         .min(1 << 50)
 }
 
+/// Deletes the rows of `table` whose `column` (milliseconds since the epoch, by the store's
+/// clock) is more than `older_than` ago; `only_if` is a further SQL condition rows must meet to go
+/// (e.g. `resolved_at IS NOT NULL`), or `None`. Returns how many went.
+pub(crate) async fn delete_older_than<C: AccessConn>(
+    conn: &mut C,
+    table: &'static str,
+    column: &'static str,
+    only_if: Option<&'static str>,
+    older_than: Duration,
+) -> Result<u64, C::Error> {
+    let only_if = only_if
+        .map(|condition| format!("{condition} AND "))
+        .unwrap_or_default();
+    rows(
+        conn,
+        stmt(
+            format!("DELETE FROM {table} WHERE {only_if}{column} < ? - ?"),
+            [Arg::Now, Arg::Int(age_millis(older_than))],
+        ),
+    )
+    .await
+}
+
 async fn bump_policy_version<C: AccessConn>(conn: &mut C) -> Result<(), C::Error> {
     rows(
         conn,
@@ -823,14 +846,7 @@ pub(crate) async fn expire_audit<C: AccessConn>(
     conn: &mut C,
     older_than: Duration,
 ) -> Result<u64, C::Error> {
-    rows(
-        conn,
-        stmt(
-            "DELETE FROM audit_log WHERE at_ms < ? - ?",
-            [Arg::Now, Arg::Int(age_millis(older_than))],
-        ),
-    )
-    .await
+    delete_older_than(conn, "audit_log", "at_ms", None, older_than).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::access_sql::{AccessConn, Arg, Col, Fields, age_millis, check_name, fetch, rows, stmt};
+use crate::access_sql::{
+    AccessConn, Arg, Col, Fields, age_millis, check_name, delete_older_than, fetch, rows, stmt,
+};
 use crate::replicas::{ReplicaHeartbeat, ReplicaRecord};
 
 pub(crate) async fn record_heartbeat<C: AccessConn>(
@@ -65,12 +67,5 @@ pub(crate) async fn forget_replicas<C: AccessConn>(
     conn: &mut C,
     older_than: Duration,
 ) -> Result<u64, C::Error> {
-    rows(
-        conn,
-        stmt(
-            "DELETE FROM replicas WHERE last_seen_at < ? - ?",
-            [Arg::Now, Arg::Int(age_millis(older_than))],
-        ),
-    )
-    .await
+    delete_older_than(conn, "replicas", "last_seen_at", None, older_than).await
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::access_sql::{
-    AccessConn, Arg, Col, Fields, age_millis, check_name, check_text, fetch, rows, stmt,
+    AccessConn, Arg, Col, Fields, check_name, check_text, delete_older_than, fetch, rows, stmt,
 };
 use crate::input::{JobRow, Scope, check_table_name};
 use crate::scrub::{
@@ -315,12 +315,12 @@ pub(crate) async fn expire_findings<C: AccessConn>(
     conn: &mut C,
     older_than: Duration,
 ) -> Result<u64, C::Error> {
-    rows(
+    delete_older_than(
         conn,
-        stmt(
-            "DELETE FROM scrub_findings WHERE resolved_at IS NOT NULL AND resolved_at < ? - ?",
-            [Arg::Now, Arg::Int(age_millis(older_than))],
-        ),
+        "scrub_findings",
+        "resolved_at",
+        Some("resolved_at IS NOT NULL"),
+        older_than,
     )
     .await
 }
