@@ -44,6 +44,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
             new_location: format!("file:///bench/t{t}/0"),
             new_checksum: FileChecksum::of(b"bench"),
             location: Some(format!("file:///bench/t{t}")),
+            events: Default::default(),
         };
         store.swap_pointers(&[swap]).await.expect("create");
     }
@@ -69,6 +70,7 @@ async fn store_baseline(tables: usize, per_client: usize) -> Stats {
                         // The store's swap alone is measured: what the checksum is of does not matter.
                         new_checksum: FileChecksum::of(b"bench"),
                         location: None,
+                        events: Default::default(),
                     };
                     match store.swap_pointers(&[swap]).await {
                         Ok(_) => break,

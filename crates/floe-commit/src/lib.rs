@@ -40,6 +40,7 @@
 
 mod cache;
 mod create;
+pub mod due;
 mod error;
 pub mod file_io;
 mod integrity;
@@ -332,6 +333,7 @@ impl Catalog {
             new_location: new_location.clone(),
             new_checksum: file.checksum().clone(),
             location: Some(file.metadata().location().to_string()),
+            events: Default::default(),
         };
         match self.swap_pointers(&[swap]).await {
             Ok(pointers) => {
@@ -408,6 +410,7 @@ impl Catalog {
                     new_location: p.new_location.clone(),
                     new_checksum: p.file.checksum().clone(),
                     location: p.location.clone(),
+                    events: p.events.clone(),
                 })
                 .collect::<Vec<_>>();
             let outcome = match self.swap_pointers(&swaps).await {
@@ -549,6 +552,8 @@ impl Catalog {
             new_checksum: file.checksum().clone(),
             // Also when it replaces a table's state: the new file may name another location.
             location: Some(location),
+            // A whole new state: every job judges it afresh.
+            events: floe_store::CommitEvents::reevaluate_all(),
         };
         let pointers = self.swap_pointers(&[swap]).await?;
         Ok(LoadedTable {
@@ -602,6 +607,7 @@ impl Catalog {
         let table_location = current
             .as_ref()
             .map(|(_, file)| file.metadata().location().to_string());
+        let before = current.as_ref().map(|(_, file)| file.clone());
         let (base, previous_location, expected, previous_version) = match current {
             Some((pointer, file)) => {
                 let version = metadata_file_version(&pointer.metadata_location);
@@ -637,6 +643,7 @@ impl Catalog {
         // Iceberg's reference implementation are bound by `partition_specs` instead.
         let built = partition_specs::apply(base, previous_location, updates)?;
         let metadata = built.metadata;
+        let events = due::commit_events(before.as_ref().map(|file| file.metadata()), &metadata);
         // Every file of the table must stay inside the warehouse, whatever location a client set;
         // a new or moved table's location is recorded, and checked against the others', by the
         // swap.
@@ -658,6 +665,7 @@ impl Catalog {
                 .into_iter()
                 .map(|log| log.metadata_file)
                 .collect(),
+            events,
         })
     }
 
@@ -889,6 +897,8 @@ struct PreparedCommit {
     location: Option<String>,
     file: Arc<MetadataFile>,
     expired_metadata_files: Vec<String>,
+    /// What the commit means for maintenance, recorded with the swap.
+    events: floe_store::CommitEvents,
 }
 
 /// `<table>/metadata/<version>-<uuid>.metadata.json`, the layout every Iceberg engine writes.

@@ -60,6 +60,9 @@ impl MetadataStore for FaultyMetadataStore {
     fn replicas(&self) -> &dyn floe_store::ReplicaStore {
         self.inner.replicas()
     }
+    fn due(&self) -> &dyn floe_store::DueStore {
+        self.inner.due()
+    }
     fn secrets(&self) -> &dyn floe_store::SecretStore {
         self.inner.secrets()
     }
@@ -149,6 +152,7 @@ impl MetadataStore for FaultyMetadataStore {
                         new_location: next,
                         location: None,
                         new_checksum,
+                        events: Default::default(),
                     }])
                     .await?;
                 Err(StoreError::Internal("error returned from COMMIT".into()))

@@ -132,6 +132,10 @@ pub struct CompactReport {
     pub attempts: u32,
     /// Snapshots committed: more than one with [`CompactOptions::max_commit_bytes`].
     pub commits: usize,
+    /// The most candidates in one partition that was left alone for having too few (fewer than
+    /// [`CompactOptions::min_input_files`], no deletes): how close the table is to its next
+    /// compaction, which the scheduler waits for.
+    pub most_candidates_left: usize,
 }
 
 impl CompactReport {
@@ -149,6 +153,7 @@ impl CompactReport {
         self.removed_delete_files += chunk.removed_delete_files;
         self.removed_delete_bytes += chunk.removed_delete_bytes;
         self.attempts += chunk.attempts;
+        self.most_candidates_left = self.most_candidates_left.max(chunk.most_candidates_left);
         if chunk.snapshot_id.is_some() {
             self.snapshot_id = chunk.snapshot_id;
             self.commits += 1;
@@ -276,7 +281,9 @@ pub async fn prepare(
     if loaded.metadata().current_snapshot().is_none() {
         return Ok(prepared);
     }
-    let mut bins = plan(loaded.metadata(), &prepared.files, target, options);
+    let (mut bins, most_candidates_left) =
+        plan(loaded.metadata(), &prepared.files, target, options);
+    report.most_candidates_left = most_candidates_left;
     if let Some(limit) = options.max_commit_bytes.filter(|_| !options.dry_run) {
         let chunk = chunk_len(&bins, limit);
         prepared.remaining_bins = bins.len() - chunk;
@@ -534,13 +541,14 @@ fn target_size(loaded: &LoadedTable, options: &CompactOptions) -> Result<u64> {
         .clamp(MIN_TARGET_FILE_SIZE, MAX_TARGET_FILE_SIZE))
 }
 
-/// Groups the candidates of the current spec by partition and packs them into bins.
+/// Groups the candidates of the current spec by partition and packs them into bins; also returns
+/// the most candidates of a partition left alone for having too few.
 fn plan(
     metadata: &TableMetadata,
     files: &TableFiles,
     target: u64,
     options: &CompactOptions,
-) -> Vec<Bin> {
+) -> (Vec<Bin>, usize) {
     let min_inputs = options
         .min_input_files
         .unwrap_or(DEFAULT_MIN_INPUT_FILES)
@@ -568,8 +576,10 @@ fn plan(
     }
     let has_deletes = |inputs: &[Input]| inputs.iter().any(|i| i.deletes.len() >= threshold);
     let mut bins = Vec::new();
+    let mut most_left = 0;
     for (partition, mut inputs) in partitions {
         if inputs.len() < min_inputs && !has_deletes(&inputs) {
+            most_left = most_left.max(inputs.len());
             continue;
         }
         inputs.sort_by(|a, b| a.live.path().cmp(b.live.path()));
@@ -597,7 +607,7 @@ fn plan(
         close(&mut open, &mut bins);
     }
     bins.sort_by(|a, b| a.inputs[0].live.path().cmp(b.inputs[0].live.path()));
-    bins
+    (bins, most_left)
 }
 
 /// A whole-file read task of `input` in the current schema, with its deletes.

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// The prefix of every maintenance property.
-pub const PREFIX: &str = "floe.maintenance.";
+pub const PREFIX: &str = floe_store::due::SETTINGS_PREFIX;
 
 /// Every setting (after [`PREFIX`]) with its built-in default.
 pub const KEYS: &[(&str, &str)] = &[
@@ -123,6 +123,16 @@ pub struct MaintenancePolicy {
     pub scrub_limits: crate::scrub::RateLimits,
     /// Every setting by key (without [`PREFIX`]) with its source, for people.
     pub settings: BTreeMap<String, Setting>,
+}
+
+/// The `floe.maintenance.*` settings among `properties`, as one string that changes when any of
+/// them does (the scheduler compares the default warehouse's configured defaults across starts).
+pub fn settings_fingerprint(properties: &BTreeMap<String, String>) -> String {
+    properties
+        .iter()
+        .filter(|(key, _)| key.starts_with(PREFIX))
+        .map(|(key, value)| format!("{key}={value}\n"))
+        .collect()
 }
 
 /// Resolves a table's settings from its warehouse's, namespace's and own properties (any

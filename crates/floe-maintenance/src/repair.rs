@@ -213,6 +213,8 @@ pub async fn rollback(
         // The lost commits may have moved the table; the restored file says where it is.
         location: Some(location),
         new_checksum: file.checksum().clone(),
+        // The table's state went back: every job judges it afresh.
+        events: floe_store::CommitEvents::reevaluate_all(),
     };
     match catalog.store().swap_pointers(&[swap]).await {
         Ok(_) => {}

@@ -7,7 +7,7 @@ use crate::{JobRecord, NamespacePath, Page, PageRequest, Result, StoreError, Tab
 
 /// Joins namespace levels into one key. It is the separator the Iceberg REST API uses between levels,
 /// so no REST client can put it inside a level, which keeps the join reversible.
-const LEVEL_SEPARATOR: &str = "\u{1f}";
+pub(crate) const LEVEL_SEPARATOR: &str = "\u{1f}";
 
 /// Which warehouse a store handle works in, and so how its namespaces are keyed.
 ///

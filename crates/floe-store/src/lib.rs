@@ -150,6 +150,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use due::{CommitEvents, DueItem, DueKind, DueOutcome, DueRow, DueStore};
 pub use integrity::FileChecksum;
 pub use kind::Kind as PointerKind;
 
@@ -167,6 +168,8 @@ pub use secrets::{SealReport, SecretStore};
 pub mod access;
 mod access_sql;
 pub mod backup;
+pub mod due;
+mod due_sql;
 mod input;
 mod integrity;
 mod kind;
@@ -244,6 +247,9 @@ pub struct PointerSwap {
     /// it: required when it creates the table, `Some` when it moves the table elsewhere, `None`
     /// when the table stays where it is (so that ordinary commits are not serialized).
     pub location: Option<String>,
+    /// What the commit means for maintenance, recorded in the same transaction ([`due`]). A swap
+    /// that creates the table makes all of its maintenance due whatever this says.
+    pub events: CommitEvents,
 }
 
 /// A table or view that holds a location, as [`StoreError::LocationOverlap`] names it.
@@ -300,6 +306,17 @@ pub struct PropertiesChange {
     pub removed: Vec<String>,
     /// Keys asked to be removed that were not there.
     pub missing: Vec<String>,
+}
+
+impl PropertiesChange {
+    /// Whether it changed a maintenance setting ([`due::SETTINGS_PREFIX`]), which makes the
+    /// namespace's tables' maintenance due at once.
+    pub fn touches_maintenance(&self) -> bool {
+        self.updated
+            .iter()
+            .chain(&self.removed)
+            .any(|key| key.starts_with(due::SETTINGS_PREFIX))
+    }
 }
 
 /// A warehouse registered in the store (see *Warehouses* in the crate docs).
@@ -428,6 +445,10 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// The replicas' heartbeats (see *Replicas* in the crate docs): global.
     fn replicas(&self) -> &dyn ReplicaStore;
+
+    /// What maintenance is due ([`due`]): global, like job records; table methods work in this
+    /// handle's warehouse.
+    fn due(&self) -> &dyn DueStore;
 
     /// The stored secrets as a whole: re-sealing them under the current key ([`secrets`]).
     fn secrets(&self) -> &dyn SecretStore;

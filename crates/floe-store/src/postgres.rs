@@ -69,6 +69,7 @@ use sqlx::Row;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
+use crate::due_sql;
 use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
     takeover_millis,
@@ -86,6 +87,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod due;
 mod replicas;
 mod scrub;
 mod secrets;
@@ -407,6 +409,10 @@ impl MetadataStore for PostgresStore {
         self
     }
 
+    fn due(&self) -> &dyn crate::DueStore {
+        self
+    }
+
     fn secrets(&self) -> &dyn crate::SecretStore {
         self
     }
@@ -649,6 +655,9 @@ impl MetadataStore for PostgresStore {
                 .bind(&key)
                 .execute(&mut *conn)
                 .await?;
+            if change.touches_maintenance() {
+                due_sql::mark_due(conn, &key, None).await?;
+            }
             Ok(change)
         })
         .await
@@ -772,6 +781,8 @@ impl MetadataStore for PostgresStore {
                     }
                     (None, None) => return Err(location::missing(&swap.table).into()),
                 });
+                let created = swap.expected.is_none();
+                due_sql::record_commit(conn, key, &swap.table.name, &swap.events, created).await?;
             }
             Ok(pointers.into_iter().flatten().collect())
         })
@@ -1691,6 +1702,7 @@ mod tests {
             new_checksum: FileChecksum::of(new_location.as_bytes()),
             // A create needs a location; one per table keeps them apart.
             location: expected.is_none().then(|| format!("s3://b/{}", table.name)),
+            events: Default::default(),
         }
     }
 

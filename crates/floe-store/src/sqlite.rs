@@ -43,6 +43,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
+use crate::due_sql;
 use crate::input::{
     JobRow, Keyset, Scope, check_lease_names, check_warehouse_name, lease_ttl_millis,
     takeover_millis,
@@ -60,6 +61,7 @@ use crate::{
 
 mod access;
 mod backup;
+mod due;
 mod replicas;
 mod scrub;
 mod secrets;
@@ -357,6 +359,10 @@ impl MetadataStore for SqliteStore {
         self
     }
 
+    fn due(&self) -> &dyn crate::DueStore {
+        self
+    }
+
     fn secrets(&self) -> &dyn crate::SecretStore {
         self
     }
@@ -585,6 +591,9 @@ impl MetadataStore for SqliteStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
+            if change.touches_maintenance() {
+                due_sql::mark_due(conn, &key, None).await?;
+            }
             Ok(change)
         })
         .await
@@ -686,6 +695,8 @@ impl MetadataStore for SqliteStore {
                     }
                     (None, None) => return Err(location::missing(&swap.table)),
                 };
+                let created = swap.expected.is_none();
+                due_sql::record_commit(conn, key, &swap.table.name, &swap.events, created).await?;
                 pointers.push(pointer);
             }
             Ok(pointers)
@@ -1540,6 +1551,7 @@ mod tests {
             new_location: "s3://b/1.json".into(),
             new_checksum: FileChecksum::of("s3://b/1.json".as_bytes()),
             location: Some("s3://b/orders".into()),
+            events: Default::default(),
         };
         store.swap_pointers(&[create]).await.unwrap();
         let moved = PointerSwap {
@@ -1548,6 +1560,7 @@ mod tests {
             new_location: "s3://b/2.json".into(),
             new_checksum: FileChecksum::of("s3://b/2.json".as_bytes()),
             location: None,
+            events: Default::default(),
         };
         store.swap_pointers(&[moved]).await.unwrap();
         store
@@ -1620,6 +1633,7 @@ mod tests {
             new_location: format!("{location}/metadata/0.json"),
             new_checksum: FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
             location: Some(location.to_string()),
+            events: Default::default(),
         };
         store
             .swap_pointers(&[create("late", "s3://b/old/late")])

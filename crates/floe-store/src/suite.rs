@@ -26,6 +26,8 @@ use crate::{
 
 mod access;
 pub use access::*;
+mod due;
+pub use due::*;
 mod replicas;
 mod scrub;
 pub use replicas::*;
@@ -100,6 +102,15 @@ macro_rules! metadata_store_suite {
         $crate::metadata_store_suite!(@checks $fresh;
             replica_heartbeats_are_listed_and_forgotten,
         );
+        // The due rows of the event-driven scheduler (suite/due.rs).
+        $crate::metadata_store_suite!(@checks $fresh;
+            new_tables_are_due_and_claims_are_exclusive,
+            commits_count_towards_thresholds,
+            expiry_is_due_when_the_oldest_snapshot_ages_out,
+            settings_changes_make_everything_due,
+            due_rows_follow_their_table,
+            concurrent_claims_take_disjoint_rows,
+        );
     };
     (@checks $fresh:expr; $($check:ident),* $(,)?) => {
         $(
@@ -156,6 +167,7 @@ async fn create_table(
             new_location: location.into(),
             new_checksum: FileChecksum::of(location.as_bytes()),
             location: Some(fresh_location()),
+            events: Default::default(),
         }])
         .await
         .unwrap_or_else(|err| panic!("creating {table}: {err}"));
@@ -170,6 +182,7 @@ fn swap(table: &TableName, expected: &str, new_location: &str) -> PointerSwap {
         new_location: new_location.into(),
         new_checksum: FileChecksum::of(new_location.as_bytes()),
         location: None,
+        events: Default::default(),
     }
 }
 
@@ -535,6 +548,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             new_location: "s3://b/orders/other.json".into(),
             new_checksum: FileChecksum::of("s3://b/orders/other.json".as_bytes()),
             location: Some(fresh_location()),
+            events: Default::default(),
         }])
         .await
         .unwrap_err();
@@ -552,6 +566,7 @@ pub async fn table_create_load_drop(store: Arc<dyn MetadataStore>) {
             new_location: "s3://b/x.json".into(),
             new_checksum: FileChecksum::of("s3://b/x.json".as_bytes()),
             location: Some(fresh_location()),
+            events: Default::default(),
         }])
         .await
         .unwrap_err();
@@ -795,6 +810,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 new_location: "s3://b/fresh/1.json".into(),
                 new_checksum: FileChecksum::of("s3://b/fresh/1.json".as_bytes()),
                 location: Some(fresh_location()),
+                events: Default::default(),
             },
             swap(&b, "s3://b/b/0.json", "s3://b/b/2.json"),
             swap(&c, "s3://b/c/1.json", "s3://b/c/2.json"),
@@ -836,6 +852,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 new_location: "s3://b/c/new.json".into(),
                 new_checksum: FileChecksum::of("s3://b/c/new.json".as_bytes()),
                 location: Some(fresh_location()),
+                events: Default::default(),
             },
         ])
         .await
@@ -856,6 +873,7 @@ pub async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn MetadataStore>) {
                 new_location: "s3://b/fresh/1.json".into(),
                 new_checksum: FileChecksum::of("s3://b/fresh/1.json".as_bytes()),
                 location: Some(fresh_location()),
+                events: Default::default(),
             },
             swap(&a, "s3://b/a/1.json", "s3://b/a/2.json"),
         ])
@@ -1200,6 +1218,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 new_location: "s3://b/t.json".into(),
                 new_checksum: FileChecksum::of("s3://b/t.json".as_bytes()),
                 location: Some(fresh_location()),
+                events: Default::default(),
             }])
             .await
             .unwrap_err();
@@ -1217,6 +1236,7 @@ pub async fn invalid_names_are_refused(store: Arc<dyn MetadataStore>) {
                 new_location: "s3://b/t.json".into(),
                 new_checksum: FileChecksum::of("s3://b/t.json".as_bytes()),
                 location: Some(fresh_location()),
+                events: Default::default(),
             }])
             .await
             .unwrap_err();
@@ -1635,6 +1655,7 @@ pub async fn views_and_tables_never_share_names(store: Arc<dyn MetadataStore>) {
             new_location: "s3://b/t/x.json".into(),
             new_checksum: FileChecksum::of("s3://b/t/x.json".as_bytes()),
             location: Some(fresh_location()),
+            events: Default::default(),
         }])
         .await
         .unwrap_err();
@@ -1737,6 +1758,7 @@ pub async fn racing_view_and_table_creates(store: Arc<dyn MetadataStore>) {
                         new_location: "s3://b/t/1.json".into(),
                         new_checksum: FileChecksum::of("s3://b/t/1.json".as_bytes()),
                         location: Some(fresh_location()),
+                        events: Default::default(),
                     }])
                     .await
             }

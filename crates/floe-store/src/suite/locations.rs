@@ -21,6 +21,7 @@ async fn create_at(
             new_location: format!("{location}/metadata/0.json"),
             new_checksum: FileChecksum::of(format!("{location}/metadata/0.json").as_bytes()),
             location: Some(location.to_string()),
+            events: Default::default(),
         }])
         .await?;
     Ok(created[0].clone())
@@ -127,6 +128,7 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             new_location: "s3://lake/wh/b/metadata/0.json".into(),
             new_checksum: FileChecksum::of("s3://lake/wh/b/metadata/0.json".as_bytes()),
             location: None,
+            events: Default::default(),
         }])
         .await
         .unwrap_err();
@@ -141,6 +143,7 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             new_location: "s3://lake/c/metadata/0.json".into(),
             new_checksum: FileChecksum::of("s3://lake/c/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c".into()),
+            events: Default::default(),
         },
         PointerSwap {
             table: d.clone(),
@@ -148,6 +151,7 @@ pub async fn locations_never_overlap(store: Arc<dyn MetadataStore>) {
             new_location: "s3://lake/c/d/metadata/0.json".into(),
             new_checksum: FileChecksum::of("s3://lake/c/d/metadata/0.json".as_bytes()),
             location: Some("s3://lake/c/d".into()),
+            events: Default::default(),
         },
     ];
     holder_of(store.swap_pointers(&batch).await);
@@ -258,6 +262,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
         new_location: new_location.into(),
         new_checksum: FileChecksum::of(new_location.as_bytes()),
         location: location.map(str::to_string),
+        events: Default::default(),
     };
 
     // Into another table's location: refused, and nothing moves.
@@ -284,6 +289,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             new_location: "s3://lake/b2/metadata/2.json".into(),
             new_checksum: FileChecksum::of("s3://lake/b2/metadata/2.json".as_bytes()),
             location: Some("s3://lake/b2".into()),
+            events: Default::default(),
         }])
         .await
         .unwrap();
@@ -301,6 +307,7 @@ pub async fn a_location_change_is_checked(store: Arc<dyn MetadataStore>) {
             new_location: "s3://lake/a/inner/metadata/1.json".into(),
             new_checksum: FileChecksum::of("s3://lake/a/inner/metadata/1.json".as_bytes()),
             location: Some("s3://lake/a/inner".into()),
+            events: Default::default(),
         }])
         .await
         .unwrap();

@@ -1,0 +1,205 @@
+//! The event-driven scheduler: work becomes due from commits, settings changes and time, never
+//! from walking the tables. A pass looks only at tables with a job due, and a table nobody
+//! touches is not looked at between its time-based dues.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_commit::open::{OpenOptions, open};
+use floe_commit::{CommitSettings, Warehouses};
+use floe_maintenance::scheduler::{PassReport, Scheduler, SchedulerOptions};
+use floe_storage::RetryOptions;
+use floe_store::{DueKind, DueRow};
+
+mod common;
+
+use common::Fixture;
+use common::parts::table;
+
+/// A scheduler on its own engine over the fixture's catalog, as a server's would be.
+async fn scheduler_for(t: &Fixture, options: SchedulerOptions) -> Arc<Scheduler> {
+    let catalog = open(&OpenOptions::new(t.data_dir())).await.unwrap();
+    let warehouses = Warehouses::new(catalog, RetryOptions::default(), CommitSettings::default());
+    Arc::new(Scheduler::new(Arc::new(warehouses), options))
+}
+
+async fn rows(t: &Fixture) -> BTreeMap<DueKind, DueRow> {
+    t.catalog
+        .store()
+        .due()
+        .due_rows(&t.table)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.kind, row))
+        .collect()
+}
+
+fn looked_at(pass: &PassReport) -> usize {
+    pass.tables
+}
+
+#[tokio::test]
+async fn work_becomes_due_from_commits_not_from_passes() {
+    let t = table(true).await;
+    let scheduler = scheduler_for(&t, SchedulerOptions::default()).await;
+
+    // A new table is looked at once, and then not again while nothing happens to it.
+    let first = scheduler.run_pass().await;
+    assert_eq!(looked_at(&first), 1, "{first:?}");
+    assert_eq!(
+        first.jobs_run, 2,
+        "the first unreferenced-file pass and scrub are recorded"
+    );
+    for _ in 0..3 {
+        let idle = scheduler.run_pass().await;
+        assert_eq!(idle, PassReport::default(), "nothing is due");
+    }
+    let due = rows(&t).await;
+    assert_eq!(due.len(), 5);
+    let compaction = &due[&DueKind::Compaction];
+    assert_eq!(
+        (compaction.due_at_ms, compaction.threshold),
+        (None, 5),
+        "an empty table needs five files in a partition"
+    );
+    let day = 24 * 3_600_000;
+    for kind in [DueKind::OrphanRemoval, DueKind::Scrub] {
+        let at = due[&kind].due_at_ms.expect("time-based");
+        let in_a_day = at - now_ms();
+        assert!(
+            (day - 60_000..=day).contains(&in_a_day),
+            "{kind} is due in a day, not in {in_a_day} ms"
+        );
+    }
+
+    // Four appends add four files to each of three partitions: twelve files reach the threshold
+    // of five, the planner finds no partition with five, and asks for one more file.
+    for i in 0..4 {
+        t.append(i * 3, i * 3 + 3).await;
+    }
+    assert_eq!(rows(&t).await[&DueKind::Compaction].pending, 12);
+    let before = t.current_snapshot().await;
+    let pass = scheduler.run_pass().await;
+    assert_eq!((looked_at(&pass), pass.jobs_run), (1, 0), "{pass:?}");
+    assert_eq!(t.current_snapshot().await, before, "nothing compacted");
+    let compaction = &rows(&t).await[&DueKind::Compaction];
+    assert_eq!(
+        (
+            compaction.pending,
+            compaction.threshold,
+            compaction.due_at_ms
+        ),
+        (0, 1, None)
+    );
+    assert_eq!(scheduler.run_pass().await, PassReport::default());
+
+    // The fifth file of each partition makes it due, and the next pass compacts.
+    let checksum = t.checksum("s.t").await;
+    t.append(12, 15).await;
+    let pass = scheduler.run_pass().await;
+    assert_eq!((looked_at(&pass), pass.jobs_run), (1, 1), "{pass:?}");
+    assert_eq!(t.checksum("s.t").await.0, checksum.0 + 3);
+    assert_eq!(t.live_files().await.len(), 3, "one file per partition");
+    // Compaction's own commit does not bring it back.
+    assert_eq!(scheduler.run_pass().await, PassReport::default());
+
+    // Snapshot expiry is due when the oldest snapshot but the current one passes the age limit.
+    let expiry = &rows(&t).await[&DueKind::SnapshotExpiry];
+    let oldest = t
+        .metadata()
+        .await
+        .snapshots()
+        .map(|snapshot| snapshot.timestamp_ms())
+        .min()
+        .unwrap();
+    assert_eq!(expiry.period_ms, 120 * 3_600_000);
+    assert_eq!(expiry.due_at_ms, Some(oldest + expiry.period_ms));
+}
+
+#[tokio::test]
+async fn the_claims_of_a_replica_that_died_are_taken_over_after_their_hold() {
+    let t = table(false).await;
+    for i in 0..5 {
+        t.append(i, i + 1).await;
+    }
+    // Another replica claimed everything due and died.
+    let hold = Duration::from_secs(2);
+    let claimed = t.catalog.store().due().claim_due(100, hold).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    let scheduler = scheduler_for(&t, SchedulerOptions::default()).await;
+    assert_eq!(scheduler.run_pass().await, PassReport::default(), "held");
+
+    tokio::time::sleep(hold + Duration::from_millis(200)).await;
+    let before = t.current_snapshot().await;
+    let pass = scheduler.run_pass().await;
+    assert_eq!(looked_at(&pass), 1, "{pass:?}");
+    assert_ne!(t.current_snapshot().await, before, "compacted");
+    assert_eq!(t.live_files().await.len(), 1);
+    assert!(rows(&t).await.values().all(|row| !row.claimed));
+}
+
+#[tokio::test]
+async fn settings_changes_make_the_tables_due() {
+    let t = table(false).await;
+    for i in 0..3 {
+        t.append(i, i + 1).await;
+    }
+    let scheduler = scheduler_for(&t, SchedulerOptions::default()).await;
+    scheduler.run_pass().await;
+    assert_eq!(scheduler.run_pass().await, PassReport::default());
+    assert_eq!(t.live_files().await.len(), 3, "below the minimum of five");
+
+    // A namespace setting that lowers the minimum: the table is due at once, and compacted.
+    let namespace = t.table.namespace.clone();
+    let setting = BTreeMap::from([(
+        "floe.maintenance.compaction.min-input-files".to_string(),
+        "3".to_string(),
+    )]);
+    t.catalog
+        .update_namespace_properties(&namespace, &[], &setting)
+        .await
+        .unwrap();
+    let pass = scheduler.run_pass().await;
+    assert_eq!((looked_at(&pass), pass.jobs_run), (1, 1), "{pass:?}");
+    assert_eq!(t.live_files().await.len(), 1);
+
+    // Other properties change nothing.
+    let other = BTreeMap::from([("owner".to_string(), "ana".to_string())]);
+    t.catalog
+        .update_namespace_properties(&namespace, &[], &other)
+        .await
+        .unwrap();
+    assert_eq!(scheduler.run_pass().await, PassReport::default());
+
+    // The server's configured defaults: compared across starts, a change makes every table due.
+    let defaults = |min: &str| SchedulerOptions {
+        default_warehouse_properties: BTreeMap::from([(
+            "floe.maintenance.compaction.min-input-files".to_string(),
+            min.to_string(),
+        )]),
+        ..SchedulerOptions::default()
+    };
+    let first = scheduler_for(&t, defaults("7")).await;
+    first.prepare().await;
+    assert_eq!(first.run_pass().await, PassReport::default(), "first start");
+    let restarted = scheduler_for(&t, defaults("7")).await;
+    restarted.prepare().await;
+    assert_eq!(
+        restarted.run_pass().await,
+        PassReport::default(),
+        "same defaults"
+    );
+    let changed = scheduler_for(&t, defaults("9")).await;
+    changed.prepare().await;
+    assert_eq!(looked_at(&changed.run_pass().await), 1);
+}
+
+fn now_ms() -> i64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    i64::try_from(millis).unwrap()
+}
