@@ -2,15 +2,17 @@
 //! from walking the tables. A pass looks only at tables with a job due, and a table nobody
 //! touches is not looked at between its time-based dues.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use floe_commit::open::{OpenOptions, open};
 use floe_commit::{CommitSettings, Warehouses};
+use floe_maintenance::LeaseSettings;
 use floe_maintenance::scheduler::{PassReport, Scheduler, SchedulerOptions};
+use floe_sql::{EmbeddedCatalog, Session};
 use floe_storage::RetryOptions;
-use floe_store::{DueKind, DueRow};
+use floe_store::{DueKind, DueRow, JobFilter};
 
 mod common;
 
@@ -194,6 +196,93 @@ async fn settings_changes_make_the_tables_due() {
     let changed = scheduler_for(&t, defaults("9")).await;
     changed.prepare().await;
     assert_eq!(looked_at(&changed.run_pass().await), 1);
+}
+
+/// Two replicas on one PostgreSQL store claim different rows: every table due is compacted
+/// exactly once, whichever replica gets it, and neither finds anything left afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_the_due_work_without_doing_it_twice() {
+    let postgres = floe_testkit::postgres::TestPostgres::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        metastore: Some(postgres.create_database()),
+        ..OpenOptions::new(dir.path())
+    };
+    let writer = Arc::new(open(&options).await.unwrap());
+    let sql = |statement: String| {
+        let session = Session::new(Arc::new(EmbeddedCatalog::new(writer.clone())));
+        async move { session.run(&statement).await.unwrap() }
+    };
+    sql("CREATE SCHEMA s".into()).await;
+    let tables = 6;
+    for table in 0..tables {
+        sql(format!("CREATE TABLE s.t{table} (id BIGINT)")).await;
+        for row in 0..5 {
+            sql(format!("INSERT INTO s.t{table} VALUES ({row})")).await;
+        }
+    }
+    let replica = || async {
+        let catalog = open(&options).await.unwrap();
+        let warehouses =
+            Warehouses::new(catalog, RetryOptions::default(), CommitSettings::default());
+        let options = SchedulerOptions {
+            // Small batches, so that the replicas' claims interleave.
+            claim_batch: 2,
+            // A job whose table's lease the other replica holds is put off by one lease lifetime:
+            // short here, so that the test can wait for it.
+            lease: LeaseSettings {
+                ttl: Duration::from_secs(2),
+                renew_every: Duration::from_millis(500),
+            },
+            ..SchedulerOptions::default()
+        };
+        Arc::new(Scheduler::new(Arc::new(warehouses), options))
+    };
+    let (a, b) = (replica().await, replica().await);
+    let (pass_a, pass_b) = tokio::join!(a.run_pass(), b.run_pass());
+    assert_eq!(pass_a.jobs_failed + pass_b.jobs_failed, 0);
+    assert!(
+        pass_a.tables + pass_b.tables >= tables,
+        "{pass_a:?} {pass_b:?}"
+    );
+    // Rarely, both replicas claim rows of one table at the same moment; the job that then finds
+    // the table's lease taken is put off by one lease lifetime.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (late_a, late_b) = tokio::join!(a.run_pass(), b.run_pass());
+    assert_eq!(late_a.jobs_failed + late_b.jobs_failed, 0);
+
+    let compactions = writer
+        .store()
+        .list_jobs(
+            &JobFilter {
+                kind: Some("compaction".into()),
+                ..JobFilter::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    let compacted: BTreeSet<String> = compactions
+        .iter()
+        .map(|job| job.table.name.clone())
+        .collect();
+    assert_eq!(compactions.len(), tables, "{compactions:?}");
+    assert_eq!(compacted.len(), tables);
+    for table in 0..tables {
+        let rows = sql(format!("SELECT count(*) FROM s.t{table}")).await;
+        let count = rows.last().unwrap()[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(count, 5);
+    }
+    let (pass_a, pass_b) = tokio::join!(a.run_pass(), b.run_pass());
+    assert_eq!(
+        (pass_a, pass_b),
+        (PassReport::default(), PassReport::default())
+    );
 }
 
 fn now_ms() -> i64 {

@@ -158,8 +158,10 @@ pub struct DueRow {
 /// The due rows (see the module docs). Every method is one atomic operation.
 #[async_trait]
 pub trait DueStore: Send + Sync + 'static {
-    /// Claims up to `limit` rows due now (by the store's clock), earliest first, for `hold`: their
-    /// due time moves to now + `hold`, so that nobody else claims them before then.
+    /// Claims the rows due now (by the store's clock) of the tables of the earliest `limit` due
+    /// rows, for `hold`: their due time moves to now + `hold`, so that nobody else claims them
+    /// before then. A table's due jobs are claimed together (unless two claimants pick the same
+    /// table at the same moment: then each gets some of its rows, never the same one).
     async fn claim_due(&self, limit: usize, hold: Duration) -> Result<Vec<DueItem>>;
 
     /// Writes what a claimed job found, if the row is still held by `item`'s claim; returns

@@ -165,7 +165,9 @@ fn claimed_from(fields: &mut Fields) -> Result<(String, String, String, i64)> {
     ))
 }
 
-/// Claims up to `limit` due rows. `lock` follows the subquery: PostgreSQL's `FOR UPDATE SKIP
+/// Claims the due rows of the tables of the first `limit` due rows (so up to five times `limit`
+/// rows): a table's due jobs go to one claimant, which runs them one after the other instead of
+/// two replicas contending for its lease. `lock` follows the subquery: PostgreSQL's `FOR UPDATE SKIP
 /// LOCKED`, so that replicas claiming at once take different rows instead of waiting for each
 /// other; empty for SQLite, whose writes are serialized anyway.
 pub(crate) async fn claim_due<C: AccessConn>(
@@ -180,7 +182,7 @@ pub(crate) async fn claim_due<C: AccessConn>(
         stmt(
             format!(
                 "UPDATE maintenance_due SET due_at = ? + ?, claim = ? \
-                 WHERE (namespace, name, kind) IN (SELECT namespace, name, kind \
+                 WHERE due_at <= ? AND (namespace, name) IN (SELECT namespace, name \
                  FROM maintenance_due WHERE due_at <= ? ORDER BY due_at LIMIT ?{lock}) \
                  RETURNING namespace, name, kind, pending"
             ),
@@ -188,6 +190,7 @@ pub(crate) async fn claim_due<C: AccessConn>(
                 Arg::Now,
                 Arg::Int(age_millis(hold)),
                 Arg::Text(&claim),
+                Arg::Now,
                 Arg::Now,
                 Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
             ],

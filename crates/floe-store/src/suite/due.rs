@@ -53,6 +53,18 @@ async fn commit(
     *at = next;
 }
 
+/// Namespace `n` with table `t`, created at pointer `m0`; returns the table and its pointer.
+async fn one_table(store: &dyn MetadataStore) -> (TableName, String) {
+    store
+        .create_namespace(&ns(&["n"]), &Properties::new())
+        .await
+        .unwrap();
+    let table = TableName::new(ns(&["n"]), "t");
+    let at = "m0".to_string();
+    create_table(store, &table, &at).await;
+    (table, at)
+}
+
 fn files(added: u64) -> CommitEvents {
     CommitEvents {
         added_data_files: added,
@@ -91,27 +103,38 @@ pub async fn new_tables_are_due_and_claims_are_exclusive(store: Arc<dyn Metadata
         .await
         .unwrap();
     let table = TableName::new(ns(&["n"]), "t");
+    let other = TableName::new(ns(&["n"]), "u");
     create_table(store.as_ref(), &table, "m0").await;
     assert_eq!(
         due.count_due().await.unwrap(),
         (5, 5),
         "every kind is due at once"
     );
+    create_table(store.as_ref(), &other, "n0").await;
 
-    let claimed = due.claim_due(3, HOLD).await.unwrap();
-    assert_eq!(claimed.len(), 3, "at most the limit");
+    // A claim takes whole tables: all due rows of the tables of its first `limit` rows.
+    let claimed = due.claim_due(1, HOLD).await.unwrap();
+    assert_eq!(claimed.len(), 5, "{claimed:?}");
     let rest = due.claim_due(10, HOLD).await.unwrap();
-    assert_eq!(rest.len(), 2, "claimed rows are not claimed again");
+    assert_eq!(rest.len(), 5, "claimed rows are not claimed again");
     assert!(due.claim_due(10, HOLD).await.unwrap().is_empty());
-    let kinds: BTreeSet<DueKind> = claimed.iter().chain(&rest).map(|item| item.kind).collect();
-    assert_eq!(kinds, DueKind::ALL.into_iter().collect());
-    for item in claimed.iter().chain(&rest) {
-        assert_eq!(item.table, table);
+    assert_ne!(claimed[0].table, rest[0].table);
+    for batch in [&claimed, &rest] {
+        let kinds: BTreeSet<DueKind> = batch.iter().map(|item| item.kind).collect();
+        assert_eq!(kinds, DueKind::ALL.into_iter().collect());
+        assert!(batch.iter().all(|item| item.table == batch[0].table));
+    }
+    let claimed: Vec<DueItem> = [claimed, rest]
+        .concat()
+        .into_iter()
+        .filter(|item| item.table == table)
+        .collect();
+    for item in &claimed {
         assert_eq!(item.warehouse, None);
         assert_eq!(item.pending, 0);
     }
     assert!(row(store.as_ref(), &table, DueKind::Scrub).await.claimed);
-    assert_eq!(due.count_due().await.unwrap(), (0, 5));
+    assert_eq!(due.count_due().await.unwrap(), (0, 10));
 
     // Held past its hold (the claimant died): due again, and the old claim no longer finishes.
     let short = due.claim_due(10, Duration::ZERO).await.unwrap();
@@ -134,13 +157,7 @@ pub async fn new_tables_are_due_and_claims_are_exclusive(store: Arc<dyn Metadata
 
 pub async fn commits_count_towards_thresholds(store: Arc<dyn MetadataStore>) {
     let due = store.due();
-    store
-        .create_namespace(&ns(&["n"]), &Properties::new())
-        .await
-        .unwrap();
-    let table = TableName::new(ns(&["n"]), "t");
-    let mut at = "m0".to_string();
-    create_table(store.as_ref(), &table, &at).await;
+    let (table, mut at) = one_table(store.as_ref()).await;
     settle(store.as_ref(), |item| waiting(3, item)).await;
     assert_eq!(due.count_due().await.unwrap(), (0, 5));
 
@@ -208,13 +225,7 @@ pub async fn commits_count_towards_thresholds(store: Arc<dyn MetadataStore>) {
 
 pub async fn expiry_is_due_when_the_oldest_snapshot_ages_out(store: Arc<dyn MetadataStore>) {
     let due = store.due();
-    store
-        .create_namespace(&ns(&["n"]), &Properties::new())
-        .await
-        .unwrap();
-    let table = TableName::new(ns(&["n"]), "t");
-    let mut at = "m0".to_string();
-    create_table(store.as_ref(), &table, &at).await;
+    let (table, mut at) = one_table(store.as_ref()).await;
     let day = 24 * 3_600_000;
     settle(store.as_ref(), |item| DueOutcome {
         period_ms: day,
@@ -238,13 +249,7 @@ pub async fn expiry_is_due_when_the_oldest_snapshot_ages_out(store: Arc<dyn Meta
 
 pub async fn settings_changes_make_everything_due(store: Arc<dyn MetadataStore>) {
     let due = store.due();
-    store
-        .create_namespace(&ns(&["n"]), &Properties::new())
-        .await
-        .unwrap();
-    let table = TableName::new(ns(&["n"]), "t");
-    let mut at = "m0".to_string();
-    create_table(store.as_ref(), &table, &at).await;
+    let (table, mut at) = one_table(store.as_ref()).await;
     settle(store.as_ref(), |item| waiting(10, item)).await;
 
     store
