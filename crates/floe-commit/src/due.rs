@@ -2,10 +2,9 @@
 //! before and after it, so that the scheduler looks at a table only when a commit may have made
 //! work (see `floe_store::due`).
 
-use std::collections::HashSet;
-
 use floe_store::CommitEvents;
 use floe_store::due::SETTINGS_PREFIX;
+use iceberg::TableUpdate;
 use iceberg::spec::{Operation, TableMetadata};
 
 /// Iceberg's own table properties that maintenance honors (see `floe_maintenance::policy`):
@@ -22,44 +21,56 @@ pub fn is_maintenance_property(key: &str) -> bool {
     key.starts_with(SETTINGS_PREFIX) || MAINTENANCE_ICEBERG_PROPERTIES.contains(&key)
 }
 
-/// The events of a commit from `before` (`None`: the commit creates the table) to `after`.
-pub(crate) fn commit_events(before: Option<&TableMetadata>, after: &TableMetadata) -> CommitEvents {
-    let known: HashSet<i64> = before
-        .map(|metadata| metadata.snapshots().map(|s| s.snapshot_id()).collect())
-        .unwrap_or_default();
+/// The events of a commit that applies `updates` (`created`: to a table it creates), read off the
+/// updates themselves so that a commit does not scan the table's snapshots or properties for them.
+/// The oldest snapshot is set from the resulting metadata by [`with_oldest_snapshot`].
+pub(crate) fn commit_events(created: bool, updates: &[TableUpdate]) -> CommitEvents {
     let mut events = CommitEvents {
-        oldest_snapshot_ms: oldest_expirable_snapshot_ms(after),
+        reevaluate: created,
         ..CommitEvents::default()
     };
-    for snapshot in after
-        .snapshots()
-        .filter(|s| !known.contains(&s.snapshot_id()))
-    {
-        let summary = snapshot.summary();
-        // Compaction's and the manifest rewrite's own snapshots move files around without adding
-        // any work: counting them would only bring the job straight back.
-        if summary.operation == Operation::Replace {
-            continue;
-        }
-        let count = |key: &str| {
-            summary
-                .additional_properties
-                .get(key)
-                .and_then(|value| value.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let data = count("added-data-files");
-        let deletes = count("added-delete-files");
-        events.added_data_files += data;
-        events.added_delete_files += deletes;
-        if data + deletes > 0 {
-            events.added_manifests += 1;
+    for update in updates {
+        match update {
+            TableUpdate::AddSnapshot { snapshot } => {
+                let summary = snapshot.summary();
+                // Compaction's and the manifest rewrite's own snapshots move files around without
+                // adding any work: counting them would only bring the job straight back.
+                if summary.operation == Operation::Replace {
+                    continue;
+                }
+                let count = |key: &str| {
+                    summary
+                        .additional_properties
+                        .get(key)
+                        .and_then(|value| value.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let data = count("added-data-files");
+                let deletes = count("added-delete-files");
+                events.added_data_files += data;
+                events.added_delete_files += deletes;
+                if data + deletes > 0 {
+                    events.added_manifests += 1;
+                }
+            }
+            TableUpdate::SetProperties { updates } => {
+                events.reevaluate |= updates.keys().any(|key| is_maintenance_property(key));
+            }
+            TableUpdate::RemoveProperties { removals } => {
+                events.reevaluate |= removals.iter().any(|key| is_maintenance_property(key));
+            }
+            _ => {}
         }
     }
-    events.reevaluate = match before {
-        Some(before) => settings_changed(before, after),
-        None => true,
-    };
+    events
+}
+
+/// `events` with the oldest snapshot of the table after the commit.
+pub(crate) fn with_oldest_snapshot(
+    mut events: CommitEvents,
+    after: &TableMetadata,
+) -> CommitEvents {
+    events.oldest_snapshot_ms = oldest_expirable_snapshot_ms(after);
     events
 }
 
@@ -74,20 +85,6 @@ pub fn oldest_expirable_snapshot_ms(metadata: &TableMetadata) -> Option<i64> {
         .filter(|snapshot| Some(snapshot.snapshot_id()) != current)
         .map(|snapshot| snapshot.timestamp_ms())
         .min()
-}
-
-fn settings_changed(before: &TableMetadata, after: &TableMetadata) -> bool {
-    let relevant = |metadata: &TableMetadata| -> Vec<(String, String)> {
-        let mut pairs: Vec<(String, String)> = metadata
-            .properties()
-            .iter()
-            .filter(|(key, _)| is_maintenance_property(key))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        pairs.sort();
-        pairs
-    };
-    relevant(before) != relevant(after)
 }
 
 #[cfg(test)]

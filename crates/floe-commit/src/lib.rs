@@ -607,7 +607,6 @@ impl Catalog {
         let table_location = current
             .as_ref()
             .map(|(_, file)| file.metadata().location().to_string());
-        let before = current.as_ref().map(|(_, file)| file.clone());
         let (base, previous_location, expected, previous_version) = match current {
             Some((pointer, file)) => {
                 let version = metadata_file_version(&pointer.metadata_location);
@@ -641,9 +640,10 @@ impl Catalog {
         };
         // Iceberg's builder applies the updates; partition specs it binds more strictly than
         // Iceberg's reference implementation are bound by `partition_specs` instead.
+        let events = due::commit_events(expected.is_none(), &updates);
         let built = partition_specs::apply(base, previous_location, updates)?;
         let metadata = built.metadata;
-        let events = due::commit_events(before.as_ref().map(|file| file.metadata()), &metadata);
+        let events = due::with_oldest_snapshot(events, &metadata);
         // Every file of the table must stay inside the warehouse, whatever location a client set;
         // a new or moved table's location is recorded, and checked against the others', by the
         // swap.

@@ -260,6 +260,14 @@ impl Scheduler {
                 .or_default()
                 .push(item);
         }
+        // Each warehouse's catalog and settings once per batch, not once per table.
+        let mut warehouses = HashMap::new();
+        for (warehouse, _) in by_table.keys() {
+            if !warehouses.contains_key(warehouse) {
+                let found = self.warehouse(warehouse.as_deref()).await;
+                warehouses.insert(warehouse.clone(), found);
+            }
+        }
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut running = tokio::task::JoinSet::new();
         for ((warehouse, table), mut items) in by_table {
@@ -269,9 +277,13 @@ impl Scheduler {
                 break;
             };
             let scheduler = self.clone();
+            let found = warehouses
+                .get(&warehouse)
+                .cloned()
+                .unwrap_or_else(|| Err("not resolved".into()));
             running.spawn(async move {
                 let outcome = scheduler
-                    .maintain_table(warehouse.as_deref(), &table, &items)
+                    .maintain_table(warehouse.as_deref(), found, &table, &items)
                     .await;
                 drop(permit);
                 outcome
@@ -314,11 +326,12 @@ impl Scheduler {
     async fn maintain_table(
         &self,
         warehouse_name: Option<&str>,
+        warehouse: Result<(Arc<Catalog>, Properties), String>,
         table: &TableName,
         items: &[DueItem],
     ) -> TableOutcome {
         let mut outcome = TableOutcome::default();
-        let (catalog, warehouse_properties) = match self.warehouse(warehouse_name).await {
+        let (catalog, warehouse_properties) = match warehouse {
             Ok(found) => found,
             Err(err) => {
                 warn!(warehouse = warehouse_name, %table, error = %err, "maintenance: cannot open the table's warehouse");
