@@ -6,9 +6,12 @@
 //! Work becomes due from what happens to a table, never from walking the tables (see
 //! `floe_store::due`): every commit records with its pointer swap what it added (data and delete
 //! files, manifests, its oldest snapshot), and each table has one *due row* per kind of job, saying
-//! when the job is due next. Every [`SchedulerOptions::interval`] the scheduler claims the rows due
-//! now, [`SchedulerOptions::claim_batch`] at a time with one indexed query, until none is left. A
-//! pass that finds nothing due costs that one query, however many tables there are.
+//! when the job is due next. Every [`SchedulerOptions::interval`], and whenever a table's jobs
+//! finish, the scheduler claims due rows with one indexed query, for as many tables as it has free
+//! slots ([`SchedulerOptions::concurrency`]), and starts them. It claims only what it can start at
+//! once, so that the replicas share a backlog and a job that falls due starts within one interval
+//! whenever a slot is free, however long the jobs running in the other slots take. A claim that
+//! finds nothing due costs that one query, however many tables there are.
 //!
 //! For each claimed table it resolves the table's [`policy`](crate::policy) and runs, in order,
 //! the claimed jobs:
@@ -45,7 +48,7 @@
 //! no file: the scheduler deletes nothing of it (compaction's own uncommitted outputs aside).
 //!
 //! Tables are maintained [`SchedulerOptions::concurrency`] at a time, which bounds the memory and
-//! object-store traffic a pass takes. A claim holds its rows for [`SchedulerOptions::claim_hold`]:
+//! object-store traffic the scheduler takes. A claim holds its rows for [`SchedulerOptions::claim_hold`]:
 //! a replica that dies leaves its claimed jobs to be claimed again after that. Each job also holds
 //! the table's maintenance lease (the scrub its own scrub lease), renewed while it runs
 //! ([`crate::lease`], [`SchedulerOptions::lease`]), so across all replicas (and `floe maintain`)
@@ -63,7 +66,7 @@
 
 mod jobs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,7 +75,6 @@ use floe_store::{
     DueItem, DueKind, DueOutcome, JobRecord, NamespacePath, PageRequest, Properties, TableName,
 };
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{JobOutcome, job_finished};
@@ -98,15 +100,16 @@ pub mod kind {
 
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
-    /// Time between the starts of two passes: how long a job may wait after it fell due.
+    /// Time between two claims when no job finishes: how long a job may wait after it fell due
+    /// while a slot is free.
     pub interval: Duration,
     /// Tables maintained at once.
     pub concurrency: usize,
-    /// Due rows claimed per query.
+    /// At most this many due rows claimed per query (fewer when fewer slots are free).
     pub claim_batch: usize,
     /// How long a claim keeps other replicas off its rows: a claim whose replica died is claimed
-    /// again after this. Longer than a batch of jobs takes, or a slow batch's last jobs are
-    /// claimed (and, their lease permitting, run) twice.
+    /// again after this. Longer than one table's jobs take, or a slow table's last jobs are
+    /// claimed again (and, their lease permitting, run twice).
     pub claim_hold: Duration,
     /// The first back-off after a failed job; doubles per consecutive failure.
     pub failure_backoff: Duration,
@@ -143,8 +146,34 @@ pub struct PassReport {
     pub skipped: usize,
 }
 
+impl PassReport {
+    fn add(&mut self, joined: Result<TableOutcome, tokio::task::JoinError>) {
+        match joined {
+            Ok(table) => {
+                self.jobs_run += table.jobs_run;
+                self.jobs_failed += table.jobs_failed;
+                self.skipped += usize::from(table.skipped);
+            }
+            Err(err) => warn!(error = %err, "a maintenance task panicked"),
+        }
+    }
+}
+
+/// The tasks maintaining claimed tables, one per table.
+type Running = tokio::task::JoinSet<TableOutcome>;
+
+/// A table of a warehouse (`None`: the default one).
+type TableKey = (Option<String>, TableName);
+
 /// Consecutive failures of one job on one table.
 type JobKey = (Option<String>, TableName, DueKind);
+
+/// What one round of claims started.
+struct Claim {
+    started: usize,
+    /// Whether more may be due: every slot is taken, or the last claim came back full.
+    more: bool,
+}
 
 pub struct Scheduler {
     warehouses: Arc<Warehouses>,
@@ -161,35 +190,38 @@ impl Scheduler {
         }
     }
 
-    /// Runs passes until the task is dropped or aborted. The first pass starts after one
-    /// interval, so that a starting server serves before it maintains.
+    /// Maintains tables until the task is dropped or aborted: claims what is due every
+    /// interval and whenever a table's jobs finish, as many tables as there are free slots. The
+    /// first claim comes after one interval, so that a starting server serves before it
+    /// maintains.
     pub async fn run(self: Arc<Self>) {
         self.prepare().await;
         let mut ticks = tokio::time::interval(self.options.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         let mut housekept: Option<Instant> = None;
+        let mut running = Running::new();
         loop {
-            ticks.tick().await;
-            let report = self.run_pass().await;
-            if report.jobs_run + report.jobs_failed > 0 {
-                info!(
-                    tables = report.tables,
-                    jobs = report.jobs_run,
-                    failed = report.jobs_failed,
-                    "maintenance pass done"
-                );
-            } else {
-                debug!(tables = report.tables, "maintenance pass: nothing due");
+            // Claims do not wait for running jobs: a long compaction takes one slot, and work
+            // that falls due meanwhile starts within an interval in the others.
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
+                        self.housekeeping().await;
+                        housekept = Some(Instant::now());
+                    }
+                }
+                Some(joined) = running.join_next() => {
+                    let mut report = PassReport::default();
+                    report.add(joined);
+                    debug!(?report, "maintenance: a table's jobs finished");
+                }
             }
-            if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
-                self.housekeeping().await;
-                housekept = Some(Instant::now());
-            }
+            self.start_due(&mut running, None).await;
         }
     }
 
-    /// Once per process, before the first pass: gives tables without due rows theirs, and makes
+    /// Once per process, before the first claim: gives tables without due rows theirs, and makes
     /// every default-warehouse table due if the configured defaults changed since the last start.
     pub async fn prepare(&self) {
         let store = self.warehouses.default_catalog().store();
@@ -226,41 +258,97 @@ impl Scheduler {
         }
     }
 
-    /// One pass: claims what is due, batch by batch, and runs it.
+    /// One pass: claims what is due and runs it, `concurrency` tables at a time, until nothing
+    /// is due. Each table is maintained at most once per pass: one whose jobs come due again
+    /// while the pass runs (put off briefly, made due by a commit) is left for the next.
     pub async fn run_pass(self: &Arc<Self>) -> PassReport {
         let mut report = PassReport::default();
-        let store = self.warehouses.default_catalog().store();
-        let batch_size = self.options.claim_batch.max(1);
+        let mut running = Running::new();
+        let mut seen = BTreeSet::new();
+        let mut claiming = true;
         loop {
-            let claimed = match store
-                .due()
-                .claim_due(batch_size, self.options.claim_hold)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(err) => {
-                    warn!(error = %err, "maintenance pass: cannot claim due jobs");
-                    return report;
-                }
-            };
-            let full = claimed.len() >= batch_size;
-            self.run_batch(claimed, &mut report).await;
-            if !full {
-                return report;
+            if claiming {
+                let claim = self.start_due(&mut running, Some(&mut seen)).await;
+                report.tables += claim.started;
+                claiming = claim.more;
+            }
+            match running.join_next().await {
+                Some(joined) => report.add(joined),
+                None => return report,
             }
         }
     }
 
-    /// Runs a batch of claimed jobs, grouped by table, `concurrency` tables at a time.
-    async fn run_batch(self: &Arc<Self>, claimed: Vec<DueItem>, report: &mut PassReport) {
-        let mut by_table: BTreeMap<(Option<String>, TableName), Vec<DueItem>> = BTreeMap::new();
-        for item in claimed {
-            by_table
-                .entry((item.warehouse.clone(), item.table.clone()))
-                .or_default()
-                .push(item);
+    /// Claims due tables while fewer than `concurrency` are being maintained, and starts each:
+    /// a replica claims only what it starts at once, so that replicas share a backlog. In a
+    /// pass, `seen` holds the tables it has started; one claimed again is released, and the
+    /// pass claims no more.
+    async fn start_due(
+        self: &Arc<Self>,
+        running: &mut Running,
+        mut seen: Option<&mut BTreeSet<TableKey>>,
+    ) -> Claim {
+        let store = self.warehouses.default_catalog().store();
+        let mut started = 0;
+        loop {
+            let free = self
+                .options
+                .concurrency
+                .max(1)
+                .saturating_sub(running.len());
+            if free == 0 {
+                return Claim {
+                    started,
+                    more: true,
+                };
+            }
+            let wanted = free.min(self.options.claim_batch.max(1));
+            let claimed = match store.due().claim_due(wanted, self.options.claim_hold).await {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    warn!(error = %err, "maintenance: cannot claim due jobs");
+                    return Claim {
+                        started,
+                        more: false,
+                    };
+                }
+            };
+            // A claim takes whole tables: at most `wanted` of them, with all their due rows.
+            let mut more = claimed.len() >= wanted;
+            let mut by_table: BTreeMap<TableKey, Vec<DueItem>> = BTreeMap::new();
+            for item in claimed {
+                by_table
+                    .entry((item.warehouse.clone(), item.table.clone()))
+                    .or_default()
+                    .push(item);
+            }
+            if let Some(seen) = seen.as_deref_mut() {
+                let again: Vec<TableKey> = by_table
+                    .keys()
+                    .filter(|key| !seen.insert((*key).clone()))
+                    .cloned()
+                    .collect();
+                for key in again {
+                    more = false;
+                    for item in by_table.remove(&key).unwrap_or_default() {
+                        self.put_off(&item, Duration::ZERO).await;
+                    }
+                }
+            }
+            started += self.start_tables(by_table, running).await;
+            if !more {
+                return Claim { started, more };
+            }
         }
-        // Each warehouse's catalog and settings once per batch, not once per table.
+    }
+
+    /// Starts one task per claimed table, running its claimed jobs in order.
+    async fn start_tables(
+        self: &Arc<Self>,
+        by_table: BTreeMap<TableKey, Vec<DueItem>>,
+        running: &mut Running,
+    ) -> usize {
+        // Each warehouse's catalog and settings once per claim, not once per table.
         let mut warehouses = HashMap::new();
         for (warehouse, _) in by_table.keys() {
             if !warehouses.contains_key(warehouse) {
@@ -268,37 +356,21 @@ impl Scheduler {
                 warehouses.insert(warehouse.clone(), found);
             }
         }
-        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut running = tokio::task::JoinSet::new();
+        let started = by_table.len();
         for ((warehouse, table), mut items) in by_table {
-            report.tables += 1;
             items.sort_by_key(|item| item.kind);
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
             let scheduler = self.clone();
             let found = warehouses
                 .get(&warehouse)
                 .cloned()
                 .unwrap_or_else(|| Err("not resolved".into()));
             running.spawn(async move {
-                let outcome = scheduler
+                scheduler
                     .maintain_table(warehouse.as_deref(), found, &table, &items)
-                    .await;
-                drop(permit);
-                outcome
+                    .await
             });
         }
-        while let Some(joined) = running.join_next().await {
-            match joined {
-                Ok(table) => {
-                    report.jobs_run += table.jobs_run;
-                    report.jobs_failed += table.jobs_failed;
-                    report.skipped += usize::from(table.skipped);
-                }
-                Err(err) => warn!(error = %err, "a maintenance task panicked"),
-            }
-        }
+        started
     }
 
     /// The warehouse's catalog and properties (its `floe.maintenance.*` defaults among them).
@@ -438,11 +510,13 @@ impl Scheduler {
                     self.put_off(item, self.options.lease.ttl).await;
                 }
                 // A writer changed what the job was replacing: the writer wins, nothing was
-                // committed, and the next pass plans again from the new state. Not a failure.
+                // committed, and the job plans again from the new state one interval later (not
+                // at once: a table written without pause would keep a slot retrying). Not a
+                // failure.
                 Err(MaintenanceError::Conflict(message)) => {
                     job_finished(job, JobOutcome::Yielded, &Properties::new());
                     info!(warehouse, %table, job, %message, "maintenance job yielded to a concurrent writer");
-                    self.put_off(item, Duration::ZERO).await;
+                    self.put_off(item, self.options.interval).await;
                 }
                 Err(err) => {
                     job_finished(job, JobOutcome::Failed, &Properties::new());

@@ -12,7 +12,7 @@ use floe_maintenance::LeaseSettings;
 use floe_maintenance::scheduler::{PassReport, Scheduler, SchedulerOptions};
 use floe_sql::{EmbeddedCatalog, Session};
 use floe_storage::RetryOptions;
-use floe_store::{DueKind, DueRow, JobFilter};
+use floe_store::{DueKind, DueRow, JobFilter, TableName};
 
 mod common;
 
@@ -27,15 +27,7 @@ async fn scheduler_for(t: &Fixture, options: SchedulerOptions) -> Arc<Scheduler>
 }
 
 async fn rows(t: &Fixture) -> BTreeMap<DueKind, DueRow> {
-    t.catalog
-        .store()
-        .due()
-        .due_rows(&t.table)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.kind, row))
-        .collect()
+    rows_of(t, &t.table).await
 }
 
 fn looked_at(pass: &PassReport) -> usize {
@@ -196,6 +188,106 @@ async fn settings_changes_make_the_tables_due() {
     let changed = scheduler_for(&t, defaults("9")).await;
     changed.prepare().await;
     assert_eq!(looked_at(&changed.run_pass().await), 1);
+}
+
+/// Claims do not wait for running jobs: a table that falls due while another table's long job
+/// runs starts in the free slot at the next claim, not when the long job ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_that_falls_due_starts_while_a_long_job_runs() {
+    let t = table(false).await;
+    t.append(0, 1).await;
+    t.append(1, 2).await;
+    // `s.t`'s scrub slowed to one request a second: it takes seconds over the table's metadata,
+    // manifests and files.
+    t.catalog
+        .commit_table(floe_commit::TableChange {
+            table: t.table.clone(),
+            requirements: vec![],
+            updates: vec![iceberg::TableUpdate::SetProperties {
+                updates: [(
+                    "floe.maintenance.scrub.max-requests-per-second".to_string(),
+                    "1".to_string(),
+                )]
+                .into(),
+            }],
+        })
+        .await
+        .unwrap();
+    t.sql("CREATE TABLE s.u (id BIGINT NOT NULL, name VARCHAR, part BIGINT)")
+        .await;
+    let other = TableName::new(t.table.namespace.clone(), "u");
+    let scheduler = scheduler_for(
+        &t,
+        SchedulerOptions {
+            interval: Duration::from_millis(200),
+            ..SchedulerOptions::default()
+        },
+    )
+    .await;
+
+    // Both new tables are claimed at once; `s.u`'s first jobs finish while `s.t`'s scrub runs.
+    let background = tokio::spawn(scheduler.clone().run());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let scrub_running = rows_of(&t, &t.table).await[&DueKind::Scrub].claimed;
+        let other_idle = rows_of(&t, &other).await.values().all(|row| !row.claimed)
+            && !wait_for_job(&t, &other, "scrub", 0, deadline)
+                .await
+                .is_empty();
+        if scrub_running && other_idle {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scrub never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Meanwhile `s.u` gets its fifth file.
+    for id in 0..5 {
+        t.sql(&format!("INSERT INTO s.u VALUES ({id}, 'x', 0)"))
+            .await;
+    }
+    let compaction = wait_for_job(&t, &other, "compaction", 1, deadline).await;
+    let scrub = wait_for_job(&t, &t.table, "scrub", 1, deadline).await;
+    background.abort();
+    let (compaction, scrub) = (&compaction[0], &scrub[0]);
+    assert_eq!(compaction.outcome, "succeeded");
+    let scrub_ran = scrub.started_at_ms..scrub.finished_at_ms.unwrap();
+    assert!(
+        scrub_ran.contains(&compaction.started_at_ms),
+        "the compaction (started at {}) started while the scrub ran ({scrub_ran:?})",
+        compaction.started_at_ms
+    );
+}
+
+async fn rows_of(t: &Fixture, table: &TableName) -> BTreeMap<DueKind, DueRow> {
+    let rows = t.catalog.store().due().due_rows(table).await.unwrap();
+    rows.into_iter().map(|row| (row.kind, row)).collect()
+}
+
+/// The runs of the job recorded so far, once there are at least `runs`.
+async fn wait_for_job(
+    t: &Fixture,
+    table: &TableName,
+    kind: &str,
+    runs: usize,
+    deadline: std::time::Instant,
+) -> Vec<floe_store::JobRecord> {
+    let filter = JobFilter {
+        warehouse: None,
+        table: Some(table.clone()),
+        kind: Some(kind.to_string()),
+    };
+    loop {
+        let jobs = t.catalog.store().list_jobs(&filter, 10).await.unwrap();
+        if jobs.len() >= runs {
+            return jobs;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {kind} of {table}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Two replicas on one PostgreSQL store claim different rows: every table due is compacted

@@ -251,9 +251,9 @@ struct ConfigArgs {
     /// unreferenced-file removal), by each table's floe.maintenance.* settings [default: true].
     #[arg(long, env = "FLOE_MAINTENANCE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     maintenance: Option<bool>,
-    /// Time between two maintenance passes, in ms [default: 300000]. A pass claims the jobs that
-    /// commits, settings changes and time made due (one store query when none is), so a job
-    /// starts at most this long after it fell due.
+    /// Time between two claims of due maintenance jobs, in ms [default: 300000]. A claim takes
+    /// the jobs that commits, settings changes and time made due (one store query when none
+    /// is), so a job starts at most this long after it fell due while a slot is free.
     #[arg(long, env = "FLOE_MAINTENANCE_INTERVAL_MS", value_name = "MS")]
     maintenance_interval_ms: Option<u64>,
     /// Tables this replica maintains at once [default: 2].
