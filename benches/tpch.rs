@@ -24,7 +24,10 @@
 //!
 //! Settings: `FLOE_BENCH_QUICK=1` (scale factor 0.01, one timed run), `FLOE_BENCH_TPCH_SF` (the
 //! scale factor; default 1), `FLOE_BENCH_PYTHON` (a Python with duckdb 1.5.5 and the
-//! duckdb-extension-{iceberg,avro,httpfs} 1.5.5 wheels).
+//! duckdb-extension-{iceberg,avro,httpfs} 1.5.5 wheels), `FLOE_BENCH_TPCH_QUERIES` (a comma
+//! list of query numbers to run, e.g. `1,17`), `FLOE_BENCH_TPCH_FLOE_ONLY=1` (no DuckDB: for
+//! profiling `floe sql`; the bench prints `profile from here: pid <pid>` once the tables are
+//! loaded, so that a profiler can attach to the queries alone — see docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -78,7 +81,8 @@ async fn bench() {
     let scale = scale_factor();
     let runs = runs();
     let queries = queries(scale);
-    let python = python();
+    let floe_only = std::env::var("FLOE_BENCH_TPCH_FLOE_ONLY").is_ok_and(|v| v == "1");
+    let python = if floe_only { PathBuf::new() } else { python() };
     println!(
         "TPC-H, scale factor {scale}: {} queries, 1 untimed + {runs} timed runs each",
         queries.len()
@@ -91,6 +95,11 @@ async fn bench() {
     load(&session, scale).await;
 
     let partitions = session.context().state().config().target_partitions();
+    if floe_only {
+        println!("\nprofile from here: pid {}", std::process::id());
+        // Time for a profiler to attach before the first query.
+        std::thread::sleep(Duration::from_secs(3));
+    }
     println!("\nfloe sql (DataFusion, target_partitions {partitions}):");
     session
         .run(&format!(
@@ -105,6 +114,14 @@ async fn bench() {
         floe.push(result);
     }
 
+    if floe_only {
+        let total: Duration = floe.iter().filter_map(Outcome::median).sum();
+        println!(
+            "\nfloe sql total of medians: {:.0} ms",
+            total.as_secs_f64() * 1e3
+        );
+        return;
+    }
     let warehouse = prefix(&server).await;
     let duck = run_duckdb(&python, &server.uri(), &warehouse, &queries, runs);
 
@@ -169,7 +186,19 @@ async fn load(session: &Session, scale: f64) {
 /// `(qNN, text)` for the 22 queries, from `tpch/queries/`. Q11's FRACTION is 0.0001 / SF.
 fn queries(scale: f64) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tpch/queries");
-    (1..=22)
+    let chosen: Vec<u32> = match std::env::var("FLOE_BENCH_TPCH_QUERIES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("FLOE_BENCH_TPCH_QUERIES={list}: not numbers"))
+            })
+            .collect(),
+        Err(_) => (1..=22).collect(),
+    };
+    chosen
+        .into_iter()
         .map(|n| {
             let name = format!("q{n:02}");
             let path = dir.join(format!("{name}.sql"));

@@ -347,3 +347,68 @@ async fn an_append_and_a_delete_for_it_meanwhile_are_rebased_over_and_kept() {
     assert_eq!(live.len(), 2);
     assert!(live.contains(&appended[0]));
 }
+
+/// `floe sql` cuts a large file into byte ranges read on separate partitions (floe-sql's
+/// `scan`): position deletes in every row group still apply, in whichever range holds the row,
+/// and every other row is read once.
+#[tokio::test(flavor = "multi_thread")]
+async fn position_deletes_apply_to_every_range_of_a_split_file() {
+    const ROWS: i64 = 2_200_000;
+    let t = table(false).await;
+    let session = t.session();
+    // One writer, one file of three row groups (at most 1,048,576 rows each).
+    session
+        .run(&format!(
+            "SET datafusion.execution.target_partitions = 1;
+             INSERT INTO s.t SELECT value, concat('row-', value), value % 3 \
+             FROM generate_series(0, {})",
+            ROWS - 1
+        ))
+        .await
+        .unwrap();
+    let files: Vec<String> = t.live_files().await.into_iter().collect();
+    assert_eq!(files.len(), 1);
+    let ids = t.ids_in_file(&files[0]).await;
+    let positions = [0, 1_048_575, 1_048_576, 1_100_000, ROWS - 1];
+    let deletes: Vec<(&str, i64)> = positions.iter().map(|&p| (files[0].as_str(), p)).collect();
+    let deleted: Vec<i64> = positions.iter().map(|&p| ids[p as usize]).collect();
+    let deletes = t.position_deletes(None, &deletes).await;
+    t.row_delta(vec![deletes]).await;
+
+    let session = t.session();
+    session
+        .run("SET datafusion.execution.target_partitions = 2")
+        .await
+        .unwrap();
+    let text = |sql: &str| {
+        let session = &session;
+        let sql = sql.to_string();
+        async move {
+            let batches: Vec<_> = session
+                .run(&sql)
+                .await
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect();
+            arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let plan = text("EXPLAIN SELECT id FROM s.t").await;
+    assert!(plan.contains("partitions=2"), "{plan}");
+    let counts = text("SELECT count(*) AS n, count(DISTINCT id) AS d FROM s.t").await;
+    let left = ROWS - 5;
+    assert!(counts.contains(&format!("| {left} | {left} |")), "{counts}");
+    let list: Vec<String> = deleted.iter().map(i64::to_string).collect();
+    let found = text(&format!(
+        "SELECT count(*) AS n FROM s.t WHERE id IN ({})",
+        list.join(", ")
+    ))
+    .await;
+    assert!(
+        found.contains("| 0 |"),
+        "the deleted rows stay deleted: {found}"
+    );
+}

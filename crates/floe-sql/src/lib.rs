@@ -17,8 +17,10 @@
 //! `DROP TABLE`, `CREATE SCHEMA`, `DROP SCHEMA`) itself, `ALTER TABLE ... ADD/RENAME/DROP COLUMN`
 //! as one schema change (`alter.rs`), `DELETE`/`UPDATE` copy-on-write (`dml.rs`: affected files
 //! rewritten, one `overwrite` snapshot from [`floe_commit::producer`]) and `INSERT OVERWRITE`
-//! (dynamic partition overwrite, `overwrite.rs`). Scans are measured ([`scan`]: files scanned
-//! and pruned, shown by `EXPLAIN ANALYZE`), and read the current rows with the current schema.
+//! (dynamic partition overwrite, `overwrite.rs`). Scans ([`scan`]) are planned with the query,
+//! spread over `target_partitions` partitions of about equal bytes (large files cut into byte
+//! ranges), give the planner the row counts of the manifests, are measured (files scanned and
+//! pruned, shown by `EXPLAIN ANALYZE`), and read the current rows with the current schema.
 //! Queries see a table's columns without their field-id metadata and with strings as `Utf8View`
 //! (`scan_types`: why, and the conversions at the scan and before a write).
 //!
@@ -808,6 +810,8 @@ fn friendly_type(data_type: &DataType) -> DataType {
     }
 }
 
+#[cfg(test)]
+mod scan_tests;
 #[cfg(test)]
 mod scan_types_tests;
 #[cfg(test)]

@@ -1,11 +1,19 @@
-//! Scans that say what they read: iceberg-datafusion's table scan, with metrics.
+//! Scans that use every core and say what they read: iceberg-datafusion's table scan, planned
+//! here, read in balanced partitions, with metrics.
 //!
 //! iceberg-datafusion's `IcebergTableScan` plans the Iceberg scan (pruning data files by the
-//! pushed-down filters against partition values and column bounds) and reads the files, but
-//! reports nothing. [`MeasuredTable`] wraps any table provider and replaces the scans it plans with
-//! a [`MeasuredScan`], which does the same work — the same Iceberg scan, planned from the same
-//! table, snapshot, projection and predicate, read by iceberg's Arrow reader — and counts it, so
-//! `EXPLAIN ANALYZE` shows, on the `IcebergTableScan` line:
+//! pushed-down filters against partition values and column bounds) and reads the files, all in
+//! one partition: one task decodes every file of the table, and DataFusion spreads the rows over
+//! the cores only after that. [`MeasuredTable`] wraps any table provider and replaces the scans it
+//! plans with a [`MeasuredScan`], which does the same work — the same Iceberg scan, planned from
+//! the same table, snapshot, projection and predicate, read by iceberg's Arrow reader — but plans
+//! the files when the query is planned and spreads them over `target_partitions` partitions of
+//! about equal bytes ([`spread`]): a file larger than its share is split into byte ranges, each
+//! read as the row groups whose middle falls in it (iceberg's reader does that split), so that a
+//! table of one big file is decoded on every core too.
+//!
+//! `EXPLAIN` shows the partitions on the `IcebergTableScan` line (`partitions=N`), and
+//! `EXPLAIN ANALYZE` shows what the scan read:
 //!
 //! - `files_scanned`: data files the scan read (after pruning);
 //! - `files_pruned`: data files of the snapshot it did not read (when the snapshot's summary has
@@ -26,6 +34,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session as DFSession;
+use datafusion::common::stats::Precision;
 use datafusion::common::{Constraints, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -37,10 +46,11 @@ use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::{Stream, StreamExt, TryStreamExt};
 use iceberg::arrow::ArrowReaderBuilder;
-use iceberg::expr::Predicate;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
@@ -98,8 +108,11 @@ impl TableProvider for MeasuredTable {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let filters = scan_types::to_table_filters(filters)?;
         let plan = self.inner.scan(state, projection, &filters, limit).await?;
+        let partitions = state.config().target_partitions();
         match plan.as_any().downcast_ref::<IcebergTableScan>() {
-            Some(scan) => Ok(Arc::new(MeasuredScan::new(scan, plan.clone()))),
+            Some(scan) => Ok(Arc::new(
+                MeasuredScan::plan(scan, plan.clone(), partitions).await?,
+            )),
             // Its batches would not have the types this provider's schema promises.
             None => Err(DataFusionError::Internal(format!(
                 "an Iceberg table's scan is {}, not an IcebergTableScan",
@@ -130,58 +143,163 @@ impl TableProvider for MeasuredTable {
     }
 }
 
-/// iceberg-datafusion's scan, run here with metrics (see the module docs).
+/// iceberg-datafusion's scan, planned here and read in partitions, with metrics (see the module
+/// docs).
 #[derive(Debug)]
 pub struct MeasuredScan {
     /// The scan this one stands for: its display and parameters.
     inner: Arc<dyn ExecutionPlan>,
-    /// The inner scan's properties, with its schema as queries see it.
+    /// The inner scan's properties, with its schema as queries see it and this scan's partitions.
     properties: Arc<PlanProperties>,
     table: Table,
-    snapshot_id: Option<i64>,
-    projection: Option<Vec<String>>,
-    predicate: Option<Predicate>,
+    /// Each partition's file scan tasks.
+    groups: Arc<Vec<Vec<FileScanTask>>>,
+    files_scanned: usize,
+    /// Files of the snapshot not read, when its summary has its total.
+    files_pruned: Option<usize>,
     limit: Option<usize>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl MeasuredScan {
-    fn new(scan: &IcebergTableScan, inner: Arc<dyn ExecutionPlan>) -> Self {
+    /// Plans the Iceberg scan `scan` stands for and spreads its files over `partitions`.
+    async fn plan(
+        scan: &IcebergTableScan,
+        inner: Arc<dyn ExecutionPlan>,
+        partitions: usize,
+    ) -> DFResult<Self> {
+        let table = match scan.snapshot_id() {
+            Some(_) => scan.table().clone(),
+            None => with_current_schema(scan.table())?,
+        };
+        let mut builder = match scan.snapshot_id() {
+            Some(id) => table.scan().snapshot_id(id),
+            None => table.scan(),
+        };
+        builder = match scan.projection() {
+            Some(columns) => builder.select(columns.iter().cloned()),
+            None => builder.select_all(),
+        };
+        if let Some(predicate) = scan.predicates() {
+            builder = builder.with_filter(predicate.clone());
+        }
+        let planned = builder.build().map_err(external)?;
+        let tasks: Vec<FileScanTask> = planned
+            .plan_files()
+            .await
+            .map_err(external)?
+            .try_collect()
+            .await
+            .map_err(external)?;
+        refuse_deletion_vectors(&table, &tasks)?;
+        let files_scanned = tasks
+            .iter()
+            .map(|task| task.data_file_path.as_str())
+            .collect::<HashSet<_>>()
+            .len();
+        let files_pruned = planned
+            .snapshot()
+            .and_then(|s| s.summary().additional_properties.get("total-data-files"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(|total| total.saturating_sub(files_scanned));
+        let groups = spread(tasks, partitions);
+
         let read = inner.properties();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(scan_types::query_schema(&inner.schema())),
-            read.partitioning.clone(),
+            Partitioning::UnknownPartitioning(groups.len()),
             read.emission_type,
             read.boundedness,
         );
-        Self {
+        Ok(Self {
             inner,
             properties: Arc::new(properties),
-            table: scan.table().clone(),
-            snapshot_id: scan.snapshot_id(),
-            projection: scan.projection().map(<[String]>::to_vec),
-            predicate: scan.predicates().cloned(),
+            table,
+            groups: Arc::new(groups),
+            files_scanned,
+            files_pruned,
             limit: scan.limit(),
             metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+/// The smallest file split into byte ranges: below it, reading one more footer costs more than
+/// decoding the file on one core.
+const MIN_SPLIT_BYTES: u64 = 8 << 20;
+
+/// Spreads a scan's tasks over at most `partitions` groups of about equal bytes: files larger
+/// than a group's share (and [`MIN_SPLIT_BYTES`]) are cut into byte ranges first, then the pieces
+/// go, largest first, to the lightest group. Empty groups are dropped (one is kept).
+///
+/// A range is read as the row groups whose middle falls in it, so the ranges of a file, covering
+/// it end to end, read each row group exactly once. Position deletes apply to every range
+/// (iceberg's reader maps a file's delete positions onto the row groups it selects).
+fn spread(tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<FileScanTask>> {
+    let partitions = partitions.max(1);
+    let total: u64 = tasks.iter().map(task_bytes).sum();
+    let share = total.div_ceil(partitions as u64).max(MIN_SPLIT_BYTES);
+    let mut pieces = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let bytes = task_bytes(&task);
+        let whole_file =
+            task.start == 0 && (task.length == 0 || task.length == task.file_size_in_bytes);
+        if !whole_file || bytes <= share {
+            pieces.push(task);
+            continue;
         }
+        let size = task.file_size_in_bytes;
+        let count = bytes.div_ceil(share);
+        for i in 0..count {
+            let (start, end) = (size * i / count, size * (i + 1) / count);
+            let mut piece = task.clone();
+            piece.start = start;
+            piece.length = end - start;
+            pieces.push(piece);
+        }
+    }
+    // Largest first, then by file and offset: the same plan for the same table every time.
+    pieces.sort_by(|a, b| {
+        task_bytes(b)
+            .cmp(&task_bytes(a))
+            .then_with(|| a.data_file_path.cmp(&b.data_file_path))
+            .then_with(|| a.start.cmp(&b.start))
+    });
+    let mut groups: Vec<(u64, Vec<FileScanTask>)> = vec![(0, Vec::new()); partitions];
+    for piece in pieces {
+        if let Some(lightest) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            lightest.0 += task_bytes(&piece);
+            lightest.1.push(piece);
+        }
+    }
+    let mut groups: Vec<Vec<FileScanTask>> = groups
+        .into_iter()
+        .map(|(_, group)| group)
+        .filter(|group| !group.is_empty())
+        .collect();
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    groups
+}
+
+/// The bytes a task reads: its range, or its whole file.
+fn task_bytes(task: &FileScanTask) -> u64 {
+    if task.length > 0 {
+        task.length
+    } else {
+        task.file_size_in_bytes
     }
 }
 
 impl DisplayAs for MeasuredScan {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match self.inner.as_any().downcast_ref::<IcebergTableScan>() {
-            Some(scan) => scan.fmt_as(t, f),
-            None => write!(f, "IcebergTableScan"),
+            Some(scan) => scan.fmt_as(t, f)?,
+            None => write!(f, "IcebergTableScan")?,
         }
+        write!(f, " partitions={}", self.groups.len())
     }
-}
-
-/// The counters of one execution of a scan.
-#[derive(Clone)]
-struct Counters {
-    files_scanned: Count,
-    files_pruned: Count,
-    bytes_scanned: Count,
 }
 
 impl ExecutionPlan for MeasuredScan {
@@ -212,24 +330,53 @@ impl ExecutionPlan for MeasuredScan {
         Some(self.metrics.clone_inner())
     }
 
+    /// The rows the scan's files hold, from the manifests (a range of a file counts its share):
+    /// an upper bound (deletes and a filter's rows within a file are not counted), which lets
+    /// the planner build joins on the smaller side and broadcast small tables. Bytes are left
+    /// unknown: a file's bytes are all its columns' and compressed, not what the scan yields.
+    fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Statistics> {
+        let mut statistics = Statistics::new_unknown(&self.schema());
+        let tasks: Vec<&FileScanTask> = match partition {
+            None => self.groups.iter().flatten().collect(),
+            Some(partition) => self.groups.get(partition).into_iter().flatten().collect(),
+        };
+        let mut rows: u64 = 0;
+        for task in tasks {
+            let Some(count) = task.record_count else {
+                return Ok(statistics);
+            };
+            rows += match task.file_size_in_bytes {
+                0 => count,
+                size => count.saturating_mul(task_bytes(task)) / size,
+            };
+        }
+        statistics.num_rows = Precision::Inexact(usize::try_from(rows).unwrap_or(usize::MAX));
+        Ok(statistics)
+    }
+
     fn execute(
         &self,
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
-        let counters = Counters {
-            files_scanned: MetricBuilder::new(&self.metrics).counter("files_scanned", partition),
-            files_pruned: MetricBuilder::new(&self.metrics).counter("files_pruned", partition),
-            bytes_scanned: MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition),
-        };
-        let batches = futures::stream::once(read(
-            self.table.clone(),
-            self.snapshot_id,
-            self.projection.clone(),
-            self.predicate.clone(),
-            counters,
-        ))
-        .try_flatten();
+        let counter =
+            |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        let (files_scanned, files_pruned) = (counter("files_scanned"), counter("files_pruned"));
+        // The scan's file counts once, with its first partition.
+        if partition == 0 {
+            files_scanned.add(self.files_scanned);
+            files_pruned.add(self.files_pruned.unwrap_or(0));
+        }
+        let bytes_scanned = counter("bytes_scanned");
+        let tasks = self.groups.get(partition).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "partition {partition} of a scan with {}",
+                self.groups.len()
+            ))
+        })?;
+        let table = self.table.clone();
+        let batches =
+            futures::stream::once(async move { read(&table, tasks, bytes_scanned) }).try_flatten();
         let schema = self.schema();
         let batches = batches.and_then(move |batch| {
             futures::future::ready(
@@ -261,47 +408,8 @@ impl ExecutionPlan for MeasuredScan {
 
 type BatchStream = Pin<Box<dyn Stream<Item = DFResult<RecordBatch>> + Send>>;
 
-/// Plans the Iceberg scan, counts its files, and reads them.
-async fn read(
-    table: Table,
-    snapshot_id: Option<i64>,
-    projection: Option<Vec<String>>,
-    predicate: Option<Predicate>,
-    counters: Counters,
-) -> DFResult<BatchStream> {
-    let table = match snapshot_id {
-        Some(_) => table,
-        None => with_current_schema(&table)?,
-    };
-    let mut builder = match snapshot_id {
-        Some(id) => table.scan().snapshot_id(id),
-        None => table.scan(),
-    };
-    builder = match projection {
-        Some(columns) => builder.select(columns),
-        None => builder.select_all(),
-    };
-    if let Some(predicate) = predicate {
-        builder = builder.with_filter(predicate);
-    }
-    let scan = builder.build().map_err(external)?;
-    let tasks: Vec<FileScanTask> = scan
-        .plan_files()
-        .await
-        .map_err(external)?
-        .try_collect()
-        .await
-        .map_err(external)?;
-    refuse_deletion_vectors(&table, &tasks)?;
-    let files: HashSet<&str> = tasks.iter().map(|t| t.data_file_path.as_str()).collect();
-    counters.files_scanned.add(files.len());
-    let total = scan
-        .snapshot()
-        .and_then(|s| s.summary().additional_properties.get("total-data-files"))
-        .and_then(|n| n.parse::<usize>().ok());
-    if let Some(total) = total {
-        counters.files_pruned.add(total.saturating_sub(files.len()));
-    }
+/// Reads one partition's tasks.
+fn read(table: &Table, tasks: Vec<FileScanTask>, bytes_scanned: Count) -> DFResult<BatchStream> {
     let runtime = iceberg::Runtime::try_current().map_err(external)?;
     let result = ArrowReaderBuilder::new(table.file_io().clone(), runtime)
         .build()
@@ -311,9 +419,7 @@ async fn read(
     let batches = result.stream().map_err(external);
     // Bytes are known once the files are read: counted when the stream ends.
     let done = futures::stream::once(async move {
-        counters
-            .bytes_scanned
-            .add(scan_metrics.bytes_read() as usize);
+        bytes_scanned.add(scan_metrics.bytes_read() as usize);
         None
     })
     .filter_map(futures::future::ready);
