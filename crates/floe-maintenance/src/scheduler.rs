@@ -200,17 +200,22 @@ impl Scheduler {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         let mut housekept: Option<Instant> = None;
+        let mut housekeeping = tokio::task::JoinSet::new();
         let mut running = Running::new();
         loop {
             // Claims do not wait for running jobs: a long compaction takes one slot, and work
             // that falls due meanwhile starts within an interval in the others.
             tokio::select! {
                 _ = ticks.tick() => {
+                    // On a task of its own (dropped with this one): deleting a month of job
+                    // records may take a while, and claims must not wait for it.
                     if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
-                        self.housekeeping().await;
+                        let scheduler = self.clone();
+                        housekeeping.spawn(async move { scheduler.housekeeping().await });
                         housekept = Some(Instant::now());
                     }
                 }
+                Some(_) = housekeeping.join_next() => continue,
                 Some(joined) = running.join_next() => {
                     let mut report = PassReport::default();
                     report.add(joined);
