@@ -154,6 +154,9 @@ pub struct MeasuredScan {
     table: Table,
     /// Each partition's file scan tasks.
     groups: Arc<Vec<Vec<FileScanTask>>>,
+    /// Each partition's rows by the manifests (a range of a file counts its share); `None` when
+    /// a file's count is missing. Counted once here: the planner asks for statistics often.
+    rows: Option<Vec<u64>>,
     files_scanned: usize,
     /// Files of the snapshot not read, when its summary has its total.
     files_pruned: Option<usize>,
@@ -203,6 +206,10 @@ impl MeasuredScan {
             .and_then(|n| n.parse::<usize>().ok())
             .map(|total| total.saturating_sub(files_scanned));
         let groups = spread(tasks, partitions);
+        let rows = groups
+            .iter()
+            .map(|group| group.iter().map(task_rows).sum::<Option<u64>>())
+            .collect();
 
         let read = inner.properties();
         let properties = PlanProperties::new(
@@ -216,6 +223,7 @@ impl MeasuredScan {
             properties: Arc::new(properties),
             table,
             groups: Arc::new(groups),
+            rows,
             files_scanned,
             files_pruned,
             limit: scan.limit(),
@@ -283,6 +291,15 @@ fn spread(tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<FileScanTask>>
     groups
 }
 
+/// The rows a task reads by its manifest entry: its range's share of its file's rows.
+fn task_rows(task: &FileScanTask) -> Option<u64> {
+    let count = task.record_count?;
+    Some(match task.file_size_in_bytes {
+        0 => count,
+        size => count.saturating_mul(task_bytes(task)) / size,
+    })
+}
+
 /// The bytes a task reads: its range, or its whole file.
 fn task_bytes(task: &FileScanTask) -> u64 {
     if task.length > 0 {
@@ -330,27 +347,19 @@ impl ExecutionPlan for MeasuredScan {
         Some(self.metrics.clone_inner())
     }
 
-    /// The rows the scan's files hold, from the manifests (a range of a file counts its share):
-    /// an upper bound (deletes and a filter's rows within a file are not counted), which lets
-    /// the planner build joins on the smaller side and broadcast small tables. Bytes are left
-    /// unknown: a file's bytes are all its columns' and compressed, not what the scan yields.
+    /// The rows the scan's files hold, from the manifests ([`MeasuredScan::rows`]): an upper
+    /// bound (deletes and a filter's rows within a file are not counted), which lets the planner
+    /// build joins on the smaller side and broadcast small tables. Bytes are left unknown: a
+    /// file's bytes are all its columns' and compressed, not what the scan yields.
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Statistics> {
         let mut statistics = Statistics::new_unknown(&self.schema());
-        let tasks: Vec<&FileScanTask> = match partition {
-            None => self.groups.iter().flatten().collect(),
-            Some(partition) => self.groups.get(partition).into_iter().flatten().collect(),
-        };
-        let mut rows: u64 = 0;
-        for task in tasks {
-            let Some(count) = task.record_count else {
-                return Ok(statistics);
-            };
-            rows += match task.file_size_in_bytes {
-                0 => count,
-                size => count.saturating_mul(task_bytes(task)) / size,
-            };
+        let rows = self.rows.as_ref().and_then(|rows| match partition {
+            None => Some(rows.iter().sum()),
+            Some(partition) => rows.get(partition).copied(),
+        });
+        if let Some(rows) = rows {
+            statistics.num_rows = Precision::Inexact(usize::try_from(rows).unwrap_or(usize::MAX));
         }
-        statistics.num_rows = Precision::Inexact(usize::try_from(rows).unwrap_or(usize::MAX));
         Ok(statistics)
     }
 
